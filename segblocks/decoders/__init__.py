@@ -1,0 +1,1 @@
+"""Decoders: pixel decoders, the masked-attention mask decoder with query groups, prompt encoders."""

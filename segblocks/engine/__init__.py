@@ -1,0 +1,1 @@
+"""What every training loop shares: distributed set-up, autocast, checkpoints, logging, seeding."""

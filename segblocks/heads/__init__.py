@@ -1,0 +1,1 @@
+"""Heads that read query embeddings and mask features: masks, classes, IoU, LDP, MASE, ..."""

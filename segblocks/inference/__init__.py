@@ -1,0 +1,1 @@
+"""Post-processing: panoptic, semantic, instance and video results from mask predictions."""

@@ -1,0 +1,1 @@
+"""Losses: set criterion with deep supervision, dice / sigmoid CE / focal / IoU / alignment."""

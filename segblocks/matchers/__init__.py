@@ -1,0 +1,1 @@
+"""Matchers: take predictions and targets, return index pairs."""

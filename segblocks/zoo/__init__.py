@@ -1,0 +1,1 @@
+"""Assembled models: Mask2Former, PosSAM, OMG-Seg, Uni-OVSeg, SEEM."""
