@@ -1,0 +1,45 @@
+"""Mask pooling: the average of a feature map inside each (soft or binary) mask."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from segblocks._validation import check_dtype, check_ndim
+
+__all__ = ["mask_pool"]
+
+
+def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
+    """Average ``features`` inside every mask, one vector per mask.
+
+    Masks at another resolution are resized bilinearly (``align_corners=False``) to the feature map.
+    Binary masks average the features of their pixels; soft masks (probabilities in ``[0, 1]``) give a
+    weighted average. An empty mask pools to the zero vector.
+
+    Args:
+        features: ``[B, C, H, W]`` floating feature map.
+        masks: ``[B, N, h, w]`` bool or floating masks (probabilities, not logits).
+        eps: added to the mask area to avoid a division by zero.
+
+    Returns:
+        ``[B, N, C]`` pooled features, in the dtype of ``features``.
+
+    Raises:
+        ValueError: on wrong ranks or a batch-size mismatch.
+        TypeError: on a non-floating ``features`` dtype.
+    """
+    check_ndim("features", features, 4, "[B, C, H, W]")
+    check_dtype("features", features, "floating")
+    check_ndim("masks", masks, 4, "[B, N, h, w]")
+    if masks.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"masks: batch size {masks.shape[0]} does not match features batch size {features.shape[0]}"
+        )
+    weights = masks.to(features.dtype)
+    if weights.shape[-2:] != features.shape[-2:]:
+        weights = F.interpolate(weights, size=features.shape[-2:], mode="bilinear", align_corners=False)
+    pooled = torch.einsum("bnhw,bchw->bnc", weights, features)
+    area = weights.sum(dim=(-2, -1)).unsqueeze(-1)
+    return pooled / (area + eps)
