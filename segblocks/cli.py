@@ -79,6 +79,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``segblocks train NAME ...`` runs ``main(argv)`` of the recipe's module with the remaining arguments.
+TRAIN_RECIPES: dict[str, str] = {}
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Dispatch to a training recipe; each recipe parses its own options (``--help`` lists them)."""
+    import importlib
+
+    if args.recipe not in TRAIN_RECIPES:
+        known = ", ".join(sorted(TRAIN_RECIPES)) or "none yet"
+        raise ValueError(f"unknown recipe {args.recipe!r}; known recipes: {known}")
+    module = importlib.import_module(TRAIN_RECIPES[args.recipe])
+    return int(module.main(args.recipe_args))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segblocks", description="segblocks: composable segmentation blocks"
@@ -93,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
     demo.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
     demo.set_defaults(func=_demo)
+    train = sub.add_parser("train", help="train a model or a tiny foundation model on the shapes world")
+    train.add_argument("recipe", help="what to train (see the docs for the list)")
+    train.add_argument("recipe_args", nargs=argparse.REMAINDER, help="options of the recipe (--help for each)")
+    train.set_defaults(func=_train)
     return parser
 
 

@@ -30,3 +30,8 @@ def test_demo_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--num-images must be >= 1" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path), "--size", "8"]) == 2
     assert "image_size" in capsys.readouterr().err
+
+
+def test_train_names_unknown_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "no-such-model"]) == 2
+    assert "unknown recipe 'no-such-model'" in capsys.readouterr().err
