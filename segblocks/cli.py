@@ -110,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     train = sub.add_parser("train", help="train a model or a tiny foundation model on the shapes world")
     train.add_argument("recipe", help="what to train (see the docs for the list)")
-    train.add_argument("recipe_args", nargs=argparse.REMAINDER, help="options of the recipe (--help for each)")
+    train.add_argument(
+        "recipe_args", nargs=argparse.REMAINDER, help="options of the recipe (--help for each)"
+    )
     train.set_defaults(func=_train)
     return parser
 
