@@ -80,7 +80,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 #: ``segblocks train NAME ...`` runs ``main(argv)`` of the recipe's module with the remaining arguments.
-TRAIN_RECIPES: dict[str, str] = {}
+TRAIN_RECIPES: dict[str, str] = {
+    "shapes-clip": "segblocks.pretrain.shapes_clip",
+    "shapes-sam": "segblocks.pretrain.shapes_sam",
+}
 
 
 def _train(args: argparse.Namespace) -> int:
