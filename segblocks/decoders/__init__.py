@@ -1,1 +1,57 @@
-"""Decoders: pixel decoders, the masked-attention mask decoder with query groups, prompt encoders."""
+"""Decoders: pixel decoders and the masked-attention mask decoder with query groups."""
+
+from segblocks.decoders.attention_layers import (
+    CrossAttentionLayer,
+    FFNLayer,
+    MultiHeadAttention,
+    SelfAttentionLayer,
+)
+from segblocks.decoders.fpn_pixel_decoder import FPNPixelDecoder
+from segblocks.decoders.mask_decoder import (
+    MaskDecoderOutput,
+    MaskedAttentionDecoder,
+    MaskedAttentionDecoderLayer,
+    build_masked_attention_decoder,
+)
+from segblocks.decoders.ms_deform_attention import MultiScaleDeformableAttention
+from segblocks.decoders.msdeform_pixel_decoder import (
+    MSDeformAttnEncoder,
+    MSDeformAttnEncoderLayer,
+    MSDeformAttnPixelDecoder,
+    build_msdeform_pixel_decoder,
+)
+from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput
+from segblocks.decoders.position_encoding import SinePositionEncoding
+from segblocks.decoders.query_groups import (
+    AttendTo,
+    ConcatenatedQueries,
+    QueryGroup,
+    SelfAttentionRule,
+    build_self_attention_mask,
+    concat_query_groups,
+)
+
+__all__ = [
+    "AttendTo",
+    "ConcatenatedQueries",
+    "CrossAttentionLayer",
+    "FFNLayer",
+    "FPNPixelDecoder",
+    "MSDeformAttnEncoder",
+    "MSDeformAttnEncoderLayer",
+    "MSDeformAttnPixelDecoder",
+    "MaskDecoderOutput",
+    "MaskedAttentionDecoder",
+    "MaskedAttentionDecoderLayer",
+    "MultiHeadAttention",
+    "MultiScaleDeformableAttention",
+    "PixelDecoderOutput",
+    "QueryGroup",
+    "SelfAttentionLayer",
+    "SelfAttentionRule",
+    "SinePositionEncoding",
+    "build_masked_attention_decoder",
+    "build_msdeform_pixel_decoder",
+    "build_self_attention_mask",
+    "concat_query_groups",
+]

@@ -1,0 +1,284 @@
+"""The masked-attention mask decoder shared by every model of the zoo (Mask2Former's transformer decoder).
+
+Each layer does masked cross-attention to one feature level (level ``i % L``, low to high
+resolution), then self-attention among the queries under the query groups' rules, then an FFN.
+Before the first layer and after every layer the decoder predicts a mask per query (mask head on the
+normalised queries and the stride-4 mask features); the next layer's cross-attention is restricted to
+the pixels inside that prediction (logit >= 0 at the level's resolution), a fully blocked query
+attends everywhere. All ``L + 1`` predictions are returned for deep supervision; class, IoU or other
+heads are applied by the model to the returned query embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segblocks._validation import check_dtype, check_ndim
+from segblocks.decoders.attention_layers import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+from segblocks.decoders.position_encoding import SinePositionEncoding
+from segblocks.decoders.query_groups import QueryGroup, build_self_attention_mask, concat_query_groups
+from segblocks.heads.mask_head import MaskHead
+
+__all__ = [
+    "MaskDecoderOutput",
+    "MaskedAttentionDecoder",
+    "MaskedAttentionDecoderLayer",
+    "build_masked_attention_decoder",
+]
+
+
+@dataclass
+class MaskDecoderOutput:
+    """Per-prediction outputs of the mask decoder (``L + 1`` entries, the first from the raw queries).
+
+    Attributes:
+        queries: ``L + 1`` tensors ``[B, Qt, D]``, the normalised query embeddings each prediction used.
+        mask_logits: ``L + 1`` tensors ``[B, Qt, H, W]`` at the mask features' resolution.
+        slices: ``{group name: slice}`` locating each group along ``Qt``.
+    """
+
+    queries: list[Tensor]
+    mask_logits: list[Tensor]
+    slices: dict[str, slice]
+
+    def group(self, name: str) -> MaskDecoderOutput:
+        """The outputs of one query group only.
+
+        Raises:
+            KeyError: when no group has that name.
+        """
+        if name not in self.slices:
+            raise KeyError(f"name: no query group {name!r}; groups are {list(self.slices)}")
+        s = self.slices[name]
+        return MaskDecoderOutput(
+            queries=[q[:, s] for q in self.queries],
+            mask_logits=[m[:, s] for m in self.mask_logits],
+            slices={name: slice(0, s.stop - s.start)},
+        )
+
+
+class MaskedAttentionDecoderLayer(nn.Module):
+    """One decoder layer: masked cross-attention, then self-attention, then FFN.
+
+    Args:
+        cross_attention: the cross-attention sub-layer.
+        self_attention: the self-attention sub-layer.
+        ffn: the feed-forward sub-layer.
+    """
+
+    def __init__(
+        self, *, cross_attention: CrossAttentionLayer, self_attention: SelfAttentionLayer, ffn: FFNLayer
+    ) -> None:
+        super().__init__()
+        self.cross_attention = cross_attention
+        self.self_attention = self_attention
+        self.ffn = ffn
+
+    def forward(
+        self,
+        queries: Tensor,
+        query_pos: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        cross_mask: Tensor | None,
+        self_mask: Tensor | None,
+        cross_attends: Tensor | None = None,
+    ) -> Tensor:
+        """Refine the queries once.
+
+        Args:
+            queries: ``[B, Q, D]``.
+            query_pos: ``[B, Q, D]``.
+            memory: ``[B, K, D]`` one flattened feature level.
+            memory_pos: ``[B, K, D]``.
+            cross_mask: ``[B, Q, K]`` bool, True = may attend, or None.
+            self_mask: ``[B, Q, Q]`` bool, True = may attend, or None.
+            cross_attends: ``[Q]`` bool; queries marked False skip cross-attention. None = all attend.
+
+        Returns:
+            ``[B, Q, D]`` refined queries.
+        """
+        attended = self.cross_attention(queries, query_pos, memory, memory_pos, cross_mask)
+        if cross_attends is not None:
+            attended = torch.where(cross_attends[None, :, None], attended, queries)
+        queries = self.self_attention(attended, query_pos, self_mask)
+        return self.ffn(queries)
+
+
+class MaskedAttentionDecoder(nn.Module):
+    """Masked-attention transformer decoder over query groups with deep supervision.
+
+    Args:
+        layers: the decoder layers (Mask2Former: 9).
+        mask_head: predicts masks from normalised queries and mask features (used for the attention
+            masks and returned predictions).
+        dim: model width ``D``.
+        in_channels: channels of each input feature level, low to high resolution; a level whose
+            channels differ from ``D`` gets a 1x1 projection.
+        position_encoding: encodes the feature levels' pixel positions (default: sine, ``D`` channels).
+    """
+
+    def __init__(
+        self,
+        *,
+        layers: Sequence[MaskedAttentionDecoderLayer],
+        mask_head: MaskHead,
+        dim: int,
+        in_channels: Sequence[int],
+        position_encoding: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if len(layers) == 0:
+            raise ValueError("layers: expected at least one decoder layer")
+        if len(in_channels) == 0:
+            raise ValueError("in_channels: expected at least one feature level")
+        if mask_head.dim != dim:
+            raise ValueError(f"mask_head: expected query width {dim}, got {mask_head.dim}")
+        self.layers = nn.ModuleList(layers)
+        self.mask_head = mask_head
+        self.dim = dim
+        self.num_levels = len(in_channels)
+        self.in_channels = tuple(in_channels)
+        self.input_proj = nn.ModuleList(
+            nn.Identity() if c == dim else nn.Conv2d(c, dim, kernel_size=1) for c in in_channels
+        )
+        self.level_embed = nn.Embedding(self.num_levels, dim)
+        self.position_encoding = position_encoding or SinePositionEncoding(dim=dim)
+        self.norm = nn.LayerNorm(dim)
+
+    @property
+    def num_predictions(self) -> int:
+        """``L + 1``: one prediction before the first layer and one after each layer."""
+        return len(self.layers) + 1
+
+    def predict_masks(self, queries: Tensor, mask_features: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalise the queries and predict their masks.
+
+        Args:
+            queries: ``[B, Q, D]`` decoder state.
+            mask_features: ``[B, C, H, W]``.
+
+        Returns:
+            ``(normalised queries [B, Q, D], mask logits [B, Q, H, W])``.
+        """
+        normed = self.norm(queries)
+        return normed, self.mask_head(normed, mask_features)
+
+    @staticmethod
+    def attention_mask(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
+        """Cross-attention mask from mask logits: True where the resized prediction is >= 0.5.
+
+        Args:
+            mask_logits: ``[B, Q, H, W]``.
+            size: ``(h, w)`` of the feature level.
+
+        Returns:
+            ``[B, Q, h * w]`` bool, detached.
+        """
+        resized = F.interpolate(mask_logits.detach(), size=size, mode="bilinear", align_corners=False)
+        return (resized >= 0).flatten(2)
+
+    def forward(
+        self, groups: Sequence[QueryGroup], features: Sequence[Tensor], mask_features: Tensor
+    ) -> MaskDecoderOutput:
+        """Decode the query groups into masks.
+
+        Args:
+            groups: query groups, each ``[B, Q_g, D]``.
+            features: ``L`` maps ``[B, C_l, H_l, W_l]``, low to high resolution.
+            mask_features: ``[B, C, H, W]`` stride-4 per-pixel embeddings for the mask head.
+
+        Returns:
+            :class:`MaskDecoderOutput` with ``len(layers) + 1`` predictions.
+
+        Raises:
+            ValueError: on a wrong number of levels, channels, batch sizes or query width, or bad groups.
+            TypeError: on non-floating features.
+        """
+        if len(features) != self.num_levels:
+            raise ValueError(f"features: expected {self.num_levels} levels, got {len(features)}")
+        check_ndim("mask_features", mask_features, 4, "[B, C, H, W]")
+        batch = mask_features.shape[0]
+        for i, (f, c) in enumerate(zip(features, self.in_channels)):
+            check_ndim(f"features[{i}]", f, 4, "[B, C, H, W]")
+            check_dtype(f"features[{i}]", f, "floating")
+            if f.shape[0] != batch or f.shape[1] != c:
+                raise ValueError(f"features[{i}]: expected shape ({batch}, {c}, H, W), got {tuple(f.shape)}")
+        stacked = concat_query_groups(groups)
+        if stacked.content.shape[0] != batch or stacked.content.shape[2] != self.dim:
+            raise ValueError(
+                f"groups: expected queries [B={batch}, Q, D={self.dim}], got {tuple(stacked.content.shape)}"
+            )
+        self_mask = build_self_attention_mask(groups)
+
+        memories, memory_pos, sizes = [], [], []
+        for level, f in enumerate(features):
+            sizes.append((int(f.shape[-2]), int(f.shape[-1])))
+            src = self.input_proj[level](f).flatten(2).transpose(1, 2)  # [B, HW, D]
+            memories.append(src + self.level_embed.weight[level])
+            memory_pos.append(self.position_encoding(f).flatten(2).transpose(1, 2).to(src.dtype))
+
+        queries, query_pos = stacked.content, stacked.positional
+        normed, logits = self.predict_masks(queries, mask_features)
+        all_queries, all_logits = [normed], [logits]
+        for i, layer in enumerate(self.layers):
+            level = i % self.num_levels
+            cross_mask = self.attention_mask(logits, sizes[level])
+            queries = layer(
+                queries,
+                query_pos,
+                memories[level],
+                memory_pos[level],
+                cross_mask,
+                self_mask,
+                stacked.cross_attends,
+            )
+            normed, logits = self.predict_masks(queries, mask_features)
+            all_queries.append(normed)
+            all_logits.append(logits)
+        return MaskDecoderOutput(queries=all_queries, mask_logits=all_logits, slices=stacked.slices)
+
+
+def build_masked_attention_decoder(
+    *,
+    dim: int = 256,
+    num_heads: int = 8,
+    ffn_dim: int = 2048,
+    num_layers: int = 9,
+    in_channels: Sequence[int] = (256, 256, 256),
+    mask_dim: int = 256,
+    attention_backend: str = "auto",
+) -> MaskedAttentionDecoder:
+    """Build the decoder with Mask2Former's layout (defaults: paper scale).
+
+    Args:
+        dim: model width.
+        num_heads: attention heads.
+        ffn_dim: FFN hidden width.
+        num_layers: decoder layers (``num_layers + 1`` predictions).
+        in_channels: channels of the feature levels, low to high resolution.
+        mask_dim: channels of the mask features.
+        attention_backend: backend of :func:`segblocks.ops.masked_attention`.
+
+    Returns:
+        A :class:`MaskedAttentionDecoder`.
+    """
+    layers = [
+        MaskedAttentionDecoderLayer(
+            cross_attention=CrossAttentionLayer(dim=dim, num_heads=num_heads, backend=attention_backend),
+            self_attention=SelfAttentionLayer(dim=dim, num_heads=num_heads, backend=attention_backend),
+            ffn=FFNLayer(dim=dim, hidden_dim=ffn_dim),
+        )
+        for _ in range(num_layers)
+    ]
+    return MaskedAttentionDecoder(
+        layers=layers,
+        mask_head=MaskHead(dim=dim, mask_dim=mask_dim),
+        dim=dim,
+        in_channels=in_channels,
+    )

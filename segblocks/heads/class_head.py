@@ -1,0 +1,151 @@
+"""Class heads: a closed-set linear classifier and an open-vocabulary (text-embedding) classifier.
+
+Both return ``[B, Q, C + 1]`` logits whose last column is the void ("no object") class, the layout
+:class:`~segblocks.structures.MaskPredictions` and the set criterion expect.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segblocks._validation import check_dtype, check_ndim
+from segblocks.heads.mlp import MLP
+
+__all__ = ["LinearClassHead", "OpenVocabClassHead"]
+
+
+def _check_queries(queries: Tensor, dim: int) -> None:
+    check_ndim("queries", queries, 3, "[B, Q, D]")
+    check_dtype("queries", queries, "floating")
+    if queries.shape[-1] != dim:
+        raise ValueError(f"queries: expected width D={dim}, got shape {tuple(queries.shape)}")
+
+
+class LinearClassHead(nn.Module):
+    """Closed-set classification: one linear layer to ``num_classes + 1`` logits (last = void).
+
+    Args:
+        dim: query width ``D``.
+        num_classes: ``C``, the number of real classes.
+    """
+
+    def __init__(self, *, dim: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes <= 0:
+            raise ValueError(f"num_classes: expected a positive int, got {num_classes}")
+        self.dim = dim
+        self.num_classes = num_classes
+        self.linear = nn.Linear(dim, num_classes + 1)
+
+    def forward(self, queries: Tensor) -> Tensor:
+        """Classify every query.
+
+        Args:
+            queries: ``[B, Q, D]``.
+
+        Returns:
+            ``[B, Q, C + 1]`` logits, the last column the void class.
+
+        Raises:
+            ValueError: on a wrong rank or width.
+            TypeError: on a non-floating input.
+        """
+        _check_queries(queries, self.dim)
+        return self.linear(queries)
+
+
+class OpenVocabClassHead(nn.Module):
+    """Open-vocabulary classification: scaled cosine between projected queries and text embeddings.
+
+    ``logits[b, q, c] = scale * cos(MLP(queries[b, q]), text[c])``; the void logit is the cosine with a
+    learned void embedding (``void="learned"``, FC-CLIP) or a constant 0 (``void="zero"``, a zero
+    prototype as in OMG-Seg). ``scale = 1 / temperature``, learnable (stored as its logarithm and
+    clamped at 100, CLIP's rule) or fixed (OMG-Seg: fixed 100). The vocabulary is an input, so the
+    same trained head classifies any class list.
+
+    Args:
+        dim: query width ``D``.
+        embed_dim: text-embedding width ``E``.
+        temperature: initial (or fixed) temperature, > 0.
+        learnable_temperature: learn the temperature.
+        void: ``"learned"`` or ``"zero"``.
+        num_layers: depth of the query projection MLP (1 = a linear layer).
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        embed_dim: int,
+        temperature: float = 0.07,
+        learnable_temperature: bool = True,
+        void: str = "learned",
+        num_layers: int = 1,
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature: expected a positive number, got {temperature}")
+        if void not in ("learned", "zero"):
+            raise ValueError(f"void: expected 'learned' or 'zero', got {void!r}")
+        self.dim = dim
+        self.embed_dim = embed_dim
+        self.void = void
+        self.proj = MLP(in_dim=dim, hidden_dim=dim, out_dim=embed_dim, num_layers=num_layers)
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        self.log_scale: Tensor
+        if learnable_temperature:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+        self.void_embedding: nn.Parameter | None = None
+        if void == "learned":
+            self.void_embedding = nn.Parameter(torch.randn(embed_dim) / math.sqrt(embed_dim))
+
+    @property
+    def scale(self) -> Tensor:
+        """The logit scale ``1 / temperature`` (a scalar tensor, at most 100)."""
+        return self.log_scale.clamp(max=math.log(100.0)).exp()
+
+    def forward(self, queries: Tensor, text_embeddings: Tensor) -> Tensor:
+        """Classify every query against a vocabulary.
+
+        Args:
+            queries: ``[B, Q, D]`` query (or region) embeddings.
+            text_embeddings: ``[C, E]`` or ``[B, C, E]`` class embeddings (normalised or not).
+
+        Returns:
+            ``[B, Q, C + 1]`` logits in float32, the last column the void class.
+
+        Raises:
+            ValueError: on wrong ranks or widths, or an empty vocabulary.
+            TypeError: on non-floating inputs.
+        """
+        _check_queries(queries, self.dim)
+        check_dtype("text_embeddings", text_embeddings, "floating")
+        if text_embeddings.ndim not in (2, 3) or text_embeddings.shape[-1] != self.embed_dim:
+            raise ValueError(
+                f"text_embeddings: expected [C, E={self.embed_dim}] or [B, C, E={self.embed_dim}], "
+                f"got {tuple(text_embeddings.shape)}"
+            )
+        if text_embeddings.shape[-2] == 0:
+            raise ValueError("text_embeddings: expected at least one class, got an empty vocabulary")
+        b = queries.shape[0]
+        if text_embeddings.ndim == 3 and text_embeddings.shape[0] != b:
+            raise ValueError(
+                f"text_embeddings: batch {text_embeddings.shape[0]} does not match queries' batch {b}"
+            )
+        emb = F.normalize(self.proj(queries).float(), dim=-1)  # [B, Q, E]
+        text = F.normalize(text_embeddings.float(), dim=-1)
+        if text.ndim == 2:
+            text = text.unsqueeze(0).expand(b, -1, -1)
+        if self.void_embedding is not None:
+            void = F.normalize(self.void_embedding.float(), dim=-1).expand(b, 1, -1)
+            logits = torch.einsum("bqe,bce->bqc", emb, torch.cat([text, void], dim=1))
+        else:
+            logits = torch.einsum("bqe,bce->bqc", emb, text)
+            logits = torch.cat([logits, logits.new_zeros(*logits.shape[:2], 1)], dim=-1)
+        return logits * self.scale

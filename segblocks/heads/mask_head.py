@@ -1,0 +1,58 @@
+"""Mask head: query embeddings -> mask logits by a dot product with the per-pixel mask features."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from segblocks._validation import check_dtype, check_ndim
+from segblocks.heads.mlp import MLP
+
+__all__ = ["MaskHead"]
+
+
+class MaskHead(nn.Module):
+    """``mask_logits[b, q] = MLP(queries[b, q]) . mask_features[b]`` at every pixel (MaskFormer).
+
+    Args:
+        dim: query width ``D``.
+        mask_dim: channels of the mask features.
+        num_layers: MLP depth (Mask2Former: 3).
+    """
+
+    def __init__(self, *, dim: int, mask_dim: int, num_layers: int = 3) -> None:
+        super().__init__()
+        self.mlp = MLP(in_dim=dim, hidden_dim=dim, out_dim=mask_dim, num_layers=num_layers)
+        self.dim = dim
+        self.mask_dim = mask_dim
+
+    def embed(self, queries: Tensor) -> Tensor:
+        """Mask embeddings ``[B, Q, mask_dim]`` of queries ``[B, Q, D]``."""
+        return self.mlp(queries)
+
+    def forward(self, queries: Tensor, mask_features: Tensor) -> Tensor:
+        """Predict one mask per query.
+
+        Args:
+            queries: ``[B, Q, D]`` query embeddings (after the decoder's final norm).
+            mask_features: ``[B, mask_dim, H, W]`` per-pixel embeddings (stride 4).
+
+        Returns:
+            ``[B, Q, H, W]`` mask logits.
+
+        Raises:
+            ValueError: on wrong ranks, widths or batch sizes.
+            TypeError: on non-floating inputs.
+        """
+        check_ndim("queries", queries, 3, "[B, Q, D]")
+        check_dtype("queries", queries, "floating")
+        check_ndim("mask_features", mask_features, 4, "[B, C, H, W]")
+        check_dtype("mask_features", mask_features, "floating")
+        if queries.shape[-1] != self.dim:
+            raise ValueError(f"queries: expected width D={self.dim}, got shape {tuple(queries.shape)}")
+        if mask_features.shape[1] != self.mask_dim or mask_features.shape[0] != queries.shape[0]:
+            raise ValueError(
+                f"mask_features: expected shape ({queries.shape[0]}, {self.mask_dim}, H, W), "
+                f"got {tuple(mask_features.shape)}"
+            )
+        return torch.einsum("bqc,bchw->bqhw", self.embed(queries), mask_features)
