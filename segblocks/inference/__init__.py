@@ -1,1 +1,16 @@
-"""Post-processing: panoptic, semantic, instance and video results from mask predictions."""
+"""Post-processing of query predictions: panoptic, semantic and instance results; padding helpers."""
+
+from segblocks.inference.instance import instance_inference
+from segblocks.inference.padding import pad_images, pad_masks, padded_size, unpad_mask_logits
+from segblocks.inference.panoptic import panoptic_inference
+from segblocks.inference.semantic import semantic_inference
+
+__all__ = [
+    "instance_inference",
+    "pad_images",
+    "pad_masks",
+    "padded_size",
+    "panoptic_inference",
+    "semantic_inference",
+    "unpad_mask_logits",
+]

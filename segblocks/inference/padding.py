@@ -1,0 +1,76 @@
+"""Pad images to a size the backbone accepts, and bring mask logits back to the original image."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from segblocks._validation import check_dtype, check_ndim
+
+__all__ = ["pad_images", "pad_masks", "padded_size", "unpad_mask_logits"]
+
+
+def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
+    """Smallest ``(H', W') >= (height, width)`` with both multiples of ``size_divisibility``."""
+    d = max(1, size_divisibility)
+    return -(-height // d) * d, -(-width // d) * d
+
+
+def pad_images(images: Tensor, size_divisibility: int, *, value: float = 0.0) -> Tensor:
+    """Pad ``images`` at the bottom and right so that H and W are multiples of ``size_divisibility``.
+
+    Args:
+        images: ``[B, C, H, W]`` floating.
+        size_divisibility: the multiple (``<= 1`` pads nothing).
+        value: fill value of the padding.
+
+    Returns:
+        ``[B, C, H', W']``; ``images`` itself when no padding is needed.
+
+    Raises:
+        ValueError: on a wrong rank.
+        TypeError: on a non-floating dtype.
+    """
+    check_ndim("images", images, 4, "[B, C, H, W]")
+    check_dtype("images", images, "floating")
+    h, w = images.shape[-2:]
+    ph, pw = padded_size(h, w, size_divisibility)
+    if (ph, pw) == (h, w):
+        return images
+    return F.pad(images, (0, pw - w, 0, ph - h), value=value)
+
+
+def pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
+    """Pad ``[N, H, W]`` masks with False (or 0) at the bottom and right to ``size``.
+
+    Raises:
+        ValueError: on a wrong rank or a mask larger than ``size``.
+    """
+    check_ndim("masks", masks, 3, "[N, H, W]")
+    h, w = masks.shape[-2:]
+    if h > size[0] or w > size[1]:
+        raise ValueError(f"masks: {h}x{w} masks do not fit in the padded size {size[0]}x{size[1]}")
+    if (h, w) == tuple(size):
+        return masks
+    return F.pad(masks, (0, size[1] - w, 0, size[0] - h), value=0)
+
+
+def unpad_mask_logits(mask_logits: Tensor, padded: tuple[int, int], image_size: tuple[int, int]) -> Tensor:
+    """Upsample mask logits to the padded input size, then crop the padding away.
+
+    Args:
+        mask_logits: ``[Q, h, w]`` logits (e.g. stride 4 of the padded input).
+        padded: ``(H', W')`` size of the padded input.
+        image_size: ``(H, W)`` of the original image, ``<= padded``.
+
+    Returns:
+        ``[Q, H, W]`` logits.
+
+    Raises:
+        ValueError: on a wrong rank or an image larger than the padded size.
+    """
+    check_ndim("mask_logits", mask_logits, 3, "[Q, h, w]")
+    if image_size[0] > padded[0] or image_size[1] > padded[1]:
+        raise ValueError(f"image_size: {image_size} is larger than the padded size {padded}")
+    up = F.interpolate(mask_logits[None], size=padded, mode="bilinear", align_corners=False)[0]
+    return up[:, : image_size[0], : image_size[1]]
