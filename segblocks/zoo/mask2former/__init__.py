@@ -1,0 +1,16 @@
+"""Mask2Former (Cheng et al., CVPR 2022), the common base of the zoo, built from segblocks blocks."""
+
+from segblocks.zoo.mask2former.build import build_backbone, build_mask2former
+from segblocks.zoo.mask2former.config import SCALES, Mask2FormerConfig, get_config
+from segblocks.zoo.mask2former.model import TASKS, Mask2Former, Mask2FormerPrediction
+
+__all__ = [
+    "SCALES",
+    "TASKS",
+    "Mask2Former",
+    "Mask2FormerConfig",
+    "Mask2FormerPrediction",
+    "build_backbone",
+    "build_mask2former",
+    "get_config",
+]
