@@ -1,0 +1,134 @@
+"""Panoptic, semantic and instance post-processing, and the padding helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segblocks.inference import (
+    instance_inference,
+    pad_images,
+    pad_masks,
+    padded_size,
+    panoptic_inference,
+    semantic_inference,
+    unpad_mask_logits,
+)
+
+IS_THING = [True, True, False]  # classes 0, 1 things; 2 stuff
+
+
+def logits_for(classes: list[int], probs: list[float], num_classes: int = 3) -> torch.Tensor:
+    """Class logits whose softmax puts ``probs[q]`` on ``classes[q]`` (the rest spread evenly)."""
+    out = torch.empty(len(classes), num_classes + 1)
+    for q, (c, p) in enumerate(zip(classes, probs)):
+        rest = (1 - p) / num_classes
+        row = torch.full((num_classes + 1,), rest)
+        row[c] = p
+        out[q] = row.log()
+    return out
+
+
+def box(h: int, w: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    m = torch.full((h, w), -10.0)
+    m[y0:y1, x0:x1] = 10.0
+    return m
+
+
+def test_panoptic_things_stuff_merge_and_void() -> None:
+    h = w = 8
+    masks = torch.stack(
+        [
+            box(h, w, 0, 4, 0, 4),  # thing 0
+            box(h, w, 4, 8, 4, 8),  # thing 1
+            box(h, w, 0, 4, 4, 8),  # stuff 2, part a
+            box(h, w, 4, 8, 0, 4),  # stuff 2, part b -> merged with part a
+            box(h, w, 0, 8, 0, 8),  # low confidence: dropped
+            box(h, w, 0, 8, 0, 8),  # void: dropped
+        ]
+    )
+    cls = logits_for([0, 1, 2, 2, 0, 3], [0.95, 0.9, 0.99, 0.97, 0.5, 0.99])
+    result = panoptic_inference(cls, masks, is_thing=IS_THING)
+    ids = {s.id: s for s in result.segments}
+    assert len(ids) == 3
+    seg = result.segment_map
+    thing0, thing1, stuff = int(seg[0, 0]), int(seg[7, 7]), int(seg[0, 7])
+    assert int(seg[7, 0]) == stuff, "stuff of one class is merged"
+    assert (ids[thing0].category_id, ids[thing0].is_thing) == (0, True)
+    assert ids[thing1].category_id == 1 and ids[stuff].category_id == 2 and not ids[stuff].is_thing
+    assert abs(ids[thing0].score - 0.95) < 1e-5
+    assert int((seg == thing0).sum()) == 16
+
+
+def test_panoptic_overlap_threshold_drops_occluded_queries() -> None:
+    h = w = 8
+    big = box(h, w, 0, 8, 0, 8)
+    small = box(h, w, 0, 8, 0, 2)  # mostly claimed by the more confident big mask
+    cls = logits_for([0, 1], [0.99, 0.85])
+    result = panoptic_inference(cls, torch.stack([big, small]), is_thing=IS_THING)
+    assert [s.category_id for s in result.segments] == [0]
+    kept = panoptic_inference(cls, torch.stack([box(h, w, 0, 8, 2, 8), small]), is_thing=IS_THING)
+    assert sorted(s.category_id for s in kept.segments) == [0, 1]
+    assert panoptic_inference(cls, torch.stack([big, small]), is_thing=IS_THING, object_mask_threshold=0.999).segments == []
+    empty = panoptic_inference(cls, torch.stack([big, small]), is_thing=IS_THING, object_mask_threshold=1.0)
+    assert int(empty.segment_map.max()) == 0
+
+
+def test_semantic_inference_is_soft_class_times_mask() -> None:
+    torch.manual_seed(0)
+    cls, masks = torch.randn(5, 4), torch.randn(5, 6, 7)
+    result = semantic_inference(cls, masks)
+    expected = torch.einsum("qc,qhw->chw", cls.softmax(-1)[:, :3], masks.sigmoid())
+    torch.testing.assert_close(result.scores, expected)
+    assert torch.equal(result.label_map, expected.argmax(0))
+
+
+def test_instance_inference_scores_and_thing_filter() -> None:
+    h = w = 8
+    masks = torch.stack([box(h, w, 0, 4, 0, 4), box(h, w, 4, 8, 4, 8), box(h, w, 0, 8, 0, 8)])
+    masks[1, 4:8, 4:8] = 0.0  # sigmoid 0.5 inside: mask score 0.5
+    cls = logits_for([0, 1, 2], [0.9, 0.8, 0.99])
+    result = instance_inference(cls, masks, top_k=3, is_thing=IS_THING)
+    assert result.labels.tolist() == [0, 1], "stuff pairs are dropped"
+    torch.testing.assert_close(result.scores, torch.tensor([0.9 * torch.sigmoid(torch.tensor(10.0)), 0.8 * 0.5]))
+    assert result.masks.dtype == torch.bool and int(result.masks[0].sum()) == 16
+    all_pairs = instance_inference(cls, masks, top_k=100)
+    assert len(all_pairs.labels) == 9, "top_k is capped at Q * C"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 70), st.sampled_from([1, 8, 32]))
+def test_padding_round_trip(h: int, w: int, d: int) -> None:
+    images = torch.rand(1, 3, h, w)
+    padded = pad_images(images, d)
+    ph, pw = padded.shape[-2:]
+    assert (ph, pw) == padded_size(h, w, d)
+    assert ph % d == 0 and pw % d == 0 and ph - h < d and pw - w < d
+    assert torch.equal(padded[..., :h, :w], images)
+    logits = torch.randn(2, ph, pw)
+    assert torch.equal(unpad_mask_logits(logits, (ph, pw), (h, w)), logits[:, :h, :w])
+    masks = pad_masks(torch.ones(2, h, w, dtype=torch.bool), (ph, pw))
+    assert int(masks.sum()) == 2 * h * w
+
+
+def test_errors() -> None:
+    with pytest.raises(ValueError, match="is_thing: expected 3 flags"):
+        panoptic_inference(torch.randn(2, 4), torch.randn(2, 5, 5), is_thing=[True])
+    with pytest.raises(ValueError, match="overlap_threshold"):
+        panoptic_inference(torch.randn(2, 4), torch.randn(2, 5, 5), is_thing=IS_THING, overlap_threshold=2.0)
+    with pytest.raises(ValueError, match="mask_logits: expected 2 queries"):
+        semantic_inference(torch.randn(2, 4), torch.randn(3, 5, 5))
+    with pytest.raises(ValueError, match="class_logits"):
+        semantic_inference(torch.randn(2, 1), torch.randn(2, 5, 5))
+    with pytest.raises(TypeError, match="mask_logits"):
+        instance_inference(torch.randn(2, 4), torch.zeros(2, 5, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="top_k"):
+        instance_inference(torch.randn(2, 4), torch.randn(2, 5, 5), top_k=0)
+    with pytest.raises(ValueError, match="do not fit"):
+        pad_masks(torch.ones(1, 9, 9, dtype=torch.bool), (8, 8))
+    with pytest.raises(ValueError, match="image_size"):
+        unpad_mask_logits(torch.randn(1, 4, 4), (8, 8), (9, 8))
+    with pytest.raises(TypeError, match="images"):
+        pad_images(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 8)

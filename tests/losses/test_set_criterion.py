@@ -1,0 +1,124 @@
+"""Set criterion and per-mask losses: parity with reference formulas (torchvision's focal loss),
+deep supervision, empty targets, fp32 under autocast, gradients, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss as tv_focal
+
+from segblocks.losses import SetCriterion, dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from segblocks.matchers import HungarianMatcher
+from segblocks.structures import MaskPredictions, Targets
+
+
+def test_mask_losses_match_their_formulas() -> None:
+    torch.manual_seed(0)
+    logits, targets = torch.randn(3, 40), (torch.rand(3, 40) > 0.5).float()
+    p = logits.sigmoid()
+    dice = (1 - (2 * (p * targets).sum(-1) + 1) / (p.sum(-1) + targets.sum(-1) + 1)).sum() / 2.0
+    torch.testing.assert_close(dice_loss(logits, targets, 2.0), dice)
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(-1).sum() / 2.0
+    torch.testing.assert_close(sigmoid_ce_loss(logits, targets, 2.0), ce)
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, targets, 2.0), tv_focal(logits, targets, reduction="sum") / 2.0
+    )
+
+
+def targets_for(n: int, size: int = 32) -> Targets:
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    for k in range(n):
+        masks[k, 4 * k : 4 * k + 10, 3 : 3 + 8 + k] = True
+    return Targets(masks=masks, labels=torch.arange(n) % 4)
+
+
+def predictions(b: int = 2, q: int = 6, aux: int = 2, requires_grad: bool = True) -> MaskPredictions:
+    def one() -> MaskPredictions:
+        return MaskPredictions(
+            mask_logits=torch.randn(b, q, 16, 16, requires_grad=requires_grad),
+            class_logits=torch.randn(b, q, 5, requires_grad=requires_grad),
+            iou_scores=torch.randn(b, q, requires_grad=requires_grad),
+        )
+
+    final = one()
+    final.aux = [one() for _ in range(aux)]
+    return final
+
+
+def criterion(**kw: float) -> SetCriterion:
+    return SetCriterion(matcher=HungarianMatcher(num_points=128), num_points=128, **kw)  # type: ignore[arg-type]
+
+
+def test_deep_supervision_keys_and_gradients() -> None:
+    preds = predictions(aux=2)
+    losses = criterion(objectness_weight=2.0)(preds, [targets_for(2), targets_for(3)], torch.Generator().manual_seed(0))
+    base = ["loss_class", "loss_mask", "loss_dice", "loss_objectness"]
+    assert sorted(losses) == sorted(base + [f"{k}_{i}" for k in base for i in range(2)])
+    assert all(v.dtype == torch.float32 and v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    for p in [preds, *preds.aux]:
+        assert p.mask_logits.grad is not None and p.class_logits.grad is not None and p.iou_scores.grad is not None
+    no_aux = SetCriterion(matcher=HungarianMatcher(num_points=64), num_points=64, deep_supervision=False)
+    assert sorted(no_aux(predictions(), [targets_for(1), targets_for(1)])) == ["loss_class", "loss_dice", "loss_mask"]
+
+
+def test_class_loss_is_weighted_cross_entropy_with_void() -> None:
+    crit = criterion()
+    logits = torch.randn(1, 4, 3)
+    matching = [(torch.tensor([2]), torch.tensor([0]))]
+    t = Targets(masks=torch.ones(1, 4, 4, dtype=torch.bool), labels=torch.tensor([1]))
+    expected = F.cross_entropy(logits[0], torch.tensor([2, 2, 1, 2]), weight=torch.tensor([1.0, 1.0, 0.1]))
+    torch.testing.assert_close(crit.class_loss(logits, [t], matching), expected)
+
+
+def test_good_predictions_cost_less_than_bad_ones() -> None:
+    t = targets_for(2, size=16)
+    good = torch.where(t.masks, 6.0, -6.0).float()[None]
+    bad = -good
+    cls = torch.full((1, 2, 5), -4.0)
+    cls[0, 0, 0] = cls[0, 1, 1] = 4.0
+    crit = criterion()
+    g = crit(MaskPredictions(mask_logits=good, class_logits=cls), [t])
+    b = crit(MaskPredictions(mask_logits=bad, class_logits=cls), [t])
+    # most points sit on the (soft) boundaries, so even a perfect mask keeps some loss
+    assert 5 * g["loss_mask"] < b["loss_mask"] and 2 * g["loss_dice"] < b["loss_dice"]
+
+
+def test_empty_targets_train_towards_void() -> None:
+    empty = Targets(masks=torch.zeros(0, 32, 32, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.int64))
+    preds = predictions(b=2, aux=1)
+    losses = criterion()(preds, [empty, empty])
+    assert float(losses["loss_mask"].detach()) == 0.0 and float(losses["loss_dice"].detach()) == 0.0
+    total = sum(losses.values())
+    total.backward()
+    assert preds.mask_logits.grad is not None, "graph stays connected"
+    assert preds.class_logits.grad is not None
+    assert bool((preds.class_logits.grad[..., -1] < 0).all()), "every query is pushed towards void"
+
+
+def test_losses_are_fp32_under_bf16_autocast() -> None:
+    preds = MaskPredictions(
+        mask_logits=torch.randn(1, 4, 16, 16, dtype=torch.bfloat16), class_logits=torch.randn(1, 4, 5).bfloat16()
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = criterion()(preds, [targets_for(2)])
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+
+
+def test_errors() -> None:
+    crit = criterion()
+    with pytest.raises(ValueError, match=r"targets\[0\].labels: expected class ids in \[0, 4\)"):
+        crit(predictions(b=1), [Targets(masks=torch.ones(1, 8, 8, dtype=torch.bool), labels=torch.tensor([7]))])
+    with pytest.raises(ValueError, match="expected 2 Targets"):
+        crit(predictions(b=2), [targets_for(1)])
+    with pytest.raises(TypeError, match=r"targets\[1\]"):
+        crit(predictions(b=2), [targets_for(1), "x"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="MaskPredictions"):
+        crit(torch.zeros(1), [targets_for(1)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_masks"):
+        dice_loss(torch.zeros(1, 2), torch.zeros(1, 2), 0)
+    with pytest.raises(ValueError, match="targets"):
+        sigmoid_ce_loss(torch.zeros(1, 2), torch.zeros(1, 3), 1)
+    with pytest.raises(ValueError, match="weights"):
+        SetCriterion(matcher=HungarianMatcher(), mask_weight=-1.0)
