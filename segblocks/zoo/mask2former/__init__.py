@@ -2,6 +2,7 @@
 
 from segblocks.zoo.mask2former.build import build_backbone, build_mask2former
 from segblocks.zoo.mask2former.config import SCALES, Mask2FormerConfig, get_config
+from segblocks.zoo.mask2former.evaluate import Mask2FormerMetrics, evaluate, targets_to_panoptic
 from segblocks.zoo.mask2former.model import TASKS, Mask2Former, Mask2FormerPrediction
 
 __all__ = [
@@ -9,8 +10,11 @@ __all__ = [
     "TASKS",
     "Mask2Former",
     "Mask2FormerConfig",
+    "Mask2FormerMetrics",
     "Mask2FormerPrediction",
     "build_backbone",
     "build_mask2former",
+    "evaluate",
     "get_config",
+    "targets_to_panoptic",
 ]

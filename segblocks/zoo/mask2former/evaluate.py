@@ -1,0 +1,163 @@
+"""Evaluation of a Mask2Former with ``segblocks.metrics``: PQ (panoptic), mIoU (semantic), mask AP."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetric
+from segblocks.structures import InstanceResult, PanopticResult, SegmentInfo, Targets
+from segblocks.zoo.mask2former.model import TASKS, Mask2Former
+
+__all__ = ["EvalBatch", "Mask2FormerMetrics", "evaluate", "targets_to_panoptic"]
+
+logger = logging.getLogger(__name__)
+
+
+class EvalBatch(Protocol):
+    """A batch as evaluation reads it (e.g. :class:`segblocks.data.ShapesBatch`)."""
+
+    images: Tensor
+    targets: list[Targets]
+    semantic: Tensor
+
+
+@dataclass(frozen=True)
+class Mask2FormerMetrics:
+    """Evaluation results (percentages; NaN for a task that was not evaluated).
+
+    Attributes:
+        pq: panoptic quality over all classes.
+        pq_things: PQ over thing classes.
+        pq_stuff: PQ over stuff classes.
+        sq: segmentation quality.
+        rq: recognition quality.
+        miou: mean IoU of the semantic results.
+        ap: COCO mask AP (IoU 0.50:0.95) of the instance results, things only.
+        ap50: mask AP at IoU 0.5.
+        num_images: images evaluated.
+    """
+
+    pq: float
+    pq_things: float
+    pq_stuff: float
+    sq: float
+    rq: float
+    miou: float
+    ap: float
+    ap50: float
+    num_images: int
+
+    def as_dict(self) -> dict[str, float]:
+        """The fields as a ``{name: value}`` dictionary."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def targets_to_panoptic(targets: Targets) -> PanopticResult:
+    """Ground truth as a panoptic result: segment ids ``1..N`` in the order of the targets.
+
+    Pixels no target covers are VOID (0); where targets overlap, the later one wins.
+    """
+    assert targets.is_thing is not None
+    h, w = targets.masks.shape[-2:]
+    segment_map = torch.zeros((h, w), dtype=torch.int64)
+    segments = []
+    masks = targets.masks.cpu()
+    for k, (label, thing) in enumerate(zip(targets.labels.tolist(), targets.is_thing.tolist())):
+        segment_map[masks[k]] = k + 1
+        segments.append(SegmentInfo(id=k + 1, category_id=int(label), is_thing=bool(thing)))
+    present = set(segment_map.unique().tolist())
+    return PanopticResult(segment_map=segment_map, segments=[s for s in segments if s.id in present])
+
+
+def _pct(value: float) -> float:
+    """A fraction as a percentage; NaN and COCOeval's -1 (undefined) become NaN."""
+    return 100.0 * value if not math.isnan(value) and value >= 0 else float("nan")
+
+
+@torch.no_grad()
+def evaluate(
+    model: Mask2Former,
+    batches: Iterable[EvalBatch],
+    *,
+    tasks: tuple[str, ...] = TASKS,
+    device: torch.device | str | None = None,
+    autocast: Any = None,
+) -> Mask2FormerMetrics:
+    """Run ``model.predict`` over ``batches`` and compute PQ, mIoU and mask AP.
+
+    Args:
+        model: a Mask2Former (put in eval mode here and restored afterwards).
+        batches: batches with ``images [B, 3, H, W]``, ``targets`` (one :class:`Targets` each, with
+            things and stuff) and ``semantic [B, H, W]`` label maps.
+        tasks: which of ``"panoptic"``, ``"semantic"``, ``"instance"`` to evaluate.
+        device: where to run (default: the model's device).
+        autocast: an optional context manager factory (e.g. ``lambda: torch.autocast("cuda",
+            dtype=torch.bfloat16)``) wrapped around each forward pass.
+
+    Returns:
+        :class:`Mask2FormerMetrics` in percent.
+    """
+    was_training = model.training
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    categories = dict(enumerate(model.is_thing))
+    pq = PanopticQuality(categories=categories)
+    miou = SemanticSegmentationMetric(num_classes=model.num_classes)
+    thing_ids = [c for c, t in categories.items() if t]
+    ap = MaskAP(categories=thing_ids) if thing_ids else None
+    count = 0
+    try:
+        for batch in batches:
+            images = batch.images.to(device)
+            if autocast is not None:
+                with autocast():
+                    preds = model.predict(images, tasks=tasks)
+            else:
+                preds = model.predict(images, tasks=tasks)
+            for i, pred in enumerate(preds):
+                target = batch.targets[i].to("cpu")
+                if pred.panoptic is not None:
+                    result = PanopticResult(
+                        segment_map=pred.panoptic.segment_map.cpu(), segments=pred.panoptic.segments
+                    )
+                    pq.update(result, targets_to_panoptic(target))
+                if pred.semantic is not None:
+                    miou.update(pred.semantic.label_map.cpu(), batch.semantic[i].cpu())
+                if pred.instance is not None and ap is not None:
+                    inst = pred.instance
+                    ap.update(
+                        InstanceResult(masks=inst.masks.cpu(), labels=inst.labels.cpu(), scores=inst.scores.cpu()),
+                        target,
+                    )
+                count += 1
+    finally:
+        model.train(was_training)
+    nan = float("nan")
+    pq_all = pq_things = pq_stuff = sq = rq = nan
+    if "panoptic" in tasks and count:
+        r = pq.compute()
+        pq_all, pq_things, pq_stuff = r.all.pq, r.things.pq, r.stuff.pq
+        sq, rq = r.all.sq, r.all.rq
+    miou_value = miou.compute().miou if "semantic" in tasks and count else nan
+    ap_value = ap50 = nan
+    if "instance" in tasks and count and ap is not None:
+        ar = ap.compute()
+        ap_value, ap50 = ar.ap, ar.ap50
+    return Mask2FormerMetrics(
+        pq=_pct(pq_all),
+        pq_things=_pct(pq_things),
+        pq_stuff=_pct(pq_stuff),
+        sq=_pct(sq),
+        rq=_pct(rq),
+        miou=_pct(miou_value),
+        ap=_pct(ap_value),
+        ap50=_pct(ap50),
+        num_images=count,
+    )
