@@ -79,7 +79,9 @@ def test_only_self_queries_ignore_other_queries() -> None:
     dec = decoder()
     feats, mask_features = features(), torch.randn(2, D, 16, 16)
     loc = QueryGroup(
-        name="location", content=torch.randn(2, 3, D), positional=torch.randn(2, 3, D),
+        name="location",
+        content=torch.randn(2, 3, D),
+        positional=torch.randn(2, 3, D),
         self_attention=SelfAttentionRule.only_self(),
     )
     a = dec([semantic(), loc], feats, mask_features)
@@ -103,7 +105,15 @@ def test_prompts_are_independent_under_same_segment_rule() -> None:
     changed[:, 2:] += 1.0  # edit prompt 1 only
     outs = [
         dec(
-            [QueryGroup(name="p", content=c, positional=pos, self_attention=SelfAttentionRule.same_segment(), segment_ids=seg)],
+            [
+                QueryGroup(
+                    name="p",
+                    content=c,
+                    positional=pos,
+                    self_attention=SelfAttentionRule.same_segment(),
+                    segment_ids=seg,
+                )
+            ],
             feats,
             mask_features,
         ).mask_logits[-1]
@@ -116,8 +126,11 @@ def test_prompts_are_independent_under_same_segment_rule() -> None:
 def test_group_that_does_not_cross_attend_ignores_the_image() -> None:
     dec = decoder()
     tokens = QueryGroup(
-        name="tokens", content=torch.randn(2, 3, D), positional=torch.randn(2, 3, D),
-        self_attention=SelfAttentionRule.only_self(), cross_attends=False,
+        name="tokens",
+        content=torch.randn(2, 3, D),
+        positional=torch.randn(2, 3, D),
+        self_attention=SelfAttentionRule.only_self(),
+        cross_attends=False,
     )
     mask_features = torch.randn(2, D, 16, 16)
     a = dec([semantic(), tokens], features(), mask_features)
@@ -147,4 +160,6 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(dim=10, num_heads=3)
     with pytest.raises(ValueError, match="query"):
-        MultiHeadAttention(dim=D, num_heads=2)(torch.randn(1, 2, D + 1), torch.randn(1, 3, D), torch.randn(1, 3, D))
+        MultiHeadAttention(dim=D, num_heads=2)(
+            torch.randn(1, 2, D + 1), torch.randn(1, 3, D), torch.randn(1, 3, D)
+        )

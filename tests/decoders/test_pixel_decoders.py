@@ -16,7 +16,12 @@ from segblocks.decoders import (
 )
 from segblocks.structures import ShapeSpec
 
-SHAPES = {"res2": ShapeSpec(8, 4), "res3": ShapeSpec(16, 8), "res4": ShapeSpec(24, 16), "res5": ShapeSpec(32, 32)}
+SHAPES = {
+    "res2": ShapeSpec(8, 4),
+    "res3": ShapeSpec(16, 8),
+    "res4": ShapeSpec(24, 16),
+    "res5": ShapeSpec(32, 32),
+}
 
 
 def backbone_features(h: int = 64, w: int = 96, b: int = 2) -> dict[str, torch.Tensor]:
@@ -40,7 +45,11 @@ def test_msdeform_pixel_decoder_shapes_and_gradients() -> None:
     feats = backbone_features()
     out = dec(feats)
     assert out.mask_features.shape == (2, 24, 16, 24)
-    assert [tuple(f.shape) for f in out.multi_scale_features] == [(2, 32, 2, 3), (2, 32, 4, 6), (2, 32, 8, 12)]
+    assert [tuple(f.shape) for f in out.multi_scale_features] == [
+        (2, 32, 2, 3),
+        (2, 32, 4, 6),
+        (2, 32, 8, 12),
+    ]
     assert dec.mask_stride == 4
     (out.mask_features.square().mean() + sum(f.square().mean() for f in out.multi_scale_features)).backward()
     missing = [n for n, p in dec.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
@@ -118,4 +127,10 @@ def test_errors() -> None:
         SinePositionEncoding(dim=6)
     attn = MultiScaleDeformableAttention(dim=8, num_levels=2, num_heads=2, num_points=1)
     with pytest.raises(ValueError, match="reference_points"):
-        attn(torch.randn(1, 3, 8), torch.rand(1, 3, 1, 2), torch.randn(1, 20, 8), torch.tensor([[4, 4], [2, 2]]), torch.tensor([0, 16]))
+        attn(
+            torch.randn(1, 3, 8),
+            torch.rand(1, 3, 1, 2),
+            torch.randn(1, 20, 8),
+            torch.tensor([[4, 4], [2, 2]]),
+            torch.tensor([0, 16]),
+        )

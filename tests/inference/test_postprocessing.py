@@ -71,7 +71,12 @@ def test_panoptic_overlap_threshold_drops_occluded_queries() -> None:
     assert [s.category_id for s in result.segments] == [0]
     kept = panoptic_inference(cls, torch.stack([box(h, w, 0, 8, 2, 8), small]), is_thing=IS_THING)
     assert sorted(s.category_id for s in kept.segments) == [0, 1]
-    assert panoptic_inference(cls, torch.stack([big, small]), is_thing=IS_THING, object_mask_threshold=0.999).segments == []
+    assert (
+        panoptic_inference(
+            cls, torch.stack([big, small]), is_thing=IS_THING, object_mask_threshold=0.999
+        ).segments
+        == []
+    )
     empty = panoptic_inference(cls, torch.stack([big, small]), is_thing=IS_THING, object_mask_threshold=1.0)
     assert int(empty.segment_map.max()) == 0
 
@@ -92,7 +97,9 @@ def test_instance_inference_scores_and_thing_filter() -> None:
     cls = logits_for([0, 1, 2], [0.9, 0.8, 0.99])
     result = instance_inference(cls, masks, top_k=3, is_thing=IS_THING)
     assert result.labels.tolist() == [0, 1], "stuff pairs are dropped"
-    torch.testing.assert_close(result.scores, torch.tensor([0.9 * torch.sigmoid(torch.tensor(10.0)), 0.8 * 0.5]))
+    torch.testing.assert_close(
+        result.scores, torch.tensor([0.9 * torch.sigmoid(torch.tensor(10.0)), 0.8 * 0.5])
+    )
     assert result.masks.dtype == torch.bool and int(result.masks[0].sum()) == 16
     all_pairs = instance_inference(cls, masks, top_k=100)
     assert len(all_pairs.labels) == 9, "top_k is capped at Q * C"

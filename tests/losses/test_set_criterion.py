@@ -52,15 +52,25 @@ def criterion(**kw: float) -> SetCriterion:
 
 def test_deep_supervision_keys_and_gradients() -> None:
     preds = predictions(aux=2)
-    losses = criterion(objectness_weight=2.0)(preds, [targets_for(2), targets_for(3)], torch.Generator().manual_seed(0))
+    losses = criterion(objectness_weight=2.0)(
+        preds, [targets_for(2), targets_for(3)], torch.Generator().manual_seed(0)
+    )
     base = ["loss_class", "loss_mask", "loss_dice", "loss_objectness"]
     assert sorted(losses) == sorted(base + [f"{k}_{i}" for k in base for i in range(2)])
     assert all(v.dtype == torch.float32 and v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     for p in [preds, *preds.aux]:
-        assert p.mask_logits.grad is not None and p.class_logits.grad is not None and p.iou_scores.grad is not None
+        assert (
+            p.mask_logits.grad is not None
+            and p.class_logits.grad is not None
+            and p.iou_scores.grad is not None
+        )
     no_aux = SetCriterion(matcher=HungarianMatcher(num_points=64), num_points=64, deep_supervision=False)
-    assert sorted(no_aux(predictions(), [targets_for(1), targets_for(1)])) == ["loss_class", "loss_dice", "loss_mask"]
+    assert sorted(no_aux(predictions(), [targets_for(1), targets_for(1)])) == [
+        "loss_class",
+        "loss_dice",
+        "loss_mask",
+    ]
 
 
 def test_class_loss_is_weighted_cross_entropy_with_void() -> None:
@@ -99,7 +109,8 @@ def test_empty_targets_train_towards_void() -> None:
 
 def test_losses_are_fp32_under_bf16_autocast() -> None:
     preds = MaskPredictions(
-        mask_logits=torch.randn(1, 4, 16, 16, dtype=torch.bfloat16), class_logits=torch.randn(1, 4, 5).bfloat16()
+        mask_logits=torch.randn(1, 4, 16, 16, dtype=torch.bfloat16),
+        class_logits=torch.randn(1, 4, 5).bfloat16(),
     )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = criterion()(preds, [targets_for(2)])
@@ -109,7 +120,9 @@ def test_losses_are_fp32_under_bf16_autocast() -> None:
 def test_errors() -> None:
     crit = criterion()
     with pytest.raises(ValueError, match=r"targets\[0\].labels: expected class ids in \[0, 4\)"):
-        crit(predictions(b=1), [Targets(masks=torch.ones(1, 8, 8, dtype=torch.bool), labels=torch.tensor([7]))])
+        crit(
+            predictions(b=1), [Targets(masks=torch.ones(1, 8, 8, dtype=torch.bool), labels=torch.tensor([7]))]
+        )
     with pytest.raises(ValueError, match="expected 2 Targets"):
         crit(predictions(b=2), [targets_for(1)])
     with pytest.raises(TypeError, match=r"targets\[1\]"):

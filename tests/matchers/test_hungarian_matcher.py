@@ -9,7 +9,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segblocks.matchers import HungarianMatcher, pairwise_class_cost, pairwise_dice_cost, pairwise_sigmoid_ce_cost
+from segblocks.matchers import (
+    HungarianMatcher,
+    pairwise_class_cost,
+    pairwise_dice_cost,
+    pairwise_sigmoid_ce_cost,
+)
 from segblocks.structures import Targets
 
 
@@ -26,7 +31,9 @@ def test_pairwise_costs_equal_per_pair_losses() -> None:
             torch.testing.assert_close(dice[i, j], expected_dice, rtol=1e-5, atol=1e-6)
     labels = torch.tensor([2, 0])
     class_logits = torch.randn(4, 4)
-    torch.testing.assert_close(pairwise_class_cost(class_logits, labels), -class_logits.softmax(-1)[:, [2, 0]])
+    torch.testing.assert_close(
+        pairwise_class_cost(class_logits, labels), -class_logits.softmax(-1)[:, [2, 0]]
+    )
 
 
 def random_targets(n: int, size: int = 16, num_classes: int = 3) -> Targets:
@@ -49,7 +56,7 @@ def test_matcher_recovers_a_known_assignment(n: int, perm: list[int]) -> None:
         logits[0, perm[k]] = torch.where(down > 0.5, 8.0, -8.0)
         class_logits[0, perm[k], int(targets.labels[k])] = 5.0
     matcher = HungarianMatcher(num_points=256)
-    (rows, cols), = matcher(logits, class_logits, [targets], torch.Generator().manual_seed(0))
+    ((rows, cols),) = matcher(logits, class_logits, [targets], torch.Generator().manual_seed(0))
     assert rows.dtype == cols.dtype == torch.int64 and len(rows) == n
     assert {(int(r), int(c)) for r, c in zip(rows, cols)} == {(perm[k], k) for k in range(n)}
 

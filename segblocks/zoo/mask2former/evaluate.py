@@ -133,7 +133,9 @@ def evaluate(
                 if pred.instance is not None and ap is not None:
                     inst = pred.instance
                     ap.update(
-                        InstanceResult(masks=inst.masks.cpu(), labels=inst.labels.cpu(), scores=inst.scores.cpu()),
+                        InstanceResult(
+                            masks=inst.masks.cpu(), labels=inst.labels.cpu(), scores=inst.scores.cpu()
+                        ),
                         target,
                     )
                 count += 1
