@@ -62,12 +62,14 @@ def _prepare_state_dict(model: nn.Module, state_dict: dict[str, Tensor]) -> dict
     return state_dict
 
 
-def _from_file(model_name: str, path: Path, *, strict: bool) -> tuple[nn.Module, LoadReport]:
+def _from_file(
+    model_name: str, path: Path, *, strict: bool, device: str | torch.device
+) -> tuple[nn.Module, LoadReport]:
     with _quiet_random_init():
         model = open_clip.create_model(model_name, pretrained=None, pretrained_text=False)
     state_dict = _prepare_state_dict(model, load_state_dict_file(path))
     report = load_weights(model, state_dict, source=str(path), strict=strict)
-    return model, report
+    return model.to(device), report
 
 
 def create_clip_model(
@@ -76,6 +78,7 @@ def create_clip_model(
     *,
     strict: bool = True,
     cache_dir: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, LoadReport]:
     """Create an open_clip CLIP model and load its weights.
 
@@ -90,9 +93,11 @@ def create_clip_model(
         pretrained: see above.
         strict: raise on missing/unexpected keys when loading a file.
         cache_dir: open_clip's download cache for pretrained tags.
+        device: where the model is created (``"meta"`` builds it without memory, e.g. to count
+            parameters).
 
     Returns:
-        ``(model, report)``: the model (fp32, CPU) and what was loaded.
+        ``(model, report)``: the model (fp32, on ``device``) and what was loaded.
 
     Raises:
         ValueError: on an unknown model name or pretrained value, a checkpoint that does not fit, or a
@@ -105,7 +110,7 @@ def create_clip_model(
         if pretrained is not None:
             raise ValueError(f"pretrained: must be None for {model_name!r} (the weights come with the name)")
         try:
-            model = open_clip.create_model(model_name, weights_only=True, cache_dir=cache_dir)
+            model = open_clip.create_model(model_name, weights_only=True, cache_dir=cache_dir, device=device)
         except pickle.UnpicklingError as err:
             raise ValueError(f"checkpoint: refusing to load a pickle that would run code ({err})") from err
         return model, LoadReport(source=model_name)
@@ -114,20 +119,20 @@ def create_clip_model(
         raise ValueError(f"model_name: unknown open_clip model {model_name!r}{suggest(model_name, known)}")
     if pretrained is None:
         with _quiet_random_init():
-            model = open_clip.create_model(model_name, pretrained=None, pretrained_text=False)
+            model = open_clip.create_model(model_name, pretrained=None, pretrained_text=False, device=device)
         return model, LoadReport(source="random init")
     if not isinstance(pretrained, str | os.PathLike):
         raise TypeError(f"pretrained: expected a tag, a path or None, got {type(pretrained).__name__}")
     bundled = find_weights(model_name, str(pretrained))
     if bundled is not None:
-        return _from_file(model_name, bundled, strict=strict)
+        return _from_file(model_name, bundled, strict=strict, device=device)
     if Path(pretrained).is_file():
-        return _from_file(model_name, Path(pretrained), strict=strict)
+        return _from_file(model_name, Path(pretrained), strict=strict, device=device)
     tags = list(open_clip.list_pretrained_tags_by_model(model_name))
     if str(pretrained) in tags:
         try:
             model = open_clip.create_model(
-                model_name, pretrained=str(pretrained), weights_only=True, cache_dir=cache_dir
+                model_name, pretrained=str(pretrained), weights_only=True, cache_dir=cache_dir, device=device
             )
         except pickle.UnpicklingError as err:
             raise ValueError(f"checkpoint: refusing to load a pickle that would run code ({err})") from err

@@ -59,6 +59,8 @@ class OpenCLIPBackbone(Backbone):
         fpn_channels: channels of ``res2..res5`` for ViT models.
         strict: raise on missing/unexpected keys when loading a file.
         cache_dir: open_clip's download cache for pretrained tags.
+        device: where the CLIP model is created (``"meta"``: no memory, for inspecting shapes and
+            parameter counts).
 
     Example:
         >>> clip = OpenCLIPBackbone("convnext_large_d_320", pretrained="laion2b_s29b_b131k_ft_soup")
@@ -79,8 +81,11 @@ class OpenCLIPBackbone(Backbone):
         fpn_channels: int = 256,
         strict: bool = True,
         cache_dir: str | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
-        clip, report = create_clip_model(model_name, pretrained, strict=strict, cache_dir=cache_dir)
+        clip, report = create_clip_model(
+            model_name, pretrained, strict=strict, cache_dir=cache_dir, device=device
+        )
         cfg = open_clip.get_model_preprocess_cfg(clip)
         super().__init__(pixel_mean=cfg["mean"], pixel_std=cfg["std"])
         self.model_name = model_name
@@ -105,6 +110,7 @@ class OpenCLIPBackbone(Backbone):
             freeze(self.clip)
         self._tokenizer: Callable[..., Tensor] | None = None
         self._text_cache: dict[tuple[object, ...], Tensor] = {}
+        self.to(device)
 
     # ------------------------------------------------------------------------------------- set-up
     def _init_cnn(self, visual: TimmModel) -> None:

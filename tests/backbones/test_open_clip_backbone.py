@@ -251,3 +251,29 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_key(ckpt_dir: 
         OpenCLIPBackbone(CONVNEXT, pretrained=bad)
     loose = OpenCLIPBackbone(CONVNEXT, pretrained=bad, strict=False)
     assert loose.load_report.missing == ["visual.head.mlp.fc1.weight"]
+
+
+# ------------------------------------------------------------------------------------------ real names
+@pytest.mark.parametrize(
+    ("name", "res_channels", "embed_dim", "dense_stride"),
+    [
+        ("convnext_large_d_320", (192, 384, 768, 1536), 768, 32),  # OMG-Seg, Uni-OVSeg, PosSAM's CLIP
+        ("convnext_base_w", (128, 256, 512, 1024), 640, 32),
+        ("ViT-B-16", (256, 256, 256, 256), 512, 16),
+    ],
+)
+def test_paper_scale_models_build_on_meta(
+    name: str, res_channels: tuple[int, ...], embed_dim: int, dense_stride: int
+) -> None:
+    with torch.device("meta"):
+        bb = OpenCLIPBackbone(name, device="meta")
+    shapes = bb.output_shape()
+    assert tuple(shapes[f"res{i}"].channels for i in range(2, 6)) == res_channels
+    assert tuple(shapes[f"res{i}"].stride for i in range(2, 6)) == (4, 8, 16, 32)
+    assert (shapes["clip_dense"].channels, shapes["clip_dense"].stride) == (embed_dim, dense_stride)
+    assert bb.size_divisibility == 32
+
+
+def test_unsupported_towers_are_refused() -> None:
+    with torch.device("meta"), pytest.raises(ValueError, match="ModifiedResNet image tower"):
+        OpenCLIPBackbone("RN50", device="meta")
