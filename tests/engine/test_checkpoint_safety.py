@@ -9,6 +9,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
         assert torch.equal(a[key], b[key]), key
 
 
-def _save(run: Run, root: Path, step: int, **kwargs: object) -> Path:
+def _save(run: Run, root: Path, step: int, **kwargs: Any) -> Path:
     return engine.save_checkpoint(
         root, step=step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, **kwargs
     )
@@ -164,7 +165,7 @@ def test_damaged_checkpoint_is_refused_and_the_last_good_one_is_used(
 def test_checkpoint_of_a_different_model_is_refused(
     two_checkpoints: tuple[Path, dict[str, torch.Tensor]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    root, step2 = two_checkpoints
+    root, _ = two_checkpoints
     narrow = _new_run(width=4)
     before = _weights(narrow.model)
     with pytest.raises(
@@ -261,7 +262,7 @@ def test_every_checkpoint_bad_raises_instead_of_restarting(
     root, _ = two_checkpoints
     for step in (2, 4):
         (root / f"step_{step:08d}" / "manifest.json").unlink()
-    with pytest.raises(CheckpointError, match="no usable checkpoint among 2.*resume=False"):
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint among 2.*resume=False"):
         engine.resume(True, checkpoint_dir=root, model=TinySegNet())
 
 

@@ -95,10 +95,10 @@ def train(args: argparse.Namespace) -> list[float]:
                 _die()
             write_manifest(staging, step, names)
 
-        checkpoint_module._write_manifest = dying_manifest  # type: ignore[assignment]
+        checkpoint_module._write_manifest = dying_manifest
 
     # Model, optimizer, schedule.
-    model = TinySegNet().to(dist.device)
+    model: nn.Module = TinySegNet().to(dist.device)
     optimizer = engine.build_adamw(model, lr=args.lr, weight_decay=0.05, backbone_lr_multiplier=0.5)
     scheduler = engine.warmup_cosine_schedule(optimizer, total_steps=args.steps, warmup_steps=3)
     scaler = engine.make_grad_scaler(args.precision, dist.device)
