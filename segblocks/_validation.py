@@ -51,4 +51,5 @@ def check_dtype(name: str, value: Tensor, kind: str) -> None:
     if kind not in _KINDS:
         raise ValueError(f"kind: expected one of {sorted(_KINDS)}, got {kind!r}")
     if not _KINDS[kind](value.dtype):
-        raise TypeError(f"{name}: expected a {kind} dtype, got {value.dtype}")
+        article = "an" if kind == "integer" else "a"
+        raise TypeError(f"{name}: expected {article} {kind} dtype, got {value.dtype}")

@@ -63,10 +63,10 @@ class Prompts:
     texts: list[str] | None = None
 
     def __post_init__(self) -> None:
-        if all(
-            v is None for v in (self.points, self.boxes, self.masks, self.strokes, self.texts)
-        ):
-            raise ValueError("Prompts: empty prompt; give at least one of points, boxes, masks, strokes, texts")
+        if all(v is None for v in (self.points, self.boxes, self.masks, self.strokes, self.texts)):
+            raise ValueError(
+                "Prompts: empty prompt; give at least one of points, boxes, masks, strokes, texts"
+            )
         if (self.points is None) != (self.point_labels is None):
             raise ValueError("point_labels: points and point_labels must be given together")
         if self.points is not None and self.point_labels is not None:

@@ -1,0 +1,6 @@
+"""Data: the synthetic shapes world and readers/writers for real dataset formats."""
+
+from segblocks.data.shapes import *  # noqa: F403
+from segblocks.data.shapes import __all__ as _shapes_all
+
+__all__ = list(_shapes_all)

@@ -1,0 +1,189 @@
+"""Prompt simulation: points, boxes, scribbles, polygons, coarse masks, and the click simulator.
+
+All functions take ``[H, W]`` bool numpy masks and a ``numpy.random.Generator`` and return pixel
+coordinates ``(x, y)`` (pixel centres are at ``+0.5``; clicks are integer pixel indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from segblocks.data.shapes.geometry import fill_polygon, stroke_mask
+
+__all__ = [
+    "Click",
+    "coarse_mask",
+    "first_click",
+    "jitter_box",
+    "next_click",
+    "sample_point",
+    "sample_polygon",
+    "sample_scribble",
+]
+
+BoolMap = NDArray[np.bool_]
+
+
+def _check_mask(name: str, mask: object) -> BoolMap:
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.bool_:
+        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise ValueError(f"{name}: expected a [H, W] bool numpy array, got {got}")
+    return mask
+
+
+def _check_nonempty(name: str, mask: BoolMap) -> None:
+    if not mask.any():
+        raise ValueError(f"{name}: the mask is empty; no prompt can be drawn inside it")
+
+
+@dataclass(frozen=True)
+class Click:
+    """One click at pixel ``(x, y)`` (column, row); ``positive`` adds, negative removes."""
+
+    x: int
+    y: int
+    positive: bool
+
+
+def _centremost(region: BoolMap) -> tuple[int, int]:
+    """The pixel farthest from the region's border (image borders count as border)."""
+    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(x), int(y)
+
+
+def sample_point(mask: BoolMap, rng: np.random.Generator, *, mode: str = "random") -> tuple[int, int]:
+    """A point inside ``mask``: uniformly at random (``mode="random"``) or the centre-most pixel
+    (``mode="center"``, distance-transform maximum). Returns ``(x, y)``."""
+    _check_nonempty("mask", _check_mask("mask", mask))
+    if mode == "center":
+        return _centremost(mask)
+    if mode != "random":
+        raise ValueError(f"mode: expected 'random' or 'center', got {mode!r}")
+    ys, xs = np.nonzero(mask)
+    i = int(rng.integers(len(xs)))
+    return int(xs[i]), int(ys[i])
+
+
+def first_click(gt_mask: BoolMap) -> Click:
+    """The first click of the interactive protocol: positive, at the mask's centre-most pixel."""
+    _check_nonempty("gt_mask", _check_mask("gt_mask", gt_mask))
+    x, y = _centremost(gt_mask)
+    return Click(x, y, True)
+
+
+def next_click(gt_mask: BoolMap, pred_mask: BoolMap, clicked: BoolMap | None = None) -> Click | None:
+    """The next simulated click (SEEM / RITM rule).
+
+    False negatives ``FN = gt & ~pred & ~clicked`` and false positives ``FP = ~gt & pred & ~clicked``;
+    the click is positive if ``|FN| > |FP|``, negative otherwise, at the distance-transform maximum
+    of that region, so it always lies inside the error region.
+
+    Args:
+        gt_mask: ``[H, W]`` bool ground truth.
+        pred_mask: ``[H, W]`` bool current prediction.
+        clicked: ``[H, W]`` bool pixels already clicked (excluded), or None.
+
+    Returns:
+        The click, or None when there is no error left.
+    """
+    gt = _check_mask("gt_mask", gt_mask)
+    pred = _check_mask("pred_mask", pred_mask)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred_mask: shape {pred.shape} does not match gt_mask {gt.shape}")
+    free = np.ones_like(gt) if clicked is None else ~_check_mask("clicked", clicked)
+    if free.shape != gt.shape:
+        raise ValueError(f"clicked: shape {free.shape} does not match gt_mask {gt.shape}")
+    fn = gt & ~pred & free
+    fp = ~gt & pred & free
+    n_fn, n_fp = int(fn.sum()), int(fp.sum())
+    if n_fn == 0 and n_fp == 0:
+        return None
+    positive = n_fn > n_fp
+    x, y = _centremost(fn if positive else fp)
+    return Click(x, y, positive)
+
+
+def jitter_box(
+    mask: BoolMap, rng: np.random.Generator, *, jitter: float = 0.1
+) -> tuple[float, float, float, float]:
+    """The tight box of ``mask`` with each side moved by up to ``jitter`` x the box size,
+    clipped to the image. Returns ``(x1, y1, x2, y2)`` in pixel edges."""
+    _check_nonempty("mask", _check_mask("mask", mask))
+    if jitter < 0:
+        raise ValueError(f"jitter: expected >= 0, got {jitter}")
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    bw, bh = x2 - x1, y2 - y1
+    dx1, dx2 = rng.uniform(-jitter, jitter, size=2) * bw
+    dy1, dy2 = rng.uniform(-jitter, jitter, size=2) * bh
+    nx1, nx2 = sorted((float(np.clip(x1 + dx1, 0, w)), float(np.clip(x2 + dx2, 0, w))))
+    ny1, ny2 = sorted((float(np.clip(y1 + dy1, 0, h)), float(np.clip(y2 + dy2, 0, h))))
+    return nx1, ny1, max(nx2, nx1 + 1.0), max(ny2, ny1 + 1.0)
+
+
+def sample_scribble(
+    mask: BoolMap,
+    rng: np.random.Generator,
+    *,
+    num_points: tuple[int, int] = (2, 5),
+    width: tuple[float, float] = (2.5, 6.0),
+) -> tuple[NDArray[np.float64], BoolMap]:
+    """A scribble: a polyline through random in-mask points, drawn with a round pen, cut to the mask.
+
+    Returns:
+        ``(points [L, 2] (x, y) pixel centres, [H, W] bool stroke mask inside ``mask``)``; the stroke
+        mask is never empty.
+    """
+    _check_nonempty("mask", _check_mask("mask", mask))
+    ys, xs = np.nonzero(mask)
+    n = int(rng.integers(num_points[0], num_points[1] + 1))
+    idx = rng.choice(len(xs), size=min(n, len(xs)), replace=False)
+    points = np.stack([xs[idx] + 0.5, ys[idx] + 0.5], axis=1).astype(np.float64)
+    stroke = stroke_mask(points, float(rng.uniform(*width)), mask.shape) & mask
+    if not stroke.any():  # a pen narrower than a pixel centre gap: keep the seed pixels themselves
+        stroke[ys[idx], xs[idx]] = True
+    return points, stroke
+
+
+def sample_polygon(
+    mask: BoolMap, rng: np.random.Generator, *, num_vertices: tuple[int, int] = (3, 9)
+) -> tuple[NDArray[np.float64], BoolMap]:
+    """A polygon through random in-mask points ordered by angle around their mean (a star-shaped,
+    non-self-intersecting outline), filled; like SEEM's polygon prompts it is not clipped to the mask.
+
+    Returns:
+        ``(vertices [V, 2] (x, y), [H, W] bool filled polygon)``.
+    """
+    _check_nonempty("mask", _check_mask("mask", mask))
+    lo, hi = num_vertices
+    if lo < 3 or hi < lo:
+        raise ValueError(f"num_vertices: expected (min >= 3, max >= min), got {num_vertices}")
+    ys, xs = np.nonzero(mask)
+    n = int(rng.integers(lo, hi + 1))
+    idx = rng.choice(len(xs), size=n, replace=len(xs) < n)
+    pts = np.stack([xs[idx] + 0.5, ys[idx] + 0.5], axis=1).astype(np.float64)
+    centre = pts.mean(axis=0)
+    order = np.argsort(np.arctan2(pts[:, 1] - centre[1], pts[:, 0] - centre[0]))
+    vertices = pts[order]
+    filled = fill_polygon(vertices, mask.shape)
+    filled[ys[idx], xs[idx]] = True  # degenerate (collinear) polygons still cover their vertices
+    return vertices, filled
+
+
+def coarse_mask(mask: BoolMap, rng: np.random.Generator, *, max_iterations: int = 3) -> BoolMap:
+    """A mask prompt: the mask randomly dilated or eroded by up to ``max_iterations`` pixels
+    (never eroded to nothing)."""
+    _check_nonempty("mask", _check_mask("mask", mask))
+    steps = int(rng.integers(0, max_iterations + 1))
+    if steps == 0:
+        return mask.copy()
+    if rng.random() < 0.5:
+        return ndimage.binary_dilation(mask, iterations=steps)
+    eroded = ndimage.binary_erosion(mask, iterations=steps)
+    return eroded if eroded.any() else mask.copy()

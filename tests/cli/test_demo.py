@@ -1,0 +1,37 @@
+"""`segblocks demo` writes PNG files and says where they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from segblocks.cli import main
+
+
+def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64"]) == 0
+    files = sorted(tmp_path.glob("*.png"))
+    assert [f.name for f in files] == [
+        "shapes_00_image.png",
+        "shapes_00_panoptic.png",
+        "shapes_00_prompts.png",
+        "shapes_00_sheet.png",
+    ]
+    image = Image.open(tmp_path / "shapes_00_image.png")
+    assert image.size == (384, 384)
+    out = capsys.readouterr().out
+    assert str(tmp_path.resolve()) in out and "shapes_00_sheet.png" in out
+
+
+def test_demo_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "0"]) == 2
+    assert "--num-images must be >= 1" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path), "--size", "8"]) == 2
+    assert "image_size" in capsys.readouterr().err
+
+
+def test_train_names_unknown_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "no-such-model"]) == 2
+    assert "unknown recipe 'no-such-model'" in capsys.readouterr().err
