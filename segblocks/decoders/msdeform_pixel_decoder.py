@@ -45,7 +45,18 @@ class MSDeformAttnEncoderLayer(nn.Module):
     def forward(
         self, src: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor, level_start: Tensor
     ) -> Tensor:
-        """Refine the flattened multi-level tokens ``src [B, S, D]`` (``pos`` the same shape)."""
+        """Refine the flattened multi-level tokens.
+
+        Args:
+            src: ``[B, S, D]`` tokens of all levels.
+            pos: ``[B, S, D]`` positional (+ level) embeddings.
+            reference_points: ``[B, S, L, 2]`` normalised ``(x, y)`` of each token on every level.
+            spatial_shapes: ``[L, 2]`` int64 ``(H, W)`` per level.
+            level_start: ``[L]`` int64 offset of each level in ``S``.
+
+        Returns:
+            ``[B, S, D]``.
+        """
         update = self.attention(src + pos, reference_points, src, spatial_shapes, level_start)
         return self.ffn(self.norm(src + update))
 
@@ -65,7 +76,15 @@ class MSDeformAttnEncoder(nn.Module):
 
     @staticmethod
     def reference_points(sizes: Sequence[tuple[int, int]], device: torch.device) -> Tensor:
-        """Pixel centres of every level, normalised to ``[0, 1]``: ``[S, 2]`` ``(x, y)``."""
+        """Pixel centres of every level, normalised to ``[0, 1]``.
+
+        Args:
+            sizes: ``(H_l, W_l)`` of each level.
+            device: where to create the points.
+
+        Returns:
+            ``[S, 2]`` ``(x, y)`` points, ``S = sum(H_l * W_l)``, levels in order.
+        """
         points = []
         for h, w in sizes:
             ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h

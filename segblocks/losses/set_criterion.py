@@ -103,7 +103,12 @@ class SetCriterion(nn.Module):
                     )
 
     def num_masks(self, targets: Sequence[Targets], device: torch.device) -> float:
-        """Target masks in the batch (averaged over processes under DDP), at least 1."""
+        """Number of target masks in the batch (averaged over processes under DDP), at least 1.
+
+        Args:
+            targets: the batch's targets.
+            device: device of the all-reduce buffer under DDP.
+        """
         count = float(sum(len(t) for t in targets))
         if dist.is_available() and dist.is_initialized():
             total = torch.tensor([count], device=device)
@@ -112,7 +117,16 @@ class SetCriterion(nn.Module):
         return max(count, 1.0)
 
     def class_loss(self, class_logits: Tensor, targets: Sequence[Targets], matching: Matching) -> Tensor:
-        """Cross-entropy over ``C + 1`` classes; unmatched queries are void (the last class)."""
+        """Cross-entropy over ``C + 1`` classes; unmatched queries are void (the last class).
+
+        Args:
+            class_logits: ``[B, Q, C + 1]``.
+            targets: the batch's targets.
+            matching: the matcher's index pairs per image.
+
+        Returns:
+            Unweighted scalar float32 loss.
+        """
         b, q, c1 = class_logits.shape
         device = class_logits.device
         target_classes = torch.full((b, q), c1 - 1, dtype=torch.int64, device=device)
@@ -131,7 +145,19 @@ class SetCriterion(nn.Module):
         num_masks: float,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Point-sampled BCE and Dice of the matched masks: ``(loss_mask, loss_dice)``."""
+        """Point-sampled BCE and Dice of the matched masks.
+
+        Args:
+            mask_logits: ``[B, Q, H, W]``.
+            targets: the batch's targets (masks covering the same extent, any resolution).
+            matching: the matcher's index pairs per image.
+            num_masks: normaliser.
+            generator: random generator for the points.
+
+        Returns:
+            Unweighted ``(loss_mask, loss_dice)`` float32 scalars (zeros, still connected to the graph,
+            when nothing is matched).
+        """
         device = mask_logits.device
         src = [mask_logits[i, s.to(device)] for i, (s, _) in enumerate(matching)]
         counts = [int(s.numel()) for s, _ in matching]
@@ -160,7 +186,16 @@ class SetCriterion(nn.Module):
         )
 
     def objectness_loss(self, iou_scores: Tensor, matching: Matching, num_masks: float) -> Tensor:
-        """Sigmoid focal loss: matched queries are positives, the others negatives."""
+        """Sigmoid focal loss: matched queries are positives, the others negatives.
+
+        Args:
+            iou_scores: ``[B, Q]`` objectness logits.
+            matching: the matcher's index pairs per image.
+            num_masks: normaliser.
+
+        Returns:
+            Unweighted scalar float32 loss.
+        """
         device = iou_scores.device
         target = torch.zeros_like(iou_scores, dtype=torch.float32)
         for i, (src, _) in enumerate(matching):
@@ -175,7 +210,17 @@ class SetCriterion(nn.Module):
         num_masks: float,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Weighted losses of one prediction (no auxiliary ones)."""
+        """Weighted losses of one prediction (its auxiliary ones are not visited).
+
+        Args:
+            predictions: one decoder prediction.
+            targets: the batch's targets.
+            num_masks: normaliser.
+            generator: random generator for the points.
+
+        Returns:
+            ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness"]}``.
+        """
         matching = self.matcher(predictions.mask_logits, predictions.class_logits, targets, generator)
         losses: dict[str, Tensor] = {}
         if predictions.class_logits is not None and self.class_weight:

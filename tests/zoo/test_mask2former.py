@@ -4,6 +4,7 @@ rejected clearly, empty targets train, open vocabulary works, configurations fol
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -247,3 +248,19 @@ def test_configs_and_build_errors() -> None:
         build_mask2former(TinyBackbone(), num_classes=3, class_names=["a"], scale="world")
     with pytest.raises(TypeError, match="output_shape"):
         build_mask2former(nn.Linear(2, 2), num_classes=3, scale="world")
+
+
+def test_training_recipe_runs_and_resumes(tmp_path) -> None:
+    from segblocks.zoo.mask2former.train import main
+
+    tiny = [f"{k}={v}" for k, v in TINY.items()]
+    args = ["--backbone", "regnetx_002", "--image-size", "64", "--batch-size", "2", "--val-images", "2"]
+    args += ["--eval-every", "0", "--checkpoint-every", "0", "--out", str(tmp_path), "--set", *tiny]
+    assert main([*args, "--steps", "2"]) == 0
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["step"] == 2 and final["num_images"] == 2
+    assert main([*args, "--steps", "3", "--resume"]) == 0
+    assert json.loads((tmp_path / "final.json").read_text())["step"] == 3
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val/pq" in r] == [2, 3]
+    assert all(math.isfinite(r["train/loss"]) for r in records if "train/loss" in r)

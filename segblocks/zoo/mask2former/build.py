@@ -24,12 +24,19 @@ logger = logging.getLogger(__name__)
 
 
 def build_backbone(spec: str, *, pretrained: bool | str | None = None) -> nn.Module:
-    """Build a backbone from a short name.
+    """Build a backbone from a short name ``spec``.
 
     * ``"clip:MODEL"`` or ``"clip:MODEL@TAG"``: a frozen :class:`~segblocks.backbones.OpenCLIPBackbone`
       (``TAG``: an open_clip pretrained tag, a registered segblocks tag or a local file).
     * ``"timm:NAME"`` or ``"NAME"``: a trainable :class:`~segblocks.backbones.TimmBackbone`
       (``pretrained=True`` downloads timm's weights).
+
+    Args:
+        spec: the name, as above.
+        pretrained: timm: download timm's weights; CLIP: the pretrained tag when ``spec`` has none.
+
+    Returns:
+        The backbone module.
 
     Raises:
         ValueError: on an empty name.
@@ -62,13 +69,19 @@ def build_mask2former(
 ) -> Mask2Former:
     """Build Mask2Former, closed-set (``num_classes``) or open-vocabulary (``vocabulary``).
 
-    Example:
-        >>> from segblocks.data import CATEGORIES
-        >>> model = build_mask2former(
-        ...     "resnet18", num_classes=len(CATEGORIES), class_names=[c.name for c in CATEGORIES],
-        ...     is_thing=[c.is_thing for c in CATEGORIES], scale="world")
-        >>> out = model(images)                 # MaskPredictions with deep-supervision aux outputs
-        >>> results = model.predict(images)     # panoptic / semantic / instance per image
+    Example::
+
+        from segblocks.data import CATEGORIES
+
+        model = build_mask2former(
+            "resnet18",
+            num_classes=len(CATEGORIES),
+            class_names=[c.name for c in CATEGORIES],
+            is_thing=[c.is_thing for c in CATEGORIES],
+            scale="world",
+        )
+        out = model(images)  # MaskPredictions with the deep-supervision outputs in out.aux
+        results = model.predict(images)  # panoptic / semantic / instance per image
 
     Args:
         backbone: a built backbone module or a name for :func:`build_backbone`.

@@ -141,6 +141,14 @@ def evaluate(
                 count += 1
     finally:
         model.train(was_training)
+    # under torchrun every process saw its shard: merge the statistics (no-op for one process)
+    for metric in (pq, miou, ap):
+        if metric is not None:
+            metric.sync()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        total = torch.tensor([count], dtype=torch.int64, device=device)
+        torch.distributed.all_reduce(total)
+        count = int(total.item())
     nan = float("nan")
     pq_all = pq_things = pq_stuff = sq = rq = nan
     if "panoptic" in tasks and count:

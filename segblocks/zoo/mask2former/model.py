@@ -234,7 +234,14 @@ class Mask2Former(nn.Module):
         return images
 
     def semantic_queries(self, batch: int) -> QueryGroup:
-        """The learned semantic queries as a query group (they attend to every query)."""
+        """The learned semantic queries as a query group (they attend to every query).
+
+        Args:
+            batch: batch size ``B``.
+
+        Returns:
+            A :class:`~segblocks.decoders.QueryGroup` named ``"semantic"`` of shape ``[B, Q, D]``.
+        """
         return QueryGroup(
             name="semantic",
             content=self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1),
@@ -243,7 +250,14 @@ class Mask2Former(nn.Module):
         )
 
     def classify(self, queries: Tensor) -> Tensor:
-        """Class logits ``[B, Q, C + 1]`` of normalised query embeddings ``[B, Q, D]``."""
+        """Classify query embeddings with the class head (and the vocabulary, if open).
+
+        Args:
+            queries: ``[B, Q, D]`` normalised query embeddings.
+
+        Returns:
+            ``[B, Q, C + 1]`` class logits.
+        """
         if isinstance(self.class_head, OpenVocabClassHead):
             assert self.text_embeddings is not None
             return self.class_head(queries, self.text_embeddings)
