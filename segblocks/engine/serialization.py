@@ -128,7 +128,12 @@ def untie(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def sha256_file(path: Path, *, chunk_bytes: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
+    """Hex SHA-256 of a file's bytes, read in chunks.
+
+    Args:
+        path: the file.
+        chunk_bytes: bytes read at a time.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):
@@ -137,7 +142,12 @@ def sha256_file(path: Path, *, chunk_bytes: int = 1 << 22) -> str:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON and flush it to disk (``fsync``) before returning."""
+    """Write ``value`` as JSON and flush it to disk (``fsync``) before returning.
+
+    Args:
+        path: the file to write.
+        value: anything ``json.dump`` accepts.
+    """
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=1, allow_nan=True)
         handle.flush()
@@ -145,7 +155,11 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (after a rename) to disk where the platform allows it."""
+    """Flush a directory entry (after a rename) to disk where the platform allows it.
+
+    Args:
+        path: the directory.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # e.g. Windows cannot open directories
