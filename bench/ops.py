@@ -12,12 +12,12 @@ Shapes are Mask2Former's at 1024 x 1024 (``--device cuda``, the default with a G
     default ``need_weights=True``); ours uses the same weights with ``masked_attention``.
   - ``op``: the attention core alone on projected q/k/v, per backend, against the reference backend.
 
-For each case: forward time (under ``no_grad``) and forward+backward time (median of CUDA-event
-timings on GPU, best of N on CPU), peak extra
-memory of each (CUDA only), host syncs per call (CUDA only, counted with
-``torch.cuda.set_sync_debug_mode("warn")``), the speedup over the baseline measured in the same run,
-and the max abs difference to the baseline's output. On CPU (``--device cpu``, the default without
-CUDA) the shapes shrink (levels 16/8/4, batch 1, float32) so a run takes seconds.
+For each case (one JSON line per backend): ``fwd_ms`` (under ``no_grad``) and ``fwd_bwd_ms`` (median
+of CUDA-event timings on GPU, best of N on CPU), ``*_peak_mib`` (peak extra memory, CUDA only),
+``*_syncs`` (host syncs per call, CUDA only, counted with ``torch.cuda.set_sync_debug_mode("warn")``),
+``*_speedup`` over the baseline measured in the same run, and ``max_abs_diff`` to the baseline's
+output. On CPU (``--device cpu``, the default without CUDA) the shapes shrink (levels 16/8/4,
+batch 1, float32) so a run takes seconds, and the CUDA-only fields are left out.
 
 ``--check-compile`` instead compiles every Triton kernel ahead of time for an sm_90 GPU (H100/H200),
 which needs no GPU, and reports shared memory and register spills.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -123,13 +122,17 @@ def bench_case(
         result = forward()
         return torch.autograd.grad(result, inputs, grad_out)
 
+    forward_time = timed(fwd, device, reps, warmup)
+    backward_time = timed(fwd_bwd, device, reps, warmup)
     result: Result = {
-        "forward": timed(fwd, device, reps, warmup),
-        "forward_backward": timed(fwd_bwd, device, reps, warmup),
-        "host_syncs_forward": count_host_syncs(fwd, device),
-        "host_syncs_forward_backward": count_host_syncs(fwd_bwd, device),
+        "fwd_ms": forward_time["ms"],
+        "fwd_bwd_ms": backward_time["ms"],
+        "fwd_peak_mib": forward_time["peak_mib"],
+        "fwd_bwd_peak_mib": backward_time["peak_mib"],
+        "fwd_syncs": count_host_syncs(fwd, device),
+        "fwd_bwd_syncs": count_host_syncs(fwd_bwd, device),
     }
-    return result, out.detach()
+    return {key: val for key, val in result.items() if val is not None}, out.detach()
 
 
 def add_ratios(results: dict[str, Result], baseline: str, outputs: dict[str, torch.Tensor]) -> None:
@@ -138,12 +141,11 @@ def add_ratios(results: dict[str, Result], baseline: str, outputs: dict[str, tor
     for name, res in results.items():
         if "skipped" in res:
             continue
-        res["speedup_forward"] = round(base["forward"]["ms"] / res["forward"]["ms"], 3)
-        res["speedup_forward_backward"] = round(
-            base["forward_backward"]["ms"] / res["forward_backward"]["ms"], 3
+        res["fwd_speedup"] = round(base["fwd_ms"] / res["fwd_ms"], 3)
+        res["fwd_bwd_speedup"] = round(base["fwd_bwd_ms"] / res["fwd_bwd_ms"], 3)
+        res["max_abs_diff"] = float(
+            f"{(outputs[name].float() - outputs[baseline].float()).abs().max().item():.3g}"
         )
-        diff = (outputs[name].float() - outputs[baseline].float()).abs().max().item()
-        res["max_abs_diff_vs_baseline"] = diff
 
 
 def available(
@@ -303,8 +305,13 @@ def bench_masked_attention_level(
 def check_compile(arch: int) -> Result:
     """Compile every kernel for ``sm_{arch}`` in bf16 and fp32 and report resources (no GPU needed)."""
     import inspect
+    import os
     import re
+    import shutil
+    import tempfile
 
+    cache_dir = tempfile.mkdtemp(prefix="segblocks-triton-")
+    os.environ["TRITON_CACHE_DIR"] = cache_dir  # an empty cache: honest compile times
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -370,10 +377,20 @@ def check_compile(arch: int) -> Result:
             report[f"attn_backward_single{int(single)}_{dt}"] = compile_one(
                 ma._attn_backward_kernel, ptrs, {**consts, "DOT_PRECISION": prec}, 4
             )
+    shutil.rmtree(cache_dir, ignore_errors=True)
     return report
 
 
 # ----------------------------------------------------------------------------------------------------
+def compact_json(obj: Any, indent: int = 0) -> str:
+    """JSON with one line per innermost object, so that a report stays readable."""
+    if isinstance(obj, dict) and any(isinstance(v, dict) for v in obj.values()):
+        pad = " " * (indent + 2)
+        items = [f"{pad}{json.dumps(k)}: {compact_json(v, indent + 2)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    return json.dumps(obj)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -385,7 +402,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.check_compile:
-        print(json.dumps({"check_compile": check_compile(90)}, indent=2))
+        print(compact_json({"check_compile": check_compile(90)}))
         return
 
     device = torch.device(args.device)
@@ -428,15 +445,13 @@ def main() -> None:
     if on_gpu:  # the targets are set for H100/H200-class GPUs in bfloat16
         msda_triton = report["ms_deform_attn"]["backends"]["triton"]
         if "skipped" not in msda_triton:
-            targets["ms_deform_attn_triton_fwd_bwd_speedup_ge_3"] = (
-                msda_triton["speedup_forward_backward"] >= 3
-            )
+            targets["ms_deform_attn_triton_fwd_bwd_speedup_ge_3"] = msda_triton["fwd_bwd_speedup"] >= 3
         for level, res in report["masked_attention"].items():
             auto = res["layer"]["backends"]["auto"]
-            targets[f"masked_attention_{level}_fwd_speedup_ge_2"] = auto["speedup_forward"] >= 2
-            targets[f"masked_attention_{level}_fwd_bwd_speedup_ge_2"] = auto["speedup_forward_backward"] >= 2
+            targets[f"masked_attention_{level}_fwd_speedup_ge_2"] = auto["fwd_speedup"] >= 2
+            targets[f"masked_attention_{level}_fwd_bwd_speedup_ge_2"] = auto["fwd_bwd_speedup"] >= 2
             targets[f"masked_attention_{level}_zero_host_syncs"] = (
-                auto["host_syncs_forward"] == 0 and auto["host_syncs_forward_backward"] == 0
+                auto["fwd_syncs"] == 0 and auto["fwd_bwd_syncs"] == 0
             )
     else:
         targets["note"] = (
@@ -444,9 +459,7 @@ def main() -> None:
         )
     report["targets"] = targets
     report["total_s"] = round(time.perf_counter() - t0, 1)
-    print(
-        json.dumps(report, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x)
-    )
+    print(compact_json(report))
 
 
 if __name__ == "__main__":
