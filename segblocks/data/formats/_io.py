@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def read_rgb(path: Path, what: str = "image") -> np.ndarray:
 def write_rgb(path: Path, image: np.ndarray) -> None:
     """Write a ``[H, W, 3]`` uint8 image (PNG for a lossless round trip)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB").save(path)
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(path)
 
 
 def read_index_png(path: Path, what: str) -> np.ndarray:
@@ -132,11 +133,9 @@ def write_index_png(path: Path, values: np.ndarray, *, palette: bool) -> None:
     """Write ``[H, W]`` uint8 values as a grey (``L``) or palette (``P``) PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.ascontiguousarray(values, dtype=np.uint8)
+    im = Image.fromarray(arr)  # mode L
     if palette:
-        im = Image.fromarray(arr, mode="P")
-        im.putpalette(_palette())
-    else:
-        im = Image.fromarray(arr, mode="L")
+        im.putpalette(_palette())  # turns it into a palette (P) image with the same indices
     im.save(path)
 
 
@@ -177,7 +176,9 @@ def decode_segmentation(segm: Any, height: int, width: int, where: str) -> np.nd
         if not polys or any(len(p) < 6 or len(p) % 2 for p in polys):
             raise DatasetFormatError(f"{where}: polygons need at least 3 (x, y) points each")
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-        return np.asarray(mask_utils.decode(rle), dtype=bool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.asarray(mask_utils.decode(rle), dtype=bool)
     size = require(segm, "size", where, list)
     counts = require(segm, "counts", where, (list, str))
     if [int(v) for v in size] != [height, width]:
@@ -193,6 +194,8 @@ def decode_segmentation(segm: Any, height: int, width: int, where: str) -> np.nd
         }
     )
     try:
-        return np.asarray(mask_utils.decode(rle), dtype=bool)
+        with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.asarray(mask_utils.decode(rle), dtype=bool)
     except Exception as e:  # pycocotools raises bare errors on corrupt counts
         raise DatasetFormatError(f"{where}: cannot decode the RLE: {e}") from e
