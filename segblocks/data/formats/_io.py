@@ -155,10 +155,18 @@ def id_to_rgb(ids: np.ndarray) -> np.ndarray:
     return np.stack([ids % 256, (ids // 256) % 256, ids // 65536], axis=-1).astype(np.uint8)
 
 
+def _mask_utils() -> Any:
+    """``pycocotools.mask`` (COCO's RLE codec), with an actionable error when it is missing."""
+    try:
+        import pycocotools.mask as mask_utils
+    except ImportError as e:  # pragma: no cover - pycocotools is a declared dependency
+        raise ImportError("COCO / YouTube-VIS masks need pycocotools: pip install pycocotools") from e
+    return mask_utils
+
+
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     """Compressed COCO RLE of a ``[H, W]`` bool mask, JSON-ready (``counts`` as a string)."""
-    import pycocotools.mask as mask_utils
-
+    mask_utils = _mask_utils()
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
@@ -169,8 +177,7 @@ def decode_segmentation(segm: Any, height: int, width: int, where: str) -> np.nd
     Raises:
         DatasetFormatError: unknown encoding, or an RLE whose size differs from ``(height, width)``.
     """
-    import pycocotools.mask as mask_utils
-
+    mask_utils = _mask_utils()
     if isinstance(segm, Sequence) and not isinstance(segm, str):  # polygons
         polys = [list(map(float, p)) for p in segm]
         if not polys or any(len(p) < 6 or len(p) % 2 for p in polys):
