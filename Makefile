@@ -39,7 +39,7 @@ unit: $(VENV)/.installed-dev
 test: lint typecheck unit
 
 docs: $(VENV)/.installed-docs
-	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
 
 bench: $(VENV)/.installed-dev
 	for f in bench/*.py; do $(BIN)/python $$f; done

@@ -1,0 +1,82 @@
+"""What every backbone shares: the output contract, input checks and pixel normalisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from segblocks._validation import check_dtype, check_ndim
+from segblocks.structures import ShapeSpec
+
+__all__ = ["Backbone"]
+
+
+class Backbone(nn.Module):
+    """Base class: ``forward(images[B, 3, H, W]) -> {"res2".."res5": Tensor, ...}``.
+
+    Images enter as RGB floats in ``[0, 1]``; each backbone normalises them with the statistics its
+    weights were trained with (``pixel_mean``/``pixel_std``, non-persistent buffers), so models that
+    combine several backbones (a CLIP and a SAM) feed all of them the same tensor. ``H`` and ``W``
+    must be multiples of :attr:`size_divisibility` (pad first).
+
+    Subclasses set ``_size_divisibility`` and implement :meth:`output_shape` and ``forward``.
+    """
+
+    pixel_mean: Tensor
+    pixel_std: Tensor
+    _size_divisibility: int
+
+    def __init__(self, *, pixel_mean: Sequence[float], pixel_std: Sequence[float]) -> None:
+        super().__init__()
+        if len(pixel_mean) != 3 or len(pixel_std) != 3:
+            raise ValueError(
+                f"pixel_mean, pixel_std: expected 3 values each, got {len(pixel_mean)} and {len(pixel_std)}"
+            )
+        if any(s <= 0 for s in pixel_std):
+            raise ValueError(f"pixel_std: expected positive values, got {tuple(pixel_std)}")
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def size_divisibility(self) -> int:
+        """``H`` and ``W`` of the input must be multiples of this."""
+        return self._size_divisibility
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """Channels and stride of every map ``forward`` returns."""
+        raise NotImplementedError
+
+    def check_images(self, images: Tensor) -> None:
+        """Validate ``images``: ``[B, 3, H, W]`` floating, ``H``, ``W`` multiples of ``size_divisibility``.
+
+        Raises:
+            ValueError: on a wrong rank, channel count, empty batch or indivisible size.
+            TypeError: on a non-tensor or non-floating input.
+        """
+        check_ndim("images", images, 4, "[B, 3, H, W]")
+        check_dtype("images", images, "floating")
+        b, c, h, w = images.shape
+        if c != 3:
+            raise ValueError(f"images: expected 3 (RGB) channels [B, 3, H, W], got {tuple(images.shape)}")
+        if b == 0:
+            raise ValueError(f"images: empty batch, got shape {tuple(images.shape)}")
+        d = self.size_divisibility
+        if h % d or w % d or h == 0 or w == 0:
+            ph, pw = max(d, -(-h // d) * d), max(d, -(-w // d) * d)
+            raise ValueError(
+                f"images: height and width must be positive multiples of size_divisibility={d}, "
+                f"got {h}x{w}; pad to {ph}x{pw}"
+            )
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """``(images - pixel_mean) / pixel_std`` for ``[B, 3, H, W]`` images in ``[0, 1]``."""
+        return (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
+
+
+def freeze(module: nn.Module) -> None:
+    """Turn off gradients of every parameter of ``module`` and put it in eval mode."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()

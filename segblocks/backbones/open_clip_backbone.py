@@ -1,0 +1,369 @@
+"""OpenCLIPBackbone: an open_clip CLIP (ConvNeXt or ViT) as a multi-scale, dense, text-aware backbone."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.timm_model import TimmModel
+from open_clip.transformer import VisionTransformer
+from torch import Tensor, nn
+
+from segblocks._validation import check_ndim
+from segblocks.backbones.base import Backbone, freeze
+from segblocks.backbones.clip_loading import create_clip_model
+from segblocks.backbones.simple_fpn import SimpleFeaturePyramid
+from segblocks.backbones.text_prompts import (
+    DEFAULT_TEMPLATES,
+    build_prompts,
+    parse_vocabulary,
+    validate_templates,
+)
+from segblocks.ops import mask_pool
+from segblocks.structures import ShapeSpec
+
+__all__ = ["OpenCLIPBackbone"]
+
+logger = logging.getLogger(__name__)
+
+_STRIDES = (4, 8, 16, 32)
+
+
+class OpenCLIPBackbone(Backbone):
+    """An open_clip CLIP model as a backbone: ``res2..res5``, a dense CLIP map, and text embeddings.
+
+    - **ConvNeXt CLIP** (open_clip ``timm_model_name`` towers, e.g. ``convnext_large_d_320``):
+      ``res2..res5`` are the trunk's stage outputs; ``clip_dense`` applies the trunk head's norm and
+      the CLIP projection head (linear or MLP) at every stride-32 location, as FC-CLIP does.
+    - **ViT CLIP** (e.g. ``ViT-B-16``): the final patch tokens, reshaped to a map, go through a
+      :class:`SimpleFeaturePyramid` (trainable) to ``res2..res5``; ``clip_dense`` is ``ln_post`` and
+      the projection applied to every patch token. Other input sizes resample the positional
+      embedding at forward time exactly as open_clip does when it loads a checkpoint at another
+      ``force_image_size`` (bicubic, antialiased).
+
+    The CLIP model is frozen by default (eval mode, no gradients); the pyramid of a ViT stays trainable.
+
+    Args:
+        model_name: an open_clip model name, or one registered with
+            :func:`segblocks.backbones.register_clip_config`.
+        pretrained: ``None`` (random init), an open_clip pretrained tag, a local checkpoint
+            (``.safetensors`` or a PyTorch file, read with ``weights_only=True``), or a tag registered or
+            bundled with segblocks (e.g. ``"shapes"``).
+        frozen: freeze the CLIP model.
+        fpn_channels: channels of ``res2..res5`` for ViT models.
+        strict: raise on missing/unexpected keys when loading a file.
+        cache_dir: open_clip's download cache for pretrained tags.
+        device: where the CLIP model is created (``"meta"``: no memory, for inspecting shapes and
+            parameter counts).
+
+    Example:
+        >>> clip = OpenCLIPBackbone("convnext_large_d_320", pretrained="laion2b_s29b_b131k_ft_soup")
+        >>> feats = clip(images)                        # images: [B, 3, H, W] in [0, 1]
+        >>> text = clip.encode_text(["cat", "person, people, man"])      # [2, 768], unit norm
+        >>> regions = clip.pool_masks(feats["clip_dense"], masks)        # [B, N, 768]
+        >>> logits = clip.logit_scale * regions @ text.T
+    """
+
+    clip: Any  # an open_clip CLIP / CustomTextCLIP (its attributes are not typed)
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        pretrained: str | os.PathLike[str] | None = None,
+        frozen: bool = True,
+        fpn_channels: int = 256,
+        strict: bool = True,
+        cache_dir: str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        clip, report = create_clip_model(
+            model_name, pretrained, strict=strict, cache_dir=cache_dir, device=device
+        )
+        cfg = open_clip.get_model_preprocess_cfg(clip)
+        super().__init__(pixel_mean=cfg["mean"], pixel_std=cfg["std"])
+        self.model_name = model_name
+        self.pretrained = None if pretrained is None else str(pretrained)
+        self.load_report = report
+        self.clip = clip
+        self.frozen = frozen
+        self.fpn: SimpleFeaturePyramid | None = None
+        visual = clip.visual
+        if isinstance(visual, TimmModel):
+            self.kind = "cnn"
+            self._init_cnn(visual)
+        elif isinstance(visual, VisionTransformer):
+            self.kind = "vit"
+            self._init_vit(visual, fpn_channels)
+        else:
+            raise ValueError(
+                f"model_name: {model_name!r} has a {type(visual).__name__} image tower; OpenCLIPBackbone "
+                "supports timm CNN towers (ConvNeXt) and open_clip VisionTransformer towers"
+            )
+        if frozen:
+            freeze(self.clip)
+        self._tokenizer: Callable[..., Tensor] | None = None
+        self._text_cache: dict[tuple[object, ...], Tensor] = {}
+        self.to(device)
+
+    # ------------------------------------------------------------------------------------- set-up
+    def _init_cnn(self, visual: TimmModel) -> None:
+        trunk = visual.trunk
+        info = getattr(trunk, "feature_info", None)
+        if info is None or not hasattr(trunk, "forward_intermediates"):
+            raise ValueError(f"model_name: the timm trunk of {self.model_name!r} has no feature_info")
+        reductions = [int(f["reduction"]) for f in info]
+        missing = [s for s in _STRIDES if s not in reductions]
+        if missing:
+            raise ValueError(
+                f"model_name: the trunk of {self.model_name!r} has feature strides {reductions}; "
+                f"strides {list(_STRIDES)} are needed"
+            )
+        self._stage_indices = [reductions.index(s) for s in _STRIDES]
+        self._stage_channels = [int(info[i]["num_chs"]) for i in self._stage_indices]
+        self.embed_dim = self._head_dim(visual, int(trunk.num_features))
+        self.dense_stride = 32
+        self._size_divisibility = 32
+
+    @staticmethod
+    def _head_dim(visual: TimmModel, default: int) -> int:
+        linears = [m for m in visual.head.modules() if isinstance(m, nn.Linear)]
+        return linears[-1].out_features if linears else default
+
+    def _init_vit(self, visual: VisionTransformer, fpn_channels: int) -> None:
+        if visual.attn_pool is not None or visual.pool_type not in ("tok", "avg") or visual.proj is None:
+            raise ValueError(
+                f"model_name: {self.model_name!r} uses attentional or no pooling (pool_type="
+                f"{visual.pool_type!r}); OpenCLIPBackbone supports ViT towers with token or average pooling"
+            )
+        ph, pw = visual.patch_size
+        if ph != pw:
+            raise ValueError(f"model_name: non-square patches {visual.patch_size} are not supported")
+        self.patch_size = int(ph)
+        self.embed_dim = int(visual.proj.shape[1])
+        self.dense_stride = self.patch_size
+        self._size_divisibility = math.lcm(self.patch_size, 32)
+        width = int(visual.conv1.out_channels)
+        self.fpn = SimpleFeaturePyramid(
+            in_channels=width, in_stride=self.patch_size, out_channels=fpn_channels
+        )
+
+    def train(self, mode: bool = True) -> OpenCLIPBackbone:
+        """Set train/eval mode; a frozen CLIP model stays in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            self.clip.eval()
+        return self
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """``res2..res5`` and ``clip_dense`` (``embed_dim`` channels, stride 32 or the ViT patch)."""
+        if self.fpn is not None:
+            shapes = {f"res{i + 2}": ShapeSpec(self.fpn.out_channels, s) for i, s in enumerate(_STRIDES)}
+        else:
+            shapes = {
+                f"res{i + 2}": ShapeSpec(c, s) for i, (c, s) in enumerate(zip(self._stage_channels, _STRIDES))
+            }
+        shapes["clip_dense"] = ShapeSpec(self.embed_dim, self.dense_stride)
+        return shapes
+
+    # ------------------------------------------------------------------------------------- images
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """Multi-scale features, the dense CLIP map and the global image embedding.
+
+        Args:
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``; ``H``, ``W`` multiples of ``size_divisibility``.
+
+        Returns:
+            ``res2..res5``: ``[B, C_i, H / s, W / s]`` for ``s`` = 4, 8, 16, 32;
+            ``clip_dense``: ``[B, D, H / d, W / d]`` (``d`` = ``dense_stride``), CLIP embeddings per
+            location (not normalised); ``clip_global``: ``[B, D]`` the image embedding, equal to
+            open_clip's ``encode_image`` (not normalised).
+
+        Raises:
+            ValueError, TypeError: on bad ``images`` (see :meth:`Backbone.check_images`).
+        """
+        self.check_images(images)
+        x = self.normalize(images)
+        return self._forward_cnn(x) if self.kind == "cnn" else self._forward_vit(x)
+
+    def _forward_cnn(self, x: Tensor) -> dict[str, Tensor]:
+        visual = self.clip.visual
+        final, stages = visual.trunk.forward_intermediates(x, indices=self._stage_indices, output_fmt="NCHW")
+        out = {f"res{i + 2}": f for i, f in enumerate(stages)}
+        out["clip_global"] = visual.head(visual.trunk.forward_head(final))
+        out["clip_dense"] = self._head_per_location(final)
+        return out
+
+    def _head_per_location(self, final: Tensor) -> Tensor:
+        """Run the trunk head (pool, norm) and the CLIP head on every location as a 1x1 image."""
+        visual = self.clip.visual
+        b, c, h, w = final.shape
+        pixels = final.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1)
+        emb = visual.head(visual.trunk.forward_head(pixels))
+        return emb.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+    def _positional_embedding(self, h: int, w: int) -> Tensor:
+        visual = self.clip.visual
+        pos = visual.positional_embedding
+        gh, gw = visual.grid_size
+        if (h, w) == (gh, gw):
+            return pos
+        grid = pos[1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+        # The same resampling open_clip applies when it loads a checkpoint at another image size.
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+        return torch.cat([pos[:1], grid.permute(0, 2, 3, 1).reshape(h * w, -1)], dim=0)
+
+    def _forward_vit(self, x: Tensor) -> dict[str, Tensor]:
+        visual = self.clip.visual
+        tokens = visual.conv1(x)
+        b, _, h, w = tokens.shape
+        tokens = tokens.flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.to(tokens.dtype).view(1, 1, -1).expand(b, -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1) + self._positional_embedding(h, w).to(tokens.dtype)
+        tokens = visual.ln_pre(visual.patch_dropout(tokens))
+        tokens = visual.transformer(tokens)
+        if visual.final_ln_after_pool:
+            pooled = tokens[:, 0] if visual.pool_type == "tok" else tokens[:, 1:].mean(dim=1)
+            pooled = visual.ln_post(pooled)
+            patches = visual.ln_post(tokens[:, 1:])
+        else:
+            normed = visual.ln_post(tokens)
+            pooled = normed[:, 0] if visual.pool_type == "tok" else normed[:, 1:].mean(dim=1)
+            patches = normed[:, 1:]
+        dense = (patches @ visual.proj).transpose(1, 2).reshape(b, -1, h, w)
+        grid = tokens[:, 1:].transpose(1, 2).reshape(b, -1, h, w)
+        assert self.fpn is not None
+        out = self.fpn(grid, image_size=(x.shape[-2], x.shape[-1]))
+        out["clip_global"] = pooled @ visual.proj
+        out["clip_dense"] = dense
+        return out
+
+    def encode_image(self, images: Tensor, *, normalize: bool = False) -> Tensor:
+        """The global CLIP image embedding (open_clip's ``encode_image`` on normalised pixels).
+
+        Args:
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+            normalize: L2-normalise the result.
+
+        Returns:
+            ``[B, D]``.
+        """
+        emb = self(images)["clip_global"]
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+    # ------------------------------------------------------------------------------------- regions
+    def pool_masks(self, dense: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
+        """One CLIP embedding per mask: the masked average of the dense CLIP map.
+
+        Args:
+            dense: ``[B, D, h, w]`` the ``clip_dense`` output.
+            masks: ``[B, N, H', W']`` bool or probabilities (resized bilinearly to ``h, w``).
+            normalize: L2-normalise the embeddings (empty masks give zero vectors).
+
+        Returns:
+            ``[B, N, D]`` region embeddings in the text space.
+
+        Raises:
+            ValueError: if ``dense`` does not have ``embed_dim`` channels or on bad shapes.
+        """
+        check_ndim("dense", dense, 4, "[B, D, h, w]")
+        if dense.shape[1] != self.embed_dim:
+            raise ValueError(f"dense: expected {self.embed_dim} channels, got shape {tuple(dense.shape)}")
+        pooled = mask_pool(dense, masks)
+        return F.normalize(pooled, dim=-1) if normalize else pooled
+
+    def embed_masks(self, features: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
+        """FC-CLIP's order for ConvNeXt CLIP: pool the trunk's stride-32 features, then apply the head.
+
+        For a mask covering the whole image this reproduces the global image embedding.
+
+        Args:
+            features: ``[B, C5, h, w]`` the ``res5`` output.
+            masks: ``[B, N, H', W']`` bool or probabilities.
+            normalize: L2-normalise the embeddings.
+
+        Returns:
+            ``[B, N, D]``.
+
+        Raises:
+            ValueError: for ViT models (use :meth:`pool_masks`) or bad shapes.
+        """
+        if self.kind != "cnn":
+            raise ValueError("embed_masks: only ConvNeXt (CNN) CLIP models; use pool_masks for ViT models")
+        check_ndim("features", features, 4, "[B, C5, h, w]")
+        if features.shape[1] != self._stage_channels[-1]:
+            raise ValueError(
+                f"features: expected the res5 map with {self._stage_channels[-1]} channels, "
+                f"got shape {tuple(features.shape)}"
+            )
+        visual = self.clip.visual
+        pooled = mask_pool(visual.trunk.norm_pre(features), masks)
+        b, n, c = pooled.shape
+        emb = visual.head(visual.trunk.forward_head(pooled.reshape(b * n, c, 1, 1))).reshape(b, n, -1)
+        return F.normalize(emb, dim=-1) if normalize else emb
+
+    # ------------------------------------------------------------------------------------- text
+    @property
+    def logit_scale(self) -> Tensor:
+        """CLIP's learned temperature, ``exp(logit_scale)`` (a scalar tensor)."""
+        return self.clip.logit_scale.exp()
+
+    def tokenize(self, texts: Sequence[str]) -> Tensor:
+        """open_clip's tokenizer for this model: ``[N, context_length]`` int64."""
+        if self._tokenizer is None:
+            self._tokenizer = open_clip.get_tokenizer(self.model_name)
+        return self._tokenizer(list(texts))
+
+    def encode_text(
+        self,
+        class_names: Sequence[str | Sequence[str]],
+        *,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        batch_size: int = 256,
+    ) -> Tensor:
+        """One unit-norm text embedding per class, ensembling templates and synonyms.
+
+        Every (synonym, template) sentence is encoded and L2-normalised; a class's embedding is the
+        normalised mean over its sentences. With a frozen model the result is cached by (model,
+        vocabulary, templates, device), so repeated calls cost nothing (the same tensor is returned;
+        do not modify it in place).
+
+        Args:
+            class_names: K classes; ``"person, people, man"`` or ``["person", "people"]`` are synonyms.
+            templates: prompt templates with one ``{}``.
+            batch_size: sentences per text-encoder call.
+
+        Returns:
+            ``[K, D]`` unit-norm embeddings on the model's device.
+
+        Raises:
+            ValueError: on an empty vocabulary, an empty class name or a bad template.
+        """
+        vocabulary = parse_vocabulary(class_names)
+        templates = validate_templates(templates)
+        if batch_size <= 0:
+            raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+        device = self.clip.logit_scale.device
+        key = (self.model_name, self.pretrained, vocabulary, templates, str(device))
+        if self.frozen and key in self._text_cache:
+            return self._text_cache[key]
+        sentences, owners = build_prompts(vocabulary, templates)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            chunks = []
+            for start in range(0, len(sentences), batch_size):
+                tokens = self.tokenize(sentences[start : start + batch_size]).to(device)
+                chunks.append(self.clip.encode_text(tokens, normalize=True))
+            per_sentence = torch.cat(chunks)
+            index = torch.tensor(owners, device=device)
+            sums = per_sentence.new_zeros(len(vocabulary), per_sentence.shape[1])
+            sums = sums.index_add_(0, index, per_sentence)
+            embeddings = F.normalize(sums, dim=-1)
+        if self.frozen:
+            self._text_cache[key] = embeddings
+        return embeddings
