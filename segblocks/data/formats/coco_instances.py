@@ -189,6 +189,13 @@ def read_coco_instances(
 def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> Path:
     """Write detections (records with scores) as a COCO results JSON list.
 
+    Args:
+        records: detection records (with ``scores``).
+        path: the JSON file to write.
+
+    Returns:
+        ``path``.
+
     Raises:
         ValueError: a record has no scores.
     """

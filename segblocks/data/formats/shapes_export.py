@@ -58,7 +58,13 @@ def _check_ids(ids: list[int]) -> None:
 
 
 def to_panoptic_record(sample: ShapesSample, image_id: int, file_name: str) -> PanopticRecord:
-    """One shapes sample as a COCO-panoptic record."""
+    """One shapes sample as a COCO-panoptic record.
+
+    Args:
+        sample: the shapes sample.
+        image_id: the record's image id.
+        file_name: the image file name.
+    """
     return PanopticRecord(
         image_id=image_id,
         file_name=file_name,
@@ -69,7 +75,13 @@ def to_panoptic_record(sample: ShapesSample, image_id: int, file_name: str) -> P
 
 
 def to_instance_record(sample: ShapesSample, image_id: int, file_name: str) -> InstanceRecord:
-    """One shapes sample's things as a COCO-instances record (ids ``1000 * image_id + segment id``)."""
+    """One shapes sample's things as a COCO-instances record.
+
+    Args:
+        sample: the shapes sample.
+        image_id: the record's image id; annotation ids are ``1000 * image_id + segment id``.
+        file_name: the image file name.
+    """
     things = sample.thing_segments
     _check_ids([s.id for s in things])
     return InstanceRecord(
@@ -85,7 +97,13 @@ def to_instance_record(sample: ShapesSample, image_id: int, file_name: str) -> I
 
 
 def to_semantic_record(sample: ShapesSample, image_id: int, file_name: str) -> SemanticRecord:
-    """One shapes sample as a semantic record."""
+    """One shapes sample as a semantic record.
+
+    Args:
+        sample: the shapes sample.
+        image_id: the record's image id.
+        file_name: the image file name.
+    """
     return SemanticRecord(
         image_id=image_id, file_name=file_name, image=sample.image, label_map=sample.semantic
     )
@@ -102,7 +120,13 @@ def _tracks(clip: ShapesClip) -> tuple[list[int], list[int]]:
 
 
 def to_video_instance_record(clip: ShapesClip, video_id: int, folder: str) -> VideoInstanceRecord:
-    """One clip's thing tracks as a YouTube-VIS record (frames ``folder/00000.png``...)."""
+    """One clip's thing tracks as a YouTube-VIS record.
+
+    Args:
+        clip: the shapes clip.
+        video_id: the record's video id; track ids are ``1000 * video_id + track id``.
+        folder: the frames' folder, frames are named ``folder/00000.png``, ...
+    """
     ids, cats = _tracks(clip)
     _check_ids(ids)
     pan = np.stack([f.panoptic for f in clip.frames])  # [T, H, W]
@@ -119,7 +143,12 @@ def to_video_instance_record(clip: ShapesClip, video_id: int, folder: str) -> Vi
 
 
 def to_video_object_record(clip: ShapesClip, name: str) -> VideoObjectRecord:
-    """One clip as a DAVIS record: thing track ids become object ids, stuff becomes background."""
+    """One clip as a DAVIS record: thing track ids become object ids, stuff becomes background.
+
+    Args:
+        clip: the shapes clip.
+        name: the sequence name.
+    """
     ids, _ = _tracks(clip)
     if ids and max(ids) >= 255:
         raise ValueError(f"clip: track ids must stay below 255 for an indexed PNG, got {max(ids)}")

@@ -239,6 +239,13 @@ def read_youtube_vis(
 def write_youtube_vis_results(records: Iterable[VideoInstanceRecord], path: str | Path) -> Path:
     """Write predicted tracks (records with scores) as a YouTube-VIS results JSON list.
 
+    Args:
+        records: prediction records (with ``scores``).
+        path: the JSON file to write.
+
+    Returns:
+        ``path``.
+
     Raises:
         ValueError: a record has no scores.
     """
