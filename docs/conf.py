@@ -96,7 +96,17 @@ segblocks_nav = {
         ("Tutorials", ["tutorials/*"]),
         (
             "User guide",
-            ["data*", "training*", "cli*", "backbones*", "blocks*", "decoders*", "heads*", "ops*", "metrics*"],
+            [
+                "data*",
+                "training*",
+                "cli*",
+                "backbones*",
+                "blocks*",
+                "decoders*",
+                "heads*",
+                "ops*",
+                "metrics*",
+            ],
         ),
         ("Models", ["zoo/index"]),
         ("Reference", ["performance", "api/index"]),
