@@ -27,8 +27,8 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/segblocks demo --out demo_out
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check segblocks tests bench
-	$(BIN)/ruff format --check segblocks tests bench
+	$(BIN)/ruff check segblocks tests bench docs/_ext docs/conf.py
+	$(BIN)/ruff format --check segblocks tests bench docs/_ext docs/conf.py
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy segblocks
@@ -39,10 +39,12 @@ unit: $(VENV)/.installed-dev
 test: lint typecheck unit
 
 docs: $(VENV)/.installed-docs
-	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
 
+# Each benchmark prints JSON; the results land in bench/results/, which the docs' performance page shows.
 bench: $(VENV)/.installed-dev
-	for f in bench/*.py; do $(BIN)/python $$f; done
+	mkdir -p bench/results
+	for f in bench/*.py; do $(BIN)/python $$f > bench/results/$$(basename $$f .py).json || exit 1; done
 
 clean:
 	rm -rf $(VENV) docs/_build demo_out .pytest_cache .mypy_cache .ruff_cache

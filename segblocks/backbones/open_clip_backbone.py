@@ -62,12 +62,14 @@ class OpenCLIPBackbone(Backbone):
         device: where the CLIP model is created (``"meta"``: no memory, for inspecting shapes and
             parameter counts).
 
-    Example:
-        >>> clip = OpenCLIPBackbone("convnext_large_d_320", pretrained="laion2b_s29b_b131k_ft_soup")
-        >>> feats = clip(images)                        # images: [B, 3, H, W] in [0, 1]
-        >>> text = clip.encode_text(["cat", "person, people, man"])      # [2, 768], unit norm
-        >>> regions = clip.pool_masks(feats["clip_dense"], masks)        # [B, N, 768]
-        >>> logits = clip.logit_scale * regions @ text.T
+    Example (needs the published weights, so it is not run by the tests; ``images`` is
+    ``[B, 3, H, W]`` in ``[0, 1]``, ``masks`` ``[B, N, H, W]``)::
+
+        clip = OpenCLIPBackbone("convnext_large_d_320", pretrained="laion2b_s29b_b131k_ft_soup")
+        feats = clip(images)
+        text = clip.encode_text(["cat", "person, people, man"])  # [2, 768], unit norm
+        regions = clip.pool_masks(feats["clip_dense"], masks)    # [B, N, 768]
+        logits = clip.logit_scale * regions @ text.T
     """
 
     clip: Any  # an open_clip CLIP / CustomTextCLIP (its attributes are not typed)
@@ -315,7 +317,14 @@ class OpenCLIPBackbone(Backbone):
         return self.clip.logit_scale.exp()
 
     def tokenize(self, texts: Sequence[str]) -> Tensor:
-        """open_clip's tokenizer for this model: ``[N, context_length]`` int64."""
+        """Tokenize with open_clip's tokenizer for this model.
+
+        Args:
+            texts: N strings.
+
+        Returns:
+            ``[N, context_length]`` int64 token ids.
+        """
         if self._tokenizer is None:
             self._tokenizer = open_clip.get_tokenizer(self.model_name)
         return self._tokenizer(list(texts))

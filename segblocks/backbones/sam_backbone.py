@@ -140,10 +140,12 @@ class SAMBackbone(Backbone):
         fpn_channels: channels of ``res2..res5``.
         strict: raise on missing/unexpected encoder keys (otherwise warn and load what matches).
 
-    Example:
-        >>> sam = SAMBackbone("vit_b", checkpoint="sam_vit_b_01ec64.pth")
-        >>> feats = sam(images)       # images [B, 3, H, W] in [0, 1], H and W multiples of 32
-        >>> feats["image_embedding"].shape    # [B, 256, H / 16, W / 16]
+    Example (needs the official checkpoint file, so it is not run by the tests; ``images`` is
+    ``[B, 3, H, W]`` in ``[0, 1]`` with H and W multiples of 32)::
+
+        sam = SAMBackbone("vit_b", checkpoint="sam_vit_b_01ec64.pth")
+        feats = sam(images)
+        feats["image_embedding"].shape    # [B, 256, H / 16, W / 16]
     """
 
     def __init__(
@@ -243,7 +245,11 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def sam_encoder_num_parameters(model_name: str) -> int:
-    """Parameters of a SAM image encoder, counted on the meta device (no memory, no weights)."""
+    """Parameters of a SAM image encoder, counted on the meta device (no memory, no weights).
+
+    Args:
+        model_name: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``, ``"vit_tiny"`` or a registered name.
+    """
     with torch.device("meta"):
         encoder = build_sam_image_encoder(get_sam_config(model_name))
     return count_parameters(encoder)

@@ -14,14 +14,26 @@ __all__ = ["LayerNorm2d", "SimpleFeaturePyramid"]
 
 
 class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of a ``[B, C, H, W]`` map."""
+    """LayerNorm over the channels of a ``[B, C, H, W]`` map.
+
+    Args:
+        channels: C.
+        eps: added to the variance.
+    """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[B, C, H, W] -> [B, C, H, W]``."""
+        """Normalise every location's channel vector.
+
+        Args:
+            x: ``[B, C, H, W]``.
+
+        Returns:
+            ``[B, C, H, W]``.
+        """
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 

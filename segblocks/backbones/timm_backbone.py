@@ -82,9 +82,9 @@ class TimmBackbone(Backbone):
         **timm_kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``).
 
     Example:
-        >>> backbone = TimmBackbone("convnext_tiny", pretrained=True)
+        >>> backbone = TimmBackbone("resnet18")  # random init; pretrained=True loads timm's weights
         >>> backbone.output_shape()["res5"]
-        ShapeSpec(channels=768, stride=32)
+        ShapeSpec(channels=512, stride=32)
     """
 
     model: Any  # timm's FeatureListNet / FeatureGetterNet (its attributes are not typed)

@@ -1,6 +1,8 @@
 """Data: the synthetic shapes world and readers/writers for real dataset formats."""
 
+from segblocks.data.formats import *  # noqa: F403
+from segblocks.data.formats import __all__ as _formats_all
 from segblocks.data.shapes import *  # noqa: F403
 from segblocks.data.shapes import __all__ as _shapes_all
 
-__all__ = list(_shapes_all)
+__all__ = [*_shapes_all, *_formats_all]

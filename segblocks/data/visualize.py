@@ -13,7 +13,14 @@ __all__ = ["draw_prompts", "overlay_segments", "segment_colour", "text_panel"]
 
 
 def segment_colour(segment_id: int) -> tuple[int, int, int]:
-    """A stable, saturated colour for a segment id (golden-ratio hue walk)."""
+    """A stable, saturated colour for a segment id (golden-ratio hue walk).
+
+    Args:
+        segment_id: the id.
+
+    Returns:
+        ``(r, g, b)`` in ``0..255``.
+    """
     hue = (segment_id * 0.618033988749895) % 1.0
     i, f = int(hue * 6), (hue * 6) % 1.0
     v, s = 1.0, 0.75

@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .distributed import DistInfo, barrier, unwrap_model
-from .serialization import encode_state, fsync_dir, sha256_file, write_json
+from .serialization import encode_state, fsync_dir, sha256_file, untie, write_json
 from .weights import CheckpointError, looks_like_pickle
 
 __all__ = [
@@ -120,7 +120,7 @@ def _write_manifest(staging: Path, step: int, names: list[str]) -> None:
 
 
 def list_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
-    """Checkpoint directories in ``checkpoint_dir`` (``step_N`` with a manifest), oldest first.
+    """Checkpoint directories (``step_N``) in ``checkpoint_dir``, oldest first.
 
     Args:
         checkpoint_dir: The run's checkpoint directory (may not exist yet).
@@ -217,7 +217,7 @@ def _write_checkpoint(
     for key, value in model.state_dict().items():
         if not isinstance(value, Tensor):
             raise TypeError(f"model.state_dict()[{key!r}]: expected a tensor, got {type(value).__name__}")
-        model_state[key] = value.detach().to("cpu", copy=True).contiguous()
+        model_state[key] = value.detach().to("cpu").contiguous()
     tensors: dict[str, Tensor] = {}
     meta = {
         "format": FORMAT,
@@ -239,8 +239,8 @@ def _write_checkpoint(
         shutil.rmtree(stale, ignore_errors=True)
     staging = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    save_file(model_state, staging / MODEL_FILE, metadata={"format": FORMAT})
-    save_file(tensors, staging / TENSORS_FILE, metadata={"format": FORMAT})
+    save_file(untie(model_state), staging / MODEL_FILE, metadata={"format": FORMAT})
+    save_file(untie(tensors), staging / TENSORS_FILE, metadata={"format": FORMAT})
     for name in (MODEL_FILE, TENSORS_FILE):
         with open(staging / name, "rb+") as handle:
             os.fsync(handle.fileno())

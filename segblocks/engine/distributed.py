@@ -190,7 +190,11 @@ def wrap_ddp(model: nn.Module, dist: DistInfo, **ddp_kwargs: Any) -> nn.Module:
 
 
 def barrier(dist: DistInfo) -> None:
-    """Wait for every rank (no-op for a single process)."""
+    """Wait for every rank (no-op for a single process).
+
+    Args:
+        dist: the run's distributed set-up (from :func:`setup_distributed`).
+    """
     if dist.is_distributed:
         torch_dist.barrier()
 

@@ -175,6 +175,11 @@ class WarmupMultiStep:
     warmup_factor: float = 0.001
 
     def __call__(self, step: int) -> float:
+        """The learning-rate factor at ``step`` (0-based optimizer step).
+
+        Args:
+            step: the optimizer step.
+        """
         passed = sum(1 for m in self.milestones if step >= m)
         return _warmup(step, self.warmup_steps, self.warmup_factor) * self.gamma**passed
 
@@ -196,6 +201,11 @@ class WarmupCosine:
     min_factor: float = 0.0
 
     def __call__(self, step: int) -> float:
+        """The learning-rate factor at ``step`` (0-based optimizer step).
+
+        Args:
+            step: the optimizer step.
+        """
         progress = min(1.0, step / self.total_steps)
         cosine = self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
         return _warmup(step, self.warmup_steps, self.warmup_factor) * cosine

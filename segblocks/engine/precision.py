@@ -157,10 +157,17 @@ def fp32(fn: F | None = None) -> F | _Fp32:
         TypeError: If ``fn`` is given but not callable.
 
     Example:
+        >>> import torch
         >>> @fp32
-        ... def dice_loss(logits, targets): ...
-        >>> with fp32():
-        ...     cost = torch.cdist(a.float(), b.float())
+        ... def squared_error(pred, target):
+        ...     return ((pred - target) ** 2).sum()
+        >>> half = torch.ones(3, dtype=torch.bfloat16)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     squared_error(half, torch.zeros(3)).dtype
+        torch.float32
+        >>> with fp32():  # as a context manager: autocast is off inside
+        ...     torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype
+        torch.float32
     """
     if fn is None:
         return _Fp32()

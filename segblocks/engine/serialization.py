@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["decode_state", "encode_state", "fsync_dir", "sha256_file", "write_json"]
+__all__ = ["decode_state", "encode_state", "fsync_dir", "sha256_file", "untie", "write_json"]
 
 _TENSOR, _NDARRAY, _TUPLE, _ITEMS = "__tensor__", "__ndarray__", "__tuple__", "__items__"
 
@@ -50,7 +50,7 @@ def encode_state(value: Any, tensors: dict[str, Tensor], path: str = "") -> Any:
         return value
     if isinstance(value, Tensor):
         key = _fresh_key(path or "tensor", tensors)
-        tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+        tensors[key] = value.detach().to("cpu").contiguous()  # no copy for contiguous CPU tensors
         return {_TENSOR: key}
     if isinstance(value, np.ndarray):
         key = _fresh_key(path or "array", tensors)
@@ -108,8 +108,32 @@ def decode_state(value: Any, tensors: dict[str, Tensor]) -> Any:
     return {k: decode_state(v, tensors) for k, v in value.items()}
 
 
+def untie(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Copy tensors that share memory with an earlier one (tied weights), which safetensors refuses.
+
+    Args:
+        tensors: ``{key: tensor}`` on CPU.
+
+    Returns:
+        The same dict with a private copy for every tensor whose storage was already seen.
+    """
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in tensors.items():
+        storage = tensor.untyped_storage().data_ptr() if tensor.numel() else -1
+        out[key] = tensor.clone() if storage in seen else tensor
+        if storage != -1:
+            seen.add(storage)
+    return out
+
+
 def sha256_file(path: Path, *, chunk_bytes: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
+    """Hex SHA-256 of a file's bytes, read in chunks.
+
+    Args:
+        path: the file.
+        chunk_bytes: bytes read at a time.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):
@@ -118,7 +142,12 @@ def sha256_file(path: Path, *, chunk_bytes: int = 1 << 22) -> str:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON and flush it to disk (``fsync``) before returning."""
+    """Write ``value`` as JSON and flush it to disk (``fsync``) before returning.
+
+    Args:
+        path: the file to write.
+        value: anything ``json.dump`` accepts.
+    """
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=1, allow_nan=True)
         handle.flush()
@@ -126,7 +155,11 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (after a rename) to disk where the platform allows it."""
+    """Flush a directory entry (after a rename) to disk where the platform allows it.
+
+    Args:
+        path: the directory.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # e.g. Windows cannot open directories

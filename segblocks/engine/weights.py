@@ -103,10 +103,12 @@ def _torch_load_safely(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        named = [line for line in lines if "Unsupported" in line or "error:" in line]
+        detail = (named or lines or [type(err).__name__])[0]
         raise CheckpointError(
             f"{path}: refusing to load: the pickle holds Python objects that would run code when "
-            f"unpickled, and only plain tensors are accepted (torch.load(weights_only=True)): {first_line}"
+            f"unpickled, and only plain tensors are accepted (torch.load(weights_only=True)): {detail}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot be read as a torch.save file ({err})") from None

@@ -90,26 +90,25 @@ def index_map(name: str, seg_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
         ValueError: the map holds a negative id or an id that is not in ``ids``.
     """
     flat = seg_map.reshape(-1)
+    n = len(ids)
     if flat.size == 0:
         return np.zeros(seg_map.shape, np.int64)
     lo, hi = int(flat.min()), int(flat.max())
     if lo < 0:
         raise ValueError(f"{name}: segment ids must be >= 0 (0 is VOID), got {lo}")
+    # Unknown ids go to the extra index n + 1, detected below with one max() instead of a mask.
     if hi < _LUT_LIMIT:
-        lut = np.full(hi + 1, -1, np.int64)
+        lut = np.full(hi + 1, n + 1, np.int64)
         lut[0] = 0
         known = ids[ids <= hi]
         lut[known] = np.searchsorted(ids, known) + 1
-        out = lut[flat]
-        bad = out < 0
+        out = np.take(lut, flat)
     else:
         pos = np.searchsorted(ids, flat)
-        pos_c = np.minimum(pos, max(len(ids) - 1, 0))
-        found = ids[pos_c] == flat if len(ids) else np.zeros(flat.shape, bool)
-        out = np.where(found, pos + 1, 0)
-        bad = ~found & (flat != 0)
-    if bad.any():
-        missing = np.unique(flat[bad])
+        found = np.take(ids, np.minimum(pos, max(n - 1, 0))) == flat if n else np.zeros(flat.shape, bool)
+        out = np.where(found, pos + 1, np.where(flat == 0, 0, n + 1))
+    if int(out.max()) == n + 1:
+        missing = np.unique(flat[out == n + 1])
         shown = ", ".join(str(int(v)) for v in missing[:10])
         more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
         raise ValueError(f"{name}: segment ids {shown}{more} appear in the map but have no segment info")
@@ -136,7 +135,8 @@ def pq_counts(
         The statistics of this map pair.
     """
     n_gt, n_pred = len(gt.ids), len(pred.ids)
-    joint = gt_index.reshape(-1) * (n_pred + 1) + pred_index.reshape(-1)
+    joint = gt_index.reshape(-1) * (n_pred + 1)
+    joint += pred_index.reshape(-1)
     inter = np.bincount(joint, minlength=(n_gt + 1) * (n_pred + 1)).reshape(n_gt + 1, n_pred + 1)
     gt_area = inter.sum(axis=1)[1:]
     pred_area = inter.sum(axis=0)[1:]

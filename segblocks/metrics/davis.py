@@ -242,7 +242,11 @@ class DavisJF(Metric[DavisResult]):
         return {"rows": list(self._rows)}
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Append another metric's objects."""
+        """Append another metric's objects.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         self._rows.extend(tuple(r) for r in state["rows"])
 
     def compute(self) -> DavisResult:

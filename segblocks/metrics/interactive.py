@@ -38,7 +38,15 @@ ClickPredictor = Callable[[np.ndarray, Sequence[Any]], "np.ndarray | Tensor"]
 
 
 def mask_iou_single(pred: np.ndarray, gt: np.ndarray) -> float:
-    """IoU of two ``[H, W]`` bool masks (1 when both are empty)."""
+    """IoU of two binary masks (1 when both are empty).
+
+    Args:
+        pred: ``[H, W]`` bool predicted mask.
+        gt: ``[H, W]`` bool ground-truth mask.
+
+    Returns:
+        The IoU in ``[0, 1]``.
+    """
     union = np.count_nonzero(pred | gt)
     return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
 
@@ -175,7 +183,11 @@ class NoCMetric(Metric[NoCResult]):
         return (self.thresholds, self.max_clicks)
 
     def update(self, ious: Sequence[float] | np.ndarray | Tensor) -> None:
-        """Add one object's IoU after clicks ``1..k`` (``k <= max_clicks``; padded with the last IoU).
+        """Add one object's IoU curve.
+
+        Args:
+            ious: ``[k]`` IoU after clicks ``1..k`` (``k <= max_clicks``); a shorter curve is
+                padded with its last IoU (the session stopped early).
 
         Raises:
             ValueError: empty curve, longer than the cap, or values outside ``[0, 1]``.
@@ -215,7 +227,11 @@ class NoCMetric(Metric[NoCResult]):
         return {"curves": [c.copy() for c in self._curves]}
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Append another metric's objects."""
+        """Append another metric's objects.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         self._curves.extend(np.asarray(c, np.float64) for c in state["curves"])
 
     def compute(self) -> NoCResult:

@@ -186,7 +186,11 @@ class COCOStyleAP(Metric[APResult]):
         return {"evals": list(self._evals), "next_id": self._next_id}
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Append another metric's matchings."""
+        """Append another metric's matchings.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         self._evals.extend(state["evals"])
         self._next_id = max(self._next_id, int(state["next_id"]))
 

@@ -250,7 +250,11 @@ class PanopticQuality(Metric[PanopticQualityResult]):
         }
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Add another metric's state."""
+        """Add another metric's state.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         self._counts.add(PQCounts(iou=state["iou"], tp=state["tp"], fp=state["fp"], fn=state["fn"]))
         self.num_images += int(state["n"])
 

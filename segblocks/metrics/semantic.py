@@ -146,7 +146,11 @@ class SemanticSegmentationMetric(Metric[SemanticSegmentationResult]):
         return {"confusion": self.confusion}
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Add another metric's confusion matrix."""
+        """Add another metric's confusion matrix.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         other = torch.as_tensor(np.asarray(state["confusion"], np.int64))
         if self._confusion is None:
             self._confusion = other

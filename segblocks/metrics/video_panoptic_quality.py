@@ -174,7 +174,11 @@ class VideoPanopticQuality(Metric[VideoPanopticQualityResult]):
         }
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        """Add another metric's statistics."""
+        """Add another metric's statistics.
+
+        Args:
+            state: a dictionary from :meth:`get_state` of a metric with the same settings.
+        """
         for k, (iou, tp, fp, fn) in state["counts"].items():
             self._counts[k].add(PQCounts(iou=iou, tp=tp, fp=fp, fn=fn))
         self.num_videos += int(state["n"])

@@ -72,11 +72,11 @@ def _msda_forward_kernel(
     # index of (b, q, h) in the [B, Q, NH] grid of queries
     qh = (b * num_queries + offs_q) * num_heads + h
     acc = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
-    for lvl in tl.static_range(L):
+    for lvl in range(L):
         height = tl.load(shapes_ptr + 2 * lvl).to(tl.int32)
         width = tl.load(shapes_ptr + 2 * lvl + 1).to(tl.int32)
         level_start = tl.load(starts_ptr + lvl)
-        for pt in tl.static_range(P):
+        for pt in range(P):
             idx = qh * (L * P) + lvl * P + pt
             x = tl.load(loc_ptr + 2 * idx, mask=q_ok, other=0.0).to(tl.float32) * width - 0.5
             y = tl.load(loc_ptr + 2 * idx + 1, mask=q_ok, other=0.0).to(tl.float32) * height - 0.5
@@ -140,11 +140,11 @@ def _msda_backward_kernel(
     g_mask = q_ok[:, None] & d_ok[None, :]
     g = tl.load(grad_out_ptr + qh[:, None] * head_dim + offs_d[None, :], mask=g_mask, other=0.0)
     g = g.to(tl.float32)
-    for lvl in tl.static_range(L):
+    for lvl in range(L):
         height = tl.load(shapes_ptr + 2 * lvl).to(tl.int32)
         width = tl.load(shapes_ptr + 2 * lvl + 1).to(tl.int32)
         level_start = tl.load(starts_ptr + lvl)
-        for pt in tl.static_range(P):
+        for pt in range(P):
             idx = qh * (L * P) + lvl * P + pt
             x = tl.load(loc_ptr + 2 * idx, mask=q_ok, other=0.0).to(tl.float32) * width - 0.5
             y = tl.load(loc_ptr + 2 * idx + 1, mask=q_ok, other=0.0).to(tl.float32) * height - 0.5

@@ -109,7 +109,7 @@ def test_round_trip_restores_model_optimizer_scheduler_rng_and_config(tmp_path: 
 
 def test_model_file_alone_loads_as_weights(two_checkpoints: tuple[Path, dict[str, torch.Tensor]]) -> None:
     root, step2 = two_checkpoints
-    model = TinySegNet()
+    model = TinySegNet(width=8)
     engine.load_weights(root / "step_00000002" / "model.safetensors", model)
     _assert_same(_weights(model), step2)
 
@@ -219,7 +219,7 @@ def test_pickle_that_would_run_code_is_refused(
     marker = tmp_path / "code_ran"
     evil = tmp_path / "weights.pt"
     torch.save({"backbone.0.weight": _RunsCode(marker)}, evil)
-    model = TinySegNet()
+    model = TinySegNet(width=8)
     before = _weights(model)
 
     with pytest.raises(CheckpointError, match="would run code"):
@@ -241,7 +241,7 @@ def test_pickle_that_would_run_code_is_refused(
 
 
 def test_safe_torch_save_state_dict_loads(tmp_path: Path) -> None:
-    source = TinySegNet()
+    source = TinySegNet(width=8)
     torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "w.pth")
     model = TinySegNet(width=8)
     assert engine.load_weights(tmp_path / "w.pth", model, prefix="module.") == []
@@ -263,11 +263,11 @@ def test_every_checkpoint_bad_raises_instead_of_restarting(
     for step in (2, 4):
         (root / f"step_{step:08d}" / "manifest.json").unlink()
     with pytest.raises(CheckpointError, match=r"no usable checkpoint among 2.*resume=False"):
-        engine.resume(True, checkpoint_dir=root, model=TinySegNet())
+        engine.resume(True, checkpoint_dir=root, model=TinySegNet(width=8))
 
 
 def test_resume_settings(tmp_path: Path) -> None:
-    model = TinySegNet()
+    model = TinySegNet(width=8)
     assert engine.resume(None, checkpoint_dir=tmp_path, model=model) is None
     assert engine.resume(False, checkpoint_dir=tmp_path, model=model) is None
     assert engine.resume(True, checkpoint_dir=tmp_path / "empty", model=model) is None
@@ -318,7 +318,7 @@ def test_save_errors(tmp_path: Path) -> None:
 
 
 def test_fp16_scaler_state_round_trips(tmp_path: Path) -> None:
-    model = TinySegNet()
+    model = TinySegNet(width=8)
     optimizer = engine.build_adamw(model, lr=1e-3)
     scaler = engine.make_grad_scaler("fp16", "cpu")
     for _ in range(2):
@@ -328,7 +328,7 @@ def test_fp16_scaler_state_round_trips(tmp_path: Path) -> None:
         engine.backward_step(loss, optimizer=optimizer, scaler=scaler, max_norm=1.0)
     path = engine.save_checkpoint(tmp_path, step=2, model=model, optimizer=optimizer, scaler=scaler)
     fresh = engine.make_grad_scaler("fp16", "cpu")
-    engine.load_checkpoint(path, model=TinySegNet(), scaler=fresh)
+    engine.load_checkpoint(path, model=TinySegNet(width=8), scaler=fresh)
     assert fresh.state_dict() == scaler.state_dict()
 
 
@@ -342,3 +342,19 @@ def test_files_are_flushed_and_named_by_step(tmp_path: Path) -> None:
         "training_state.safetensors",
     ]
     assert engine.verify_checkpoint(path) == 12
+
+
+def test_tied_weights_round_trip(tmp_path: Path) -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(5, 4)
+            self.unembed = nn.Linear(4, 5, bias=False)
+            self.unembed.weight = self.embed.weight
+
+    model = Tied()
+    path = engine.save_checkpoint(tmp_path, step=1, model=model)
+    fresh = Tied()
+    engine.load_checkpoint(path, model=fresh)
+    assert torch.equal(fresh.embed.weight, model.embed.weight)
+    assert fresh.unembed.weight is fresh.embed.weight  # still tied

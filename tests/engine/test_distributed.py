@@ -114,6 +114,7 @@ def test_infinite_sampler_resumes_the_stream_and_covers_each_epoch(
         assert sorted(full[epoch * size : (epoch + 1) * size]) == list(range(size))
 
 
+@settings(max_examples=40, deadline=None)
 @given(size=st.integers(0, 30), world=st.integers(1, 5))
 def test_sharded_sampler_reads_each_item_once(size: int, world: int) -> None:
     shards = [list(engine.ShardedSampler(size, rank=r, world_size=world)) for r in range(world)]

@@ -17,7 +17,7 @@ from .tiny_train import TinySegNet, parse_args, segmentation_loss, train
 @pytest.mark.usefixtures("single_thread")
 def test_bf16_autocast_trains_200_steps_without_nan_and_the_loss_falls(tmp_path: Path) -> None:
     losses = train(
-        parse_args(["--run-dir", str(tmp_path), "--steps", "200", "--precision", "bf16", "--lr", "0.02"])
+        parse_args(["--run-dir", str(tmp_path), "--steps", "200", "--precision", "bf16", "--batch-size", "4"])
     )
     assert len(losses) == 200
     assert all(math.isfinite(x) for x in losses)

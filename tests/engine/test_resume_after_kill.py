@@ -19,6 +19,7 @@ def _records(run: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("single_thread")
 def test_killed_and_resumed_run_matches_uninterrupted_run_bitwise(tmp_path: Path, run_tiny: RunTiny) -> None:
     common = ["--steps", "12", "--save-every", "2", "--seed", "3"]

@@ -16,6 +16,7 @@ def _losses(run: Path) -> list[float]:
     return [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("single_thread")
 def test_two_processes_match_one_process(tmp_path: Path, run_tiny: RunTiny) -> None:
     common = ["--steps", "6", "--batch-size", "8", "--seed", "1"]

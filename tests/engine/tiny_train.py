@@ -23,30 +23,33 @@ from torch.utils.data import Dataset
 
 import segblocks.engine.checkpoint as checkpoint_module
 from segblocks import engine
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig
 
-NUM_CLASSES = 3
+NUM_CLASSES = len(CATEGORIES)
 
 
-class TinySegData(Dataset[tuple[Tensor, Tensor]]):
-    """Images [3, S, S] in [0, 1] with a semantic map [S, S] that a small conv net can learn."""
+class SemanticShapes(Dataset[tuple[Tensor, Tensor]]):
+    """Shapes-world images [3, S, S] in [0, 1] and their semantic maps [S, S], cached after first use."""
 
-    def __init__(self, length: int = 64, size: int = 16) -> None:
-        self.length, self.size = length, size
+    def __init__(self, length: int = 64, size: int = 32) -> None:
+        config = ShapesWorldConfig(image_size=(size, size), thing_radius=(0.12, 0.25), num_things=(1, 4))
+        self.shapes = ShapesDataset(config, split="train", length=length)
+        self.cache: dict[int, tuple[Tensor, Tensor]] = {}
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.shapes)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        generator = torch.Generator().manual_seed(index)
-        image = torch.rand(3, self.size, self.size, generator=generator)
-        semantic = (image[0] > image[1]).long() + (image[2] > 0.5).long()
-        return image, semantic
+        if index not in self.cache:
+            example = self.shapes[index]
+            self.cache[index] = (example.image, example.semantic)
+        return self.cache[index]
 
 
 class TinySegNet(nn.Module):
     """Two conv layers predicting per-pixel class logits [B, K, H, W]."""
 
-    def __init__(self, *, width: int = 8, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, *, width: int = 16, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.GroupNorm(2, width), nn.ReLU())
         self.head = nn.Conv2d(width, num_classes, 1)
@@ -118,7 +121,7 @@ def train(args: argparse.Namespace) -> list[float]:
     # Data.
     local_batch = args.batch_size // dist.world_size
     loader = engine.build_train_loader(
-        TinySegData(), batch_size=local_batch, dist=dist, seed=args.seed, start_step=start
+        SemanticShapes(), batch_size=local_batch, dist=dist, seed=args.seed, start_step=start
     )
 
     # Loop.

@@ -10,19 +10,27 @@ Shapes stay tiny: the interpreter runs every program in Python.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
+
+import segblocks.ops
+
+# checked in this fresh process: the library must not import triton before the user can set
+# TRITON_INTERPRET (kernel modules load on first use)
+TRITON_IMPORTED_BY_SEGBLOCKS = "triton" in sys.modules
+del segblocks
 
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("needs TRITON_INTERPRET=1 before triton is imported", allow_module_level=True)
 pytest.importorskip("triton")
 
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
-from segblocks.ops import masked_attention, ms_deform_attn
-from segblocks.ops.masked_attention import _triton as triton_masked_attention
+from segblocks.ops import masked_attention, ms_deform_attn  # noqa: E402
+from segblocks.ops.masked_attention import _triton as triton_masked_attention  # noqa: E402
 
 ATOL = 1e-5
 
@@ -199,3 +207,7 @@ def test_masked_attention_triton_hypothesis(
 ) -> None:
     q, k, v, mask = attention_inputs(1, 2, queries, keys, head_dim, min(empty_rows, queries), seed)
     check_attention(q, k, v, mask, keys_per_split=keys_per_split)
+
+
+def test_import_of_segblocks_ops_leaves_triton_unimported() -> None:
+    assert not TRITON_IMPORTED_BY_SEGBLOCKS

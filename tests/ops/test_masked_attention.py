@@ -42,7 +42,7 @@ def test_reopen_empty_rows() -> None:
     assert torch.equal(reopen_empty_rows(mask), expected)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     batch=st.integers(1, 2),
     heads=st.integers(1, 3),

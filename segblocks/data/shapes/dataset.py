@@ -90,7 +90,11 @@ class ShapesDataset(Dataset[ShapesExample]):
 
 
 def collate_shapes(batch: list[ShapesExample]) -> ShapesBatch:
-    """Stack images and semantic maps (all images must have the same size); keep targets as a list."""
+    """Stack images and semantic maps (all images must have the same size); keep targets as a list.
+
+    Args:
+        batch: examples from :class:`ShapesDataset`.
+    """
     if not batch:
         raise ValueError("batch: expected at least one example")
     sizes = {tuple(e.image.shape) for e in batch}
@@ -114,7 +118,14 @@ class ShapesClipExample:
 
 
 class ShapesClipDataset(Dataset[ShapesClipExample]):
-    """A fixed-length dataset of shapes-world video clips of ``num_frames`` frames."""
+    """A fixed-length dataset of shapes-world video clips.
+
+    Args:
+        config: the world's configuration (default: 128x128 images).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        length: number of clips (> 0).
+        num_frames: frames per clip (> 0).
+    """
 
     def __init__(
         self,
@@ -147,7 +158,11 @@ class ShapesClipDataset(Dataset[ShapesClipExample]):
 
 
 def collate_clips(batch: list[ShapesClipExample]) -> list[ShapesClipExample]:
-    """Clips are kept as a list (their numbers of segments differ per frame)."""
+    """Keep clips as a list (their numbers of segments differ per frame).
+
+    Args:
+        batch: examples from :class:`ShapesClipDataset`.
+    """
     if not batch:
         raise ValueError("batch: expected at least one clip")
     return list(batch)

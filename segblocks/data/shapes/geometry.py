@@ -117,9 +117,14 @@ def shape_mask(
 
 
 def fill_polygon(vertices: FloatArray, size: tuple[int, int]) -> BoolMap:
-    """Rasterise a polygon given as ``[V, 2]`` pixel ``(x, y)`` vertices to an ``[H, W]`` mask.
+    """Rasterise a polygon; pixel centres are tested with the even-odd rule.
 
-    Pixel centres are tested with the even-odd rule.
+    Args:
+        vertices: ``[V >= 3, 2]`` pixel ``(x, y)`` vertices.
+        size: ``(H, W)`` of the mask.
+
+    Returns:
+        ``[H, W]`` bool mask.
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
@@ -130,9 +135,17 @@ def fill_polygon(vertices: FloatArray, size: tuple[int, int]) -> BoolMap:
 
 
 def stroke_mask(points: FloatArray, width: float, size: tuple[int, int]) -> BoolMap:
-    """Rasterise a polyline of ``[L, 2]`` pixel ``(x, y)`` points drawn with a round pen of ``width``.
+    """Rasterise a polyline drawn with a round pen.
 
     A pixel is on the stroke when its centre lies within ``width / 2`` of any segment.
+
+    Args:
+        points: ``[L >= 1, 2]`` pixel ``(x, y)`` points.
+        width: pen width in pixels (> 0).
+        size: ``(H, W)`` of the mask.
+
+    Returns:
+        ``[H, W]`` bool mask.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:

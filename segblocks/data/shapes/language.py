@@ -19,7 +19,12 @@ _POSITION_MARGIN = 6.0
 
 
 def size_word(radius: float, radius_range: tuple[float, float]) -> str:
-    """``"small"``, ``"large"`` or ``""`` (medium, not mentioned) for a thing of ``radius`` pixels."""
+    """The size word of a thing: ``"small"``, ``"large"`` or ``""`` (medium, not mentioned).
+
+    Args:
+        radius: the thing's radius in pixels.
+        radius_range: ``(min, max)`` radius of the world's things in pixels.
+    """
     lo, hi = radius_range
     if radius < lo + (hi - lo) / 3:
         return "small"
@@ -55,6 +60,10 @@ def _compose(things: list[str], stuff: list[str]) -> str:
 def clean_caption(segments: Sequence[Segment], radius_range: tuple[float, float]) -> tuple[str, list[str]]:
     """A caption that names every visible entity with its size and colour.
 
+    Args:
+        segments: the sample's segments (things first, then stuff).
+        radius_range: ``(min, max)`` thing radius in pixels, for the size words.
+
     Returns:
         ``(caption, entity class names)``.
     """
@@ -74,8 +83,15 @@ def noisy_caption(
     missing_rate: float,
     hallucination_rate: float,
 ) -> tuple[str, list[str]]:
-    """A web-alt-text-like caption: each entity is dropped with ``missing_rate``; with
-    ``hallucination_rate`` per entity an absent thing or stuff class is mentioned as well.
+    """A web-alt-text-like caption with missing and hallucinated entities.
+
+    Args:
+        segments: the sample's segments.
+        radius_range: ``(min, max)`` thing radius in pixels, for the size words.
+        rng: random generator.
+        missing_rate: probability that an entity is left out.
+        hallucination_rate: probability, per entity, that an absent thing or stuff class is
+            mentioned as well.
 
     Returns:
         ``(caption, entity class names mentioned)``.
@@ -128,6 +144,10 @@ def resolve_referring(expression: ReferringExpression, segments: Sequence[Segmen
     """Return the ids of the things an expression describes (exactly one for a valid expression).
 
     Filters the visible things by shape and colour, then applies the superlative relation if any.
+
+    Args:
+        expression: the structured expression.
+        segments: the segments of the sample (stuff is ignored).
     """
     if expression.relation is not None and expression.relation not in RELATIONS:
         raise ValueError(f"relation: expected one of {RELATIONS}, got {expression.relation!r}")
@@ -167,6 +187,9 @@ def referring_expressions(segments: Sequence[Segment]) -> list[ReferringExpressi
     Tries, in order: the shape alone, colour + shape, then colour + shape + a superlative (size or
     position) that separates the target from its look-alikes by a clear margin. Things that no
     phrase of this grammar singles out get no expression.
+
+    Args:
+        segments: the sample's segments (stuff is ignored).
     """
     things = [s for s in segments if s.is_thing]
     out: list[ReferringExpression] = []

@@ -57,8 +57,17 @@ def _centremost(region: BoolMap) -> tuple[int, int]:
 
 
 def sample_point(mask: BoolMap, rng: np.random.Generator, *, mode: str = "random") -> tuple[int, int]:
-    """A point inside ``mask``: uniformly at random (``mode="random"``) or the centre-most pixel
-    (``mode="center"``, distance-transform maximum). Returns ``(x, y)``."""
+    """A point inside ``mask``.
+
+    Args:
+        mask: ``[H, W]`` bool, not empty.
+        rng: random generator (used by ``mode="random"``).
+        mode: ``"random"`` (uniform over the mask) or ``"center"`` (the centre-most pixel, at the
+            distance-transform maximum).
+
+    Returns:
+        ``(x, y)`` pixel indices.
+    """
     _check_nonempty("mask", _check_mask("mask", mask))
     if mode == "center":
         return _centremost(mask)
@@ -70,7 +79,11 @@ def sample_point(mask: BoolMap, rng: np.random.Generator, *, mode: str = "random
 
 
 def first_click(gt_mask: BoolMap) -> Click:
-    """The first click of the interactive protocol: positive, at the mask's centre-most pixel."""
+    """The first click of the interactive protocol: positive, at the mask's centre-most pixel.
+
+    Args:
+        gt_mask: ``[H, W]`` bool ground truth, not empty.
+    """
     _check_nonempty("gt_mask", _check_mask("gt_mask", gt_mask))
     x, y = _centremost(gt_mask)
     return Click(x, y, True)
@@ -111,8 +124,16 @@ def next_click(gt_mask: BoolMap, pred_mask: BoolMap, clicked: BoolMap | None = N
 def jitter_box(
     mask: BoolMap, rng: np.random.Generator, *, jitter: float = 0.1
 ) -> tuple[float, float, float, float]:
-    """The tight box of ``mask`` with each side moved by up to ``jitter`` x the box size,
-    clipped to the image. Returns ``(x1, y1, x2, y2)`` in pixel edges."""
+    """The tight box of ``mask`` with each side moved by up to ``jitter`` x the box size.
+
+    Args:
+        mask: ``[H, W]`` bool, not empty.
+        rng: random generator.
+        jitter: largest move of a side, as a fraction of the box's width or height.
+
+    Returns:
+        ``(x1, y1, x2, y2)`` in pixel edges, clipped to the image, at least one pixel wide and high.
+    """
     _check_nonempty("mask", _check_mask("mask", mask))
     if jitter < 0:
         raise ValueError(f"jitter: expected >= 0, got {jitter}")
@@ -136,6 +157,12 @@ def sample_scribble(
 ) -> tuple[NDArray[np.float64], BoolMap]:
     """A scribble: a polyline through random in-mask points, drawn with a round pen, cut to the mask.
 
+    Args:
+        mask: ``[H, W]`` bool, not empty.
+        rng: random generator.
+        num_points: ``(min, max)`` points of the polyline.
+        width: ``(min, max)`` pen width in pixels.
+
     Returns:
         ``(points [L, 2] (x, y) pixel centres, [H, W] bool stroke mask inside ``mask``)``; the stroke
         mask is never empty.
@@ -157,6 +184,11 @@ def sample_polygon(
     """A polygon through random in-mask points ordered by angle around their mean (a star-shaped,
     non-self-intersecting outline), filled; like SEEM's polygon prompts it is not clipped to the mask.
 
+    Args:
+        mask: ``[H, W]`` bool, not empty.
+        rng: random generator.
+        num_vertices: ``(min >= 3, max)`` vertices.
+
     Returns:
         ``(vertices [V, 2] (x, y), [H, W] bool filled polygon)``.
     """
@@ -177,8 +209,13 @@ def sample_polygon(
 
 
 def coarse_mask(mask: BoolMap, rng: np.random.Generator, *, max_iterations: int = 3) -> BoolMap:
-    """A mask prompt: the mask randomly dilated or eroded by up to ``max_iterations`` pixels
-    (never eroded to nothing)."""
+    """A mask prompt: the mask randomly dilated or eroded (never eroded to nothing).
+
+    Args:
+        mask: ``[H, W]`` bool, not empty.
+        rng: random generator.
+        max_iterations: largest dilation/erosion in pixels.
+    """
     _check_nonempty("mask", _check_mask("mask", mask))
     steps = int(rng.integers(0, max_iterations + 1))
     if steps == 0:

@@ -41,7 +41,13 @@ class Stuff:
 
     @classmethod
     def draw(cls, regions: NDArray[np.int64], classes: tuple[str, ...], rng: np.random.Generator) -> Stuff:
-        """Texture each region with its class (``[H, W, 3]`` float canvas)."""
+        """Texture each region with its class.
+
+        Args:
+            regions: ``[H, W]`` int64 region index map.
+            classes: the stuff class name of each region.
+            rng: random generator for the textures.
+        """
         size = (int(regions.shape[0]), int(regions.shape[1]))
         canvas = np.zeros((*size, 3), dtype=np.float32)
         for r, name in enumerate(classes):

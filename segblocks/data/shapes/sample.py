@@ -100,7 +100,11 @@ class ShapesSample:
         return [s for s in self.segments if s.is_thing]
 
     def mask(self, segment_id: int) -> NDArray[np.bool_]:
-        """``[H, W]`` bool mask of one segment; ``ValueError`` for an id not in the sample."""
+        """``[H, W]`` bool mask of one segment.
+
+        Args:
+            segment_id: an id of :attr:`segments`; ``ValueError`` otherwise.
+        """
         if all(s.id != segment_id for s in self.segments):
             raise ValueError(f"segment_id: {segment_id} is not a segment of this sample")
         return self.panoptic == segment_id

@@ -16,7 +16,12 @@ FloatImage = NDArray[np.float32]
 
 
 def stuff_texture(name: str, size: tuple[int, int], rng: np.random.Generator) -> FloatImage:
-    """Render the texture of stuff class ``name`` over a whole ``(H, W)`` canvas.
+    """Render the texture of a stuff class over a whole canvas.
+
+    Args:
+        name: a stuff class name.
+        size: ``(H, W)`` of the canvas.
+        rng: random generator for the noise.
 
     Returns:
         ``[H, W, 3]`` float32 RGB in ``[0, 255]``.
@@ -56,7 +61,12 @@ def stuff_texture(name: str, size: tuple[int, int], rng: np.random.Generator) ->
 
 
 def stuff_layout(size: tuple[int, int], num_regions: int, rng: np.random.Generator) -> NDArray[np.int64]:
-    """Split the canvas into ``num_regions`` bands separated by wavy, roughly horizontal boundaries.
+    """Split the canvas into bands separated by wavy, roughly horizontal boundaries.
+
+    Args:
+        size: ``(H, W)`` of the canvas.
+        num_regions: number of bands, 1..3.
+        rng: random generator.
 
     Returns:
         ``[H, W]`` int64 region index map with values ``0..num_regions-1``; every region is non-empty.

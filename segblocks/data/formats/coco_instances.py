@@ -1,0 +1,272 @@
+"""COCO instances format (masks as RLE in one JSON file) and COCO detection results.
+
+Layout under ``root``::
+
+    {split}/<image files>
+    annotations/instances_{split}.json
+
+Annotations hold ``id``, ``image_id``, ``category_id``, ``segmentation`` (written as compressed
+RLE; polygons and uncompressed RLE are read too), ``area``, ``bbox`` ``[x, y, w, h]`` and
+``iscrowd``. Results files are lists of ``{image_id, category_id, segmentation, score}``, the form
+``COCO.loadRes`` accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segblocks.data.formats._io import (
+    DatasetFormatError,
+    decode_segmentation,
+    encode_rle,
+    read_json,
+    read_rgb,
+    require,
+    write_json,
+    write_rgb,
+)
+from segblocks.data.formats.coco_panoptic import categories_json, parse_categories, parse_images
+from segblocks.data.formats.dataset import RecordDataset
+from segblocks.data.formats.records import CategoryRecord, InstanceRecord
+
+__all__ = ["read_coco_instances", "read_coco_results", "write_coco_instances", "write_coco_results"]
+
+logger = logging.getLogger(__name__)
+
+
+def _bbox(mask: np.ndarray) -> list[float]:
+    if not mask.any():
+        return [0.0, 0.0, 0.0, 0.0]
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+
+
+def write_coco_instances(
+    records: RecordDataset[InstanceRecord] | Sequence[InstanceRecord],
+    root: str | Path,
+    *,
+    split: str = "val",
+    categories: Sequence[CategoryRecord] | None = None,
+) -> Path:
+    """Write instance records (with images) in the COCO instances layout.
+
+    Args:
+        records: ground-truth records with images.
+        root: dataset root folder.
+        split: split name used in the paths.
+        categories: the categories (default: ``records.categories``).
+
+    Returns:
+        The path of the JSON file.
+
+    Raises:
+        ValueError: missing categories or images, unknown categories, repeated image or annotation ids.
+    """
+    cats = list(categories if categories is not None else getattr(records, "categories", []))
+    if not cats:
+        raise ValueError("categories: expected the dataset's categories, got none")
+    known = {c.id for c in cats}
+    root = Path(root)
+    images, annotations = [], []
+    seen_images: set[int] = set()
+    seen_anns: set[int] = set()
+    for rec in records:
+        if rec.image is None:
+            raise ValueError(f"records: image {rec.image_id} has no image to write")
+        if rec.image_id in seen_images:
+            raise ValueError(f"records: image id {rec.image_id} appears twice")
+        seen_images.add(rec.image_id)
+        h, w = rec.size
+        images.append({"id": rec.image_id, "file_name": rec.file_name, "height": h, "width": w})
+        assert rec.areas is not None
+        for k in range(len(rec.category_ids)):
+            aid, cid = int(rec.instance_ids[k]), int(rec.category_ids[k])
+            if cid not in known:
+                raise ValueError(f"records: image {rec.image_id} has unknown category {cid}")
+            if aid in seen_anns:
+                raise ValueError(f"records: annotation id {aid} appears twice")
+            seen_anns.add(aid)
+            annotations.append(
+                {
+                    "id": aid,
+                    "image_id": rec.image_id,
+                    "category_id": cid,
+                    "segmentation": encode_rle(rec.masks[k]),
+                    "area": float(rec.areas[k]),
+                    "bbox": _bbox(rec.masks[k]),
+                    "iscrowd": int(rec.iscrowd[k]),
+                }
+            )
+        write_rgb(root / split / rec.file_name, rec.image)
+    path = root / "annotations" / f"instances_{split}.json"
+    write_json(path, {"images": images, "annotations": annotations, "categories": categories_json(cats)})
+    logger.info("wrote %d COCO instance images to %s", len(images), root)
+    return path
+
+
+def read_coco_instances(
+    root: str | Path,
+    *,
+    split: str = "val",
+    json_file: str | Path | None = None,
+    image_dir: str | Path | None = None,
+) -> RecordDataset[InstanceRecord]:
+    """Read a COCO instances dataset (masks decoded on access).
+
+    Args:
+        root: dataset root folder.
+        split: split name (sets the default paths).
+        json_file: the JSON file (default ``root/annotations/instances_{split}.json``).
+        image_dir: the image folder (default ``root/{split}``).
+
+    Returns:
+        One :class:`InstanceRecord` per image (in the order of ``images``), annotations in file order.
+
+    Raises:
+        FileNotFoundError: the JSON (now) or an image (on access) is missing.
+        DatasetFormatError: malformed JSON, missing keys, unknown image or category ids, repeated
+            ids; on access: a mask or an image of the wrong size.
+    """
+    root = Path(root)
+    json_path = Path(json_file) if json_file is not None else root / "annotations" / f"instances_{split}.json"
+    img_root = Path(image_dir) if image_dir is not None else root / split
+    data = read_json(json_path, "COCO instances JSON")
+    where = str(json_path)
+    cats = parse_categories(data, where)
+    known = {c.id for c in cats}
+    images = parse_images(data, where)
+    per_image: dict[int, list[dict[str, Any]]] = {iid: [] for iid in images}
+    seen: set[int] = set()
+    for i, ann in enumerate(require(data, "annotations", where, list)):
+        w = f"{where}: annotations[{i}]"
+        aid = require(ann, "id", w, int)
+        iid = require(ann, "image_id", w, int)
+        cid = require(ann, "category_id", w, int)
+        require(ann, "segmentation", w)
+        if aid in seen:
+            raise DatasetFormatError(f"{w}: annotation id {aid} appears twice")
+        seen.add(aid)
+        if iid not in images:
+            raise DatasetFormatError(f"{w}: image_id {iid} is not in 'images'")
+        if cid not in known:
+            raise DatasetFormatError(f"{w}: unknown category_id {cid}")
+        per_image[iid].append({**ann, "_where": w})
+    order = list(images)
+
+    def load(index: int) -> InstanceRecord:
+        iid = order[index]
+        im = images[iid]
+        h, w = im["height"], im["width"]
+        image_path = img_root / im["file_name"]
+        image = read_rgb(image_path, "image")
+        if image.shape[:2] != (h, w):
+            raise DatasetFormatError(
+                f"{image_path}: image of the wrong size {image.shape[:2]}, the JSON says {(h, w)}"
+            )
+        anns = per_image[iid]
+        masks = np.zeros((len(anns), h, w), bool)
+        for k, a in enumerate(anns):
+            masks[k] = decode_segmentation(a["segmentation"], h, w, a["_where"])
+        return InstanceRecord(
+            image_id=iid,
+            file_name=im["file_name"],
+            image=image,
+            masks=masks,
+            category_ids=np.array([a["category_id"] for a in anns], np.int64),
+            instance_ids=np.array([a["id"] for a in anns], np.int64),
+            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
+            areas=np.array([float(a.get("area", masks[k].sum())) for k, a in enumerate(anns)], np.float64),
+        )
+
+    return RecordDataset(loader=load, length=len(order), categories=cats)
+
+
+def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> Path:
+    """Write detections (records with scores) as a COCO results JSON list.
+
+    Args:
+        records: detection records (with ``scores``).
+        path: the JSON file to write.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: a record has no scores.
+    """
+    out = []
+    for rec in records:
+        if rec.scores is None:
+            raise ValueError(f"records: image {rec.image_id} has no scores (ground truth?)")
+        for k in range(len(rec.category_ids)):
+            out.append(
+                {
+                    "image_id": rec.image_id,
+                    "category_id": int(rec.category_ids[k]),
+                    "segmentation": encode_rle(rec.masks[k]),
+                    "score": float(rec.scores[k]),
+                }
+            )
+    p = Path(path)
+    write_json(p, out)
+    return p
+
+
+def read_coco_results(
+    path: str | Path, *, categories: Sequence[CategoryRecord] | None = None
+) -> dict[int, InstanceRecord]:
+    """Read a COCO results JSON list into one detection record per image id.
+
+    Records have no image, ``file_name`` ``""``, ``instance_ids`` ``0..N-1`` in file order.
+
+    Args:
+        path: the results file.
+        categories: if given, category ids are checked against them.
+
+    Raises:
+        FileNotFoundError: missing file.
+        DatasetFormatError: malformed JSON or entries, unknown categories, masks of different sizes
+            within one image.
+    """
+    p = Path(path)
+    data = read_json(p, "COCO results JSON")
+    if not isinstance(data, list):
+        raise DatasetFormatError(f"{p}: expected a JSON list of detections, got {type(data).__name__}")
+    known = None if categories is None else {c.id for c in categories}
+    grouped: dict[int, list[tuple[np.ndarray, int, float]]] = {}
+    for i, det in enumerate(data):
+        w = f"{p}: [{i}]"
+        iid = require(det, "image_id", w, int)
+        cid = require(det, "category_id", w, int)
+        score = float(require(det, "score", w, (int, float)))
+        segm = require(det, "segmentation", w, dict)
+        size = require(segm, "size", w, list)
+        if len(size) != 2:
+            raise DatasetFormatError(f"{w}: 'size' should be [height, width], got {size}")
+        if known is not None and cid not in known:
+            raise DatasetFormatError(f"{w}: unknown category_id {cid}")
+        mask = decode_segmentation(segm, int(size[0]), int(size[1]), w)
+        rows = grouped.setdefault(iid, [])
+        if rows and rows[0][0].shape != mask.shape:
+            raise DatasetFormatError(
+                f"{w}: mask of the wrong size {mask.shape}, image {iid} has {rows[0][0].shape}"
+            )
+        rows.append((mask, cid, score))
+    return {
+        iid: InstanceRecord(
+            image_id=iid,
+            file_name="",
+            image=None,
+            masks=np.stack([r[0] for r in rows]),
+            category_ids=np.array([r[1] for r in rows], np.int64),
+            instance_ids=np.arange(len(rows), dtype=np.int64),
+            iscrowd=np.zeros(len(rows), bool),
+            scores=np.array([r[2] for r in rows], np.float64),
+        )
+        for iid, rows in grouped.items()
+    }
