@@ -28,13 +28,13 @@ from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate
 from segblocks.engine import (
     PRECISIONS,
     MetricLogger,
-    WarmupMultiStep,
     autocast,
     backward_step,
     build_adamw,
     build_eval_loader,
     build_train_loader,
     cleanup_distributed,
+    make_grad_scaler,
     progress_bar,
     resume,
     save_checkpoint,
@@ -42,6 +42,7 @@ from segblocks.engine import (
     setup_distributed,
     setup_logging,
     unwrap_model,
+    warmup_multistep_schedule,
     wrap_ddp,
 )
 from segblocks.zoo.mask2former.build import build_mask2former
@@ -162,10 +163,13 @@ def main(argv: list[str]) -> int:
     optimizer = build_adamw(
         model, lr=args.lr, weight_decay=args.weight_decay, backbone_lr_multiplier=args.backbone_lr_mult
     )
-    milestones = [int(0.889 * args.steps), int(0.963 * args.steps)]
-    schedule = WarmupMultiStep(milestones=milestones, warmup_steps=args.warmup_steps, warmup_factor=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    ddp_model = wrap_ddp(model, dist)
+    scheduler = warmup_multistep_schedule(
+        optimizer,
+        milestones=[int(0.889 * args.steps), int(0.963 * args.steps)],
+        warmup_steps=args.warmup_steps,
+        warmup_factor=0.01,
+    )
+    scaler = make_grad_scaler(args.precision, device)  # enabled for fp16 only
 
     # --- resume ---------------------------------------------------------------------------
     ckpt = resume(
@@ -174,9 +178,11 @@ def main(argv: list[str]) -> int:
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
+        scaler=scaler,
         dist=dist,
     )
     start = ckpt.step if ckpt is not None else 0
+    ddp_model = wrap_ddp(model, dist)
     # the batch of step s is the same whether the run was resumed or not
     train_loader = build_train_loader(
         train_set,
@@ -212,6 +218,7 @@ def main(argv: list[str]) -> int:
             model=model,
             optimizer=optimizer,
             scheduler=scheduler,
+            scaler=scaler,
             config=asdict(model.config) if model.config is not None else None,
             extra={"train_seconds": train_seconds},
             dist=dist,
@@ -237,7 +244,7 @@ def main(argv: list[str]) -> int:
             losses = unwrap_model(ddp_model).losses(outputs, targets)  # type: ignore[operator]
         loss = sum(losses.values())
         assert isinstance(loss, torch.Tensor)
-        grad_norm = backward_step(loss, optimizer=optimizer, max_norm=args.clip_grad or None)
+        grad_norm = backward_step(loss, optimizer=optimizer, scaler=scaler, max_norm=args.clip_grad or None)
         scheduler.step()
         step += 1
         if step % 20 == 0 or step == 1:
