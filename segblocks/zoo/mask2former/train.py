@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
     )
     scheduler = warmup_multistep_schedule(
         optimizer,
-        milestones=[int(0.889 * args.steps), int(0.963 * args.steps)],
+        milestones=[int(0.889 * args.steps), max(int(0.889 * args.steps) + 1, int(0.963 * args.steps))],
         warmup_steps=args.warmup_steps,
         warmup_factor=0.01,
     )
