@@ -16,7 +16,21 @@ __all__ = ["FPNPixelDecoder", "conv_norm_relu"]
 def conv_norm_relu(
     in_channels: int, out_channels: int, kernel_size: int, *, groups: int, relu: bool = True
 ) -> nn.Sequential:
-    """``Conv2d`` (no bias, same padding) + ``GroupNorm(groups)`` (+ ReLU), Kaiming-initialised."""
+    """``Conv2d`` (no bias, same padding) + ``GroupNorm(groups)`` (+ ReLU), Kaiming-initialised.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels, divisible by ``groups``.
+        kernel_size: odd kernel size (1 or 3 in the pixel decoders).
+        groups: GroupNorm groups.
+        relu: end with a ReLU.
+
+    Returns:
+        The ``nn.Sequential`` block.
+
+    Raises:
+        ValueError: when ``out_channels`` is not divisible by ``groups``.
+    """
     if out_channels % groups:
         raise ValueError(f"norm_groups: {out_channels} channels are not divisible into {groups} groups")
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
