@@ -83,6 +83,7 @@ def _demo(args: argparse.Namespace) -> int:
 TRAIN_RECIPES: dict[str, str] = {
     "shapes-clip": "segblocks.pretrain.shapes_clip",
     "shapes-sam": "segblocks.pretrain.shapes_sam",
+    "mask2former": "segblocks.zoo.mask2former.train",
 }
 
 
