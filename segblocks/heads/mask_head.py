@@ -12,7 +12,9 @@ __all__ = ["MaskHead"]
 
 
 class MaskHead(nn.Module):
-    """``mask_logits[b, q] = MLP(queries[b, q]) . mask_features[b]`` at every pixel (MaskFormer).
+    """One mask per query: the dot product of its MLP embedding with every pixel's mask feature.
+
+    ``mask_logits[b, q, y, x] = <MLP(queries[b, q]), mask_features[b, :, y, x]>`` (MaskFormer).
 
     Args:
         dim: query width ``D``.
