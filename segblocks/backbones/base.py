@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -13,7 +14,7 @@ from segblocks.structures import ShapeSpec
 __all__ = ["Backbone"]
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, metaclass=ABCMeta):
     """Base class: ``forward(images[B, 3, H, W]) -> {"res2".."res5": Tensor, ...}``.
 
     Images enter as RGB floats in ``[0, 1]``; each backbone normalises them with the statistics its
@@ -44,9 +45,9 @@ class Backbone(nn.Module):
         """``H`` and ``W`` of the input must be multiples of this."""
         return self._size_divisibility
 
+    @abstractmethod
     def output_shape(self) -> dict[str, ShapeSpec]:
         """Channels and stride of every map ``forward`` returns."""
-        raise NotImplementedError
 
     def check_images(self, images: Tensor) -> None:
         """Validate ``images``: ``[B, 3, H, W]`` floating, ``H``, ``W`` multiples of ``size_divisibility``.
