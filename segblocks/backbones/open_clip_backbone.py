@@ -305,7 +305,8 @@ class OpenCLIPBackbone(Backbone):
                 f"got shape {tuple(features.shape)}"
             )
         visual = self.clip.visual
-        pooled = mask_pool(visual.trunk.norm_pre(features), masks)
+        norm_pre = getattr(visual.trunk, "norm_pre", None) or nn.Identity()
+        pooled = mask_pool(norm_pre(features), masks)
         b, n, c = pooled.shape
         emb = visual.head(visual.trunk.forward_head(pooled.reshape(b * n, c, 1, 1))).reshape(b, n, -1)
         return F.normalize(emb, dim=-1) if normalize else emb

@@ -57,13 +57,21 @@ _clip_tmp_dir: Path | None = None
 
 
 def _ensure_package_clip_configs() -> None:
-    """Register the package's open_clip JSON configs once (no-op when there are none)."""
+    """Register the package's open_clip JSON configs once (no-op when there are none).
+
+    A relative ``text_cfg.tokenizer_kwargs.bpe_path`` names a file next to the config (the tiny
+    CLIP's cut-down BPE merges); it is made absolute so open_clip's tokenizer finds it.
+    """
     global _clip_configs_scanned
     if _clip_configs_scanned:
         return
     _clip_configs_scanned = True
-    if CLIP_CONFIG_DIR.is_dir() and any(CLIP_CONFIG_DIR.glob("*.json")):
-        open_clip.add_model_config(CLIP_CONFIG_DIR)
+    for path in sorted(CLIP_CONFIG_DIR.glob("*.json")) if CLIP_CONFIG_DIR.is_dir() else []:
+        config = json.loads(path.read_text())
+        tokenizer_kwargs = config.get("text_cfg", {}).get("tokenizer_kwargs", {})
+        if "bpe_path" in tokenizer_kwargs:
+            tokenizer_kwargs["bpe_path"] = str((CLIP_CONFIG_DIR / tokenizer_kwargs["bpe_path"]).resolve())
+        register_clip_config(path.stem, config, overwrite=True)
 
 
 def _clip_config_dir() -> Path:
@@ -294,3 +302,8 @@ def suggest(name: str, choices: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
     return f"; did you mean {close}?" if close else ""
+
+
+# The package's configs are known to open_clip as soon as segblocks.backbones is imported, so
+# ``open_clip.create_model("shapes-clip-tiny")`` and ``open_clip.get_tokenizer(...)`` work directly.
+_ensure_package_clip_configs()

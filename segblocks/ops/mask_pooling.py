@@ -14,7 +14,9 @@ __all__ = ["mask_pool"]
 def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
     """Average ``features`` inside every mask, one vector per mask.
 
-    Masks at another resolution are resized bilinearly (``align_corners=False``) to the feature map.
+    Masks at a higher resolution than the feature map are area-averaged to it (each cell weighs the
+    fraction of its pixels inside the mask, so small masks are never sampled away); masks at a lower
+    resolution are resized bilinearly (``align_corners=False``).
     Binary masks average the features of their pixels; soft masks (probabilities in ``[0, 1]``) give a
     weighted average. An empty mask pools to the zero vector.
 
@@ -38,8 +40,14 @@ def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
             f"masks: batch size {masks.shape[0]} does not match features batch size {features.shape[0]}"
         )
     weights = masks.to(features.dtype)
-    if weights.shape[-2:] != features.shape[-2:]:
-        weights = F.interpolate(weights, size=features.shape[-2:], mode="bilinear", align_corners=False)
+    h, w = features.shape[-2:]
+    if weights.shape[-2:] != (h, w):
+        if weights.shape[-2] >= h and weights.shape[-1] >= w:
+            # Area averaging: each feature cell weighs the fraction of its pixels inside the mask,
+            # so a mask smaller than a cell still counts (bilinear would sample it away).
+            weights = F.adaptive_avg_pool2d(weights, (h, w))
+        else:
+            weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False)
     pooled = torch.einsum("bnhw,bchw->bnc", weights, features)
     area = weights.sum(dim=(-2, -1)).unsqueeze(-1)
     return pooled / (area + eps)

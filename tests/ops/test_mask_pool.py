@@ -33,6 +33,16 @@ def test_masks_at_another_resolution_are_resized() -> None:
     torch.testing.assert_close(mask_pool(features, masks, eps=0.0)[0, 0], features.mean(dim=(2, 3))[0])
 
 
+def test_high_resolution_masks_are_area_averaged() -> None:
+    # A 3x3-pixel mask inside one 8x8 cell of a 2x2 map: bilinear resizing would sample it away.
+    features = torch.arange(4.0).reshape(1, 1, 2, 2)
+    masks = torch.zeros(1, 2, 16, 16)
+    masks[0, 0, 10:13, 2:5] = 1.0  # inside the bottom-left cell (value 2)
+    masks[0, 1, 6:10, 6:10] = 1.0  # a quarter in each cell
+    pooled = mask_pool(features, masks, eps=0.0)
+    torch.testing.assert_close(pooled[0, :, 0], torch.tensor([2.0, 1.5]))
+
+
 def test_gradients_reach_features_and_soft_masks() -> None:
     features = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     masks = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)

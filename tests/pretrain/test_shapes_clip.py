@@ -1,0 +1,164 @@
+"""The tiny CLIP: its tokenizer, its training pairs, the zero-shot evaluation and the recipe."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from open_clip.tokenizer import SimpleTokenizer
+
+from segblocks.backbones import OpenCLIPBackbone
+from segblocks.backbones.registry import CLIP_CONFIG_DIR
+from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
+from segblocks.pretrain import shapes_clip
+from segblocks.pretrain.clip_data import (
+    crop_images,
+    make_clip_batch,
+    stuff_crop_box,
+    thing_crop_box,
+    thing_phrase,
+)
+from segblocks.pretrain.clip_eval import evaluate_zero_shot
+from segblocks.pretrain.clip_vocab import SHAPES_WORDS, bpe_merges_for, write_bpe_subset
+
+SMALL_WORLD = ShapesWorldConfig(image_size=(64, 64), num_things=(1, 3))
+
+
+# -- tokenizer ---------------------------------------------------------------------------------------
+def test_shapes_words_tokenize_exactly_as_with_the_full_bpe() -> None:
+    tiny = open_clip.get_tokenizer(shapes_clip.MODEL_NAME)
+    full = SimpleTokenizer()
+    assert isinstance(tiny, SimpleTokenizer)
+    for word in SHAPES_WORDS:
+        assert [tiny.decoder[i] for i in tiny.encode(word)] == [full.decoder[i] for i in full.encode(word)]
+    # Words outside the list still tokenize (into smaller pieces), and decode back.
+    assert tiny.decode(tiny.encode("a zebra on a bicycle")).strip() == "a zebra on a bicycle"
+
+
+def test_shipped_bpe_file_and_config_agree_with_the_word_list(tmp_path: Path) -> None:
+    config = json.loads((CLIP_CONFIG_DIR / f"{shapes_clip.MODEL_NAME}.json").read_text())
+    shipped = CLIP_CONFIG_DIR / config["text_cfg"]["tokenizer_kwargs"]["bpe_path"]
+    vocab_size = write_bpe_subset(tmp_path / "bpe.txt.gz")
+    assert gzip.decompress(shipped.read_bytes()) == gzip.decompress((tmp_path / "bpe.txt.gz").read_bytes())
+    assert vocab_size == config["text_cfg"]["vocab_size"] == SimpleTokenizer(bpe_path=str(shipped)).vocab_size
+    tokenizer = open_clip.get_tokenizer(shapes_clip.MODEL_NAME)
+    assert tokenizer.eot_token_id == vocab_size - 1  # open_clip pools the text at the largest id
+
+
+def test_bpe_merges_errors() -> None:
+    with pytest.raises(ValueError, match="at least one word"):
+        bpe_merges_for([])
+    with pytest.raises(ValueError, match="lower-case letters"):
+        bpe_merges_for(["Star"])
+
+
+# -- training pairs --------------------------------------------------------------------------------
+def test_thing_phrase_keeps_the_name_and_only_given_attributes() -> None:
+    rng = np.random.default_rng(0)
+    phrases = {thing_phrase("star", "red", "small", rng) for _ in range(64)}
+    assert phrases == {"star", "red star", "small star", "small red star"}
+    assert {thing_phrase("star", None, "", rng) for _ in range(8)} == {"star"}
+
+
+def test_crop_boxes_cover_their_object() -> None:
+    box = thing_crop_box((10, 20, 30, 30))
+    assert box == pytest.approx((7.0, 12.0, 33.0, 38.0))  # square, 1.3 x the longer side
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x1, y1, x2, y2 = thing_crop_box((10, 20, 30, 30), rng)
+        assert x2 - x1 == pytest.approx(y2 - y1) and 22 <= x2 - x1 <= 32
+        assert x1 < 12 and x2 > 28  # the centre moves by at most 10 % of the side
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[5:35, 10:30] = True
+    x1, y1, x2, y2 = stuff_crop_box(mask)
+    assert 10 <= x1 and x2 <= 30 and 5 <= y1 and y2 <= 35
+    thin = np.zeros((40, 40), dtype=bool)
+    thin[:, :4] = True
+    assert stuff_crop_box(thin) is None
+
+
+def test_crop_images_cuts_and_resizes() -> None:
+    images = torch.zeros(2, 3, 16, 16)
+    images[1, :, 2:10, 2:10] = 1.0
+    crops = crop_images(images, [[], [(4.0, 4.0, 8.0, 8.0), (0.0, 0.0, 16.0, 16.0)]], size=4)
+    assert crops.shape == (2, 3, 4, 4)
+    torch.testing.assert_close(crops[0], torch.ones(3, 4, 4))
+    assert crops[1].mean() == pytest.approx(1 / 4, abs=0.05)
+    assert crop_images(images, [[], []], size=4).shape == (0, 3, 4, 4)
+    with pytest.raises(ValueError, match="one list per image"):
+        crop_images(images, [[]], size=4)
+    with pytest.raises(ValueError, match="size: expected a positive int"):
+        crop_images(images, [[], []], size=0)
+
+
+def test_clip_batch_is_consistent_with_the_samples() -> None:
+    world = ShapesWorld(SMALL_WORLD)
+    batch = make_clip_batch(world, [0, 1, 2], np.random.default_rng(0), crop_size=32)
+    samples = [world.sample(i) for i in range(3)]
+    n_things = sum(len(s.thing_segments) for s in samples)
+    assert batch.images.shape == (3, 3, 64, 64) and batch.captions == [s.caption for s in samples]
+    assert len(batch.thing_texts) == n_things and batch.crops.shape[1:] == (3, 32, 32)
+    assert len(batch.crop_labels) == len(batch.crops) >= n_things
+    assert all(CATEGORIES[int(c)].is_thing for c in batch.crop_labels[:n_things])
+    assert not any(CATEGORIES[int(c)].is_thing for c in batch.crop_labels[n_things:])
+    for b, s in enumerate(samples):
+        k = len(s.segments)
+        assert batch.mask_labels[b, :k].tolist() == [g.category_id for g in s.segments]
+        assert (batch.mask_labels[b, k:] == -1).all() and not batch.masks[b, k:].any()
+    for text, label in zip(batch.thing_texts, batch.crop_labels):
+        assert CATEGORIES[int(label)].name in text
+    with pytest.raises(ValueError, match="at least one sample index"):
+        make_clip_batch(world, [], np.random.default_rng(0))
+
+
+# -- losses, evaluation and the recipe -------------------------------------------------------------
+def test_losses_are_finite_and_reach_every_trainable_parameter() -> None:
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
+    losses = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0))
+    assert set(losses) == {"caption", "crop_class", "region_class"}
+    assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
+    sum(losses.values(), torch.zeros(())).backward()
+    no_grad = [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad
+
+
+def test_zero_shot_evaluation_counts_and_errors() -> None:
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME)
+    world = ShapesWorld(SMALL_WORLD, split="val")
+    result = evaluate_zero_shot(backbone, world, num_images=3, crop_size=32, batch_size=2)
+    samples = [world.sample(i) for i in range(3)]
+    assert result.num_things == sum(len(s.thing_segments) for s in samples)
+    assert result.num_segments == sum(len(s.segments) for s in samples)
+    assert 0 <= result.thing_top1 <= 100 and set(result.to_dict()) >= {"stuff_top1", "mask_pool_top1"}
+    with pytest.raises(ValueError, match="num_images: expected a positive int"):
+        evaluate_zero_shot(backbone, world, num_images=0)
+
+
+@pytest.mark.slow
+def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--steps", "2", "--images-per-step", "2", "--val-images", "2"]
+    assert shapes_clip.main([*argv, "--image-size", "64", "--crop-size", "32", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["val"]["num_things"] > 0
+    loaded = OpenCLIPBackbone(shapes_clip.MODEL_NAME, pretrained=out / "shapes.safetensors")
+    assert loaded.load_report.ok
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--steps", "0"], "--steps: expected a positive int"),
+        (["--image-size", "100"], "multiples of 32"),
+    ],
+)
+def test_recipe_option_errors(argv: list[str], match: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=match):
+        shapes_clip.main(["--out", str(tmp_path), *argv])
