@@ -13,6 +13,7 @@ from segblocks.pretrain.shapes_sam.model import (
     ShapesSamDecoderConfig,
     build_shapes_sam,
     decode_prompts,
+    init_pos_embed_sincos,
     save_shapes_sam,
 )
 from segblocks.pretrain.shapes_sam.prompts import (
@@ -38,6 +39,7 @@ __all__ = [
     "embed_images",
     "eval_prompts",
     "evaluate_shapes_sam",
+    "init_pos_embed_sincos",
     "main",
     "mask_iou_per_output",
     "prompt_losses",

@@ -1,5 +1,8 @@
 """SAM's training loss: focal 20 : dice 1 on the masks, the minimum over the outputs, IoU-prediction MSE.
 
+The per-pixel term is a sigmoid focal loss; with ``focal_gamma=0`` and no alpha it is plain binary
+cross-entropy (what the shapes-sam recipe uses, at weight 1).
+
 For an ambiguous prompt (multi-mask output) only the output with the lowest mask loss is trained
 against the target (the "min over the 3 masks" of the SAM paper); the IoU head regresses the actual
 IoU of every output with the target. Everything is computed in float32.
@@ -21,7 +24,8 @@ class SamLossWeights:
     """Weights of SAM's loss terms (the paper: focal 20, dice 1, IoU MSE 1).
 
     Attributes:
-        focal: weight of the per-pixel mean sigmoid focal loss.
+        focal: weight of the per-pixel mean sigmoid focal loss (cross-entropy when
+            ``focal_gamma=0`` and ``focal_alpha < 0``).
         dice: weight of the dice loss.
         iou: weight of the IoU-prediction mean squared error.
         focal_alpha: focal-loss weight of the positives, ``1 - alpha`` for the negatives; negative

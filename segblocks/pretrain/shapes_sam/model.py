@@ -31,6 +31,7 @@ __all__ = [
     "ShapesSamDecoderConfig",
     "build_shapes_sam",
     "decode_prompts",
+    "init_pos_embed_sincos",
     "save_shapes_sam",
 ]
 
@@ -250,3 +251,36 @@ def decode_prompts(
         return low_res, iou
     size = sam.image_encoder.img_size
     return F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False), iou
+
+
+def init_pos_embed_sincos(sam: Sam, *, temperature: float = 10000.0) -> None:
+    """Fill the image encoder's ``pos_embed`` with fixed 2D sine-cosine embeddings (MAE's).
+
+    ``ImageEncoderViT`` initialises ``pos_embed`` to zeros because SAM starts from an MAE-pretrained
+    ViT, whose position embeddings are 2D sine-cosine. Trained from scratch, a zero ``pos_embed``
+    leaves the encoder (relative positions only) without absolute position, and the decoder learns
+    to segment every thing whatever the prompt; starting from the MAE embedding avoids that. The
+    embedding stays trainable, as in SAM.
+
+    Args:
+        sam: the model; its encoder must use absolute positions.
+        temperature: the frequency base (MAE: 10000).
+
+    Raises:
+        ValueError: if the encoder has no ``pos_embed`` or its width is not a multiple of 4.
+    """
+    pos_embed = sam.image_encoder.pos_embed
+    if pos_embed is None:
+        raise ValueError("sam: the image encoder has no absolute position embedding (use_abs_pos=False)")
+    _, h, w, dim = pos_embed.shape
+    if dim % 4:
+        raise ValueError(f"sam: the encoder width {dim} must be a multiple of 4 for 2D sine-cosine")
+    omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+    out_x = xs.reshape(-1, 1) * omega[None]
+    out_y = ys.reshape(-1, 1) * omega[None]
+    table = torch.cat([out_x.sin(), out_x.cos(), out_y.sin(), out_y.cos()], dim=1)  # [h * w, dim]
+    with torch.no_grad():
+        pos_embed.copy_(table.reshape(1, h, w, dim).to(pos_embed.dtype))

@@ -2,14 +2,15 @@
 
 The loop reads like SAM's training section: set-up, data (freshly drawn images, several prompts of
 three kinds per image), model (segment_anything's ``Sam`` at a small size), AdamW with linear
-warm-up and cosine decay, the loss (focal 20 : dice 1 on the best of the 3 outputs for a single
-point, on the single output for a box or several points, plus IoU-prediction MSE), evaluation
+warm-up and cosine decay, the loss (per-pixel cross-entropy 1 : dice 1 -- SAM uses focal 20 : dice 1,
+``--focal-weight 20 --focal-gamma 2`` -- on the best of the 3 outputs for a single point, on the
+single output for a box or several points, plus IoU-prediction MSE), evaluation
 (1-point oracle, 1-point top-IoU and 1-box mIoU on val) and the weights (safetensors, whole-``Sam``
 key names). One process, CPU or one GPU.
 
 Example (the model card's run)::
 
-    segblocks train shapes-sam --threads 1 --out runs/shapes-sam
+    segblocks train shapes-sam --threads 1 --time-budget-min 27 --out runs/shapes-sam
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from segblocks.data import ShapesSample, ShapesWorld, ShapesWorldConfig
 from segblocks.engine import (
@@ -45,6 +47,7 @@ from segblocks.pretrain.shapes_sam.model import (
     ShapesSamDecoderConfig,
     build_shapes_sam,
     decode_prompts,
+    init_pos_embed_sincos,
     save_shapes_sam,
 )
 from segblocks.pretrain.shapes_sam.prompts import PromptCounts, sample_training_prompts
@@ -67,17 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-sam", description="Train the tiny SAM on the shapes world."
     )
     p.add_argument("--model-name", default=SHAPES_SAM_MODEL, help="registered SAM encoder config")
-    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (the schedule's length)")
+    p.add_argument("--steps", type=int, default=1300, help="optimizer steps (the schedule's length)")
     p.add_argument("--time-budget-min", type=float, default=None, help="stop training after this wall time")
     p.add_argument("--batch-size", type=int, default=2, help="images per step")
+    p.add_argument(
+        "--num-things",
+        type=int,
+        nargs=2,
+        default=(1, 6),
+        metavar=("MIN", "MAX"),
+        help="things per training image",
+    )
     p.add_argument("--points", type=int, default=4, help="single-point prompts per image (multi-mask)")
     p.add_argument("--boxes", type=int, default=3, help="box prompts per image")
     p.add_argument("--multi-points", type=int, default=1, help="several-point prompts per image")
-    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (SAM: 0.1)")
-    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--warmup-steps", type=int, default=50)
     p.add_argument("--focal-alpha", type=float, default=-1.0, help="focal positive weight (-1: none)")
-    p.add_argument("--focal-weight", type=float, default=20.0, help="focal : dice = this : 1 (SAM: 20)")
+    p.add_argument(
+        "--focal-weight", type=float, default=1.0, help="pixel loss : dice = this : 1 (SAM: focal 20 : 1)"
+    )
+    p.add_argument("--focal-gamma", type=float, default=0.0, help="focal exponent (0: cross-entropy; SAM: 2)")
     p.add_argument("--clip-grad", type=float, default=1.0, help="gradient-norm clipping (0: off)")
     p.add_argument("--decoder-mlp-dim", type=int, default=ShapesSamDecoderConfig.mlp_dim)
     p.add_argument("--decoder-heads", type=int, default=ShapesSamDecoderConfig.num_heads)
@@ -109,6 +123,9 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("points", "boxes", "multi_points", "warmup_steps", "eval_every", "seed"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')}: expected an int >= 0, got {getattr(args, name)}")
+    lo, hi = args.num_things
+    if not 1 <= lo <= hi:
+        raise ValueError(f"--num-things: expected 1 <= MIN <= MAX, got {lo} {hi}")
     if args.points + args.boxes + args.multi_points == 0:
         raise ValueError("--points, --boxes, --multi-points: at least one prompt per image is needed")
     if not (args.lr > 0 and math.isfinite(args.lr)):
@@ -116,6 +133,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.weight_decay < 0 or args.clip_grad < 0:
         raise ValueError(
             f"--weight-decay, --clip-grad: expected >= 0, got {args.weight_decay}, {args.clip_grad}"
+        )
+    if args.focal_weight < 0 or args.focal_gamma < 0:
+        raise ValueError(
+            f"--focal-weight, --focal-gamma: expected >= 0, got {args.focal_weight}, {args.focal_gamma}"
         )
     if args.time_budget_min is not None and not args.time_budget_min > 0:
         raise ValueError(
@@ -156,16 +177,22 @@ def main(argv: list[str]) -> int:
     # --- model ----------------------------------------------------------------------------
     decoder_config = ShapesSamDecoderConfig(mlp_dim=args.decoder_mlp_dim, num_heads=args.decoder_heads)
     sam = build_shapes_sam(None, model_name=args.model_name, decoder_config=decoder_config).to(device)
+    init_pos_embed_sincos(sam)  # SAM starts from MAE, whose position embeddings are 2D sine-cosine
     size = sam.image_encoder.img_size
     logger.info("Sam %s: %.2fM parameters", args.model_name, sum(p.numel() for p in sam.parameters()) / 1e6)
 
     # --- data: fresh training images every step, a fixed validation set -------------------
-    train_world = ShapesWorld(ShapesWorldConfig(image_size=(size, size), seed=args.seed), split="train")
+    train_config = ShapesWorldConfig(
+        image_size=(size, size), num_things=tuple(args.num_things), seed=args.seed
+    )
+    train_world = ShapesWorld(train_config, split="train")
     val_world = ShapesWorld(ShapesWorldConfig(image_size=(size, size), seed=VAL_WORLD_SEED), split="val")
     val_samples = [val_world.sample(i) for i in range(args.val_images)]
     counts = PromptCounts(points=args.points, boxes=args.boxes, multi_points=args.multi_points)
     rng = np.random.default_rng(args.seed)
-    weights = SamLossWeights(focal=args.focal_weight, focal_alpha=args.focal_alpha)
+    weights = SamLossWeights(
+        focal=args.focal_weight, focal_alpha=args.focal_alpha, focal_gamma=args.focal_gamma
+    )
 
     # --- optimizer and schedule: AdamW, linear warm-up, cosine decay -----------------------
     optimizer = build_adamw(sam, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.999))
@@ -208,23 +235,26 @@ def main(argv: list[str]) -> int:
         num_prompts = 0
         for i, p in enumerate(prompts):
             emb = embeddings[i : i + 1]
-            groups = (
-                (dict(points=(p.point_coords, torch.ones(p.point_coords.shape[:2]))), True, p.point_targets),
-                (dict(boxes=p.box_coords), False, p.box_targets),
-                (dict(points=(p.multi_coords, p.multi_labels)), False, p.multi_targets),
-            )
-            for prompt, multimask, targets in groups:
+            ones = torch.ones(p.point_coords.shape[:2])
+            groups: list[tuple[tuple[Tensor, Tensor] | None, Tensor | None, bool, Tensor]] = [
+                ((p.point_coords, ones), None, True, p.point_targets),  # ambiguous: 3 outputs
+                (None, p.box_coords, False, p.box_targets),
+                ((p.multi_coords, p.multi_labels), None, False, p.multi_targets),
+            ]
+            for points, boxes, multimask, targets in groups:
                 if len(targets) == 0:
                     continue
-                prompt = {
-                    k: tuple(t.to(device) for t in v) if isinstance(v, tuple) else v.to(device)
-                    for k, v in prompt.items()
-                }
                 # the loss is taken at the decoder's resolution, on area-averaged targets
                 logits, iou_pred = decode_prompts(
-                    sam, emb, multimask_output=multimask, upsample=False, **prompt
+                    sam,
+                    emb,
+                    points=None if points is None else (points[0].to(device), points[1].to(device)),
+                    boxes=None if boxes is None else boxes.to(device),
+                    multimask_output=multimask,
+                    upsample=False,
                 )
-                soft = F.adaptive_avg_pool2d(targets.to(device).float()[:, None], logits.shape[-2:])[:, 0]
+                low_res = (int(logits.shape[-2]), int(logits.shape[-1]))
+                soft = F.adaptive_avg_pool2d(targets.to(device).float()[:, None], low_res)[:, 0]
                 for k, v in prompt_losses(logits, iou_pred, soft, weights).items():
                     sums[k] = sums[k] + v
                 num_prompts += len(targets)
