@@ -260,3 +260,21 @@ def test_predict_image_and_overlay(tmp_path, batch) -> None:
     assert isinstance(predict_image(image, ["star", "dog"], model=loaded).segment_map, torch.Tensor)
     with pytest.raises(FileNotFoundError, match="no such image"):
         predict_image(tmp_path / "missing.png", ["star"], model=model)
+
+
+def _shipped_world_models() -> bool:
+    from segblocks.backbones import find_weights
+
+    return all(
+        find_weights(name, tag) is not None
+        for name, tag in ((WORLD_SAM_MODEL, "shapes"), (WORLD_CLIP_MODEL, "shapes"))
+    )
+
+
+@pytest.mark.skipif(not _shipped_world_models(), reason="the shipped tiny SAM and CLIP are not installed")
+def test_world_scale_uses_the_shipped_tiny_models_by_default(batch) -> None:
+    model = build_possam("tiny", vocabulary=[NAMES[i] for i in SEEN], is_thing=[THINGS[i] for i in SEEN])
+    assert model.sam.model_name == WORLD_SAM_MODEL and model.clip.model_name == WORLD_CLIP_MODEL
+    assert model.sam.load_report.source != "random init"
+    preds = model.eval().predict(batch.images[:1], vocabulary=NAMES, is_thing=THINGS)
+    assert preds[0].panoptic is not None and preds[0].panoptic.segment_map.shape == (64, 64)

@@ -14,7 +14,7 @@ from segblocks._validation import check_dtype, check_shape
 __all__ = ["Vocabulary", "encode_vocabulary", "seen_flags"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: compare by identity, not elementwise
 class Vocabulary:
     """The classes a PosSAM segments.
 
