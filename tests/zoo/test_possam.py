@@ -58,6 +58,16 @@ TINY = dict(
     ldp_ffn_dim=64,
     ldp_layers=1,
 )
+TINY_VIT_CLIP = "segblocks-test-possam-vit"
+register_clip_config(
+    TINY_VIT_CLIP,
+    {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+    overwrite=True,
+)
 RANDOM = dict(sam_model="vit_tiny", sam_checkpoint=None, clip_model=TINY_CLIP, clip_pretrained=None)
 NAMES = [c.name for c in CATEGORIES]
 THINGS = [c.is_thing for c in CATEGORIES]
@@ -116,6 +126,16 @@ def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(
         opt.step()
         history.append(float(loss.detach()))
     assert sum(history[-3:]) < 0.9 * sum(history[:3]), history
+
+
+def test_a_vit_clip_works_and_its_unused_pyramid_stays_frozen(batch) -> None:
+    model = tiny_possam(clip_model=TINY_VIT_CLIP)
+    assert model.clip.kind == "vit" and not any(p.requires_grad for p in model.clip.parameters())
+    out = model(batch.images)
+    sum(model.losses(out, seen_targets(batch.samples, SEEN)).values()).backward()
+    assert all(p.grad is None for p in model.clip.parameters())
+    outputs = model.eval().infer(batch.images[:1], ["star", "heart"])
+    assert outputs.clip_logits.shape == (1, 8, 2)
 
 
 def test_predict_any_vocabulary_with_every_classifier(batch) -> None:
