@@ -190,6 +190,25 @@ def test_bad_inputs_raise_clearly(batch) -> None:
         get_config("tiny", ldp_width=3)
     with pytest.raises(ValueError, match="num_heads: 5 does not divide"):
         tiny_possam(ldp_heads=5)
+    parts = dict(
+        sam=model.sam,
+        clip=model.clip,
+        pixel_decoder=model.pixel_decoder,
+        mask_decoder=model.mask_decoder,
+        iou_head=model.iou_head,
+        ldp=model.ldp,
+        criterion=model.criterion,
+        mase=model.mase,
+        geometric=model.geometric,
+        num_queries=8,
+        vocabulary=model.vocabulary,
+    )
+    with pytest.raises(TypeError, match=r"sam: expected a segblocks\.backbones\.SAMBackbone"):
+        PosSAM(**{**parts, "sam": torch.nn.Identity()})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"clip: expected a segblocks\.backbones\.OpenCLIPBackbone"):
+        PosSAM(**{**parts, "clip": model.sam})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="vocabulary: expected a Vocabulary"):
+        PosSAM(**{**parts, "vocabulary": ["star"]})  # type: ignore[arg-type]
 
 
 def test_configs_follow_the_paper_and_world_names_are_configurable() -> None:

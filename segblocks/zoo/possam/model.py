@@ -87,16 +87,14 @@ class PosSAM(nn.Module):
         config: PosSAMConfig | None = None,
     ) -> None:
         super().__init__()
-        for name, module, attrs in (
-            ("sam", sam, ("output_shape", "size_divisibility")),
-            ("clip", clip, ("encode_text", "size_divisibility", "logit_scale")),
-            ("pixel_decoder", pixel_decoder, ("mask_stride",)),
-        ):
-            missing = [a for a in attrs if not hasattr(module, a)]
-            if missing:
-                raise TypeError(
-                    f"{name}: expected a segblocks block with {missing}, got {type(module).__name__}"
-                )
+        if not isinstance(sam, SAMBackbone):
+            raise TypeError(f"sam: expected a segblocks.backbones.SAMBackbone, got {type(sam).__name__}")
+        if not isinstance(clip, OpenCLIPBackbone):
+            raise TypeError(
+                f"clip: expected a segblocks.backbones.OpenCLIPBackbone, got {type(clip).__name__}"
+            )
+        if not hasattr(pixel_decoder, "mask_stride"):
+            raise TypeError("pixel_decoder: expected a segblocks pixel decoder (with 'mask_stride')")
         if num_queries <= 0:
             raise ValueError(f"num_queries: expected a positive int, got {num_queries}")
         if not isinstance(vocabulary, Vocabulary):
