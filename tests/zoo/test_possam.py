@@ -128,6 +128,19 @@ def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(
     assert sum(history[-3:]) < 0.9 * sum(history[:3]), history
 
 
+def test_bf16_autocast_has_no_nan_and_losses_stay_fp32(batch) -> None:
+    model = tiny_possam()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch.images)
+        losses = model.losses(out, seen_targets(batch.samples, SEEN))
+        preds = model.eval().predict(batch.images[:1], vocabulary=NAMES, is_thing=THINGS)
+    assert out.mask_logits.dtype == torch.bfloat16
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert preds[0].panoptic is not None
+
+
 def test_a_vit_clip_works_and_its_unused_pyramid_stays_frozen(batch) -> None:
     model = tiny_possam(clip_model=TINY_VIT_CLIP)
     assert model.clip.kind == "vit" and not any(p.requires_grad for p in model.clip.parameters())
