@@ -6,14 +6,17 @@ is silent are listed in ``zoo/possam/README.md``).
 
 from segblocks.zoo.possam.build import DEFAULT, build_possam
 from segblocks.zoo.possam.config import VARIANTS, PosSAMConfig, get_config
+from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.outputs import CLASSIFIERS, PosSAMOutputs, PosSAMPrediction
+from segblocks.zoo.possam.predict import load_possam, predict_image, write_overlay
 from segblocks.zoo.possam.vocabulary import Vocabulary, encode_vocabulary, seen_flags
 
 __all__ = [
     "CLASSIFIERS",
     "DEFAULT",
     "VARIANTS",
+    "OpenVocabMetrics",
     "PosSAM",
     "PosSAMConfig",
     "PosSAMOutputs",
@@ -21,6 +24,10 @@ __all__ = [
     "Vocabulary",
     "build_possam",
     "encode_vocabulary",
+    "evaluate",
     "get_config",
+    "load_possam",
+    "predict_image",
     "seen_flags",
+    "write_overlay",
 ]
