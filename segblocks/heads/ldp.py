@@ -101,7 +101,8 @@ class LocalDiscriminativePooling(nn.Module):
         Args:
             mask_features: ``[B, Ds, H, W]`` SAM-side mask features.
             clip_features: ``[B, E, h, w]`` CLIP dense features.
-            masks: ``[B, Q, H', W']`` bool masks or probabilities (resized to each map by :func:`segblocks.ops.mask_pool`).
+            masks: ``[B, Q, H', W']`` bool masks or probabilities (resized to each map by
+                :func:`segblocks.ops.mask_pool`).
 
         Returns:
             ``(sam [B, Q, Ds], clip [B, Q, E])`` pooled features; an empty mask pools to zeros.
