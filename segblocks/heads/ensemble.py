@@ -51,6 +51,16 @@ def _check_weight(name: str, value: float) -> None:
         raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
 
 
+def _mask_invalid(weight: Tensor, valid: Tensor | None, shape: tuple[int, ...]) -> Tensor:
+    """Zero CLIP's exponent on masks without pixels (FC-CLIP's ensemble on valid masks only)."""
+    if valid is None:
+        return weight
+    check_dtype("valid", valid, "bool")
+    if tuple(valid.shape) != shape:
+        raise ValueError(f"valid: expected shape {shape} (one flag per mask), got {tuple(valid.shape)}")
+    return weight * valid.to(weight.device, weight.dtype).unsqueeze(-1)
+
+
 def _split(in_vocab_logits: Tensor, clip_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(p_in [B, Q, C], void [B, Q, 1], p_clip [B, Q, C])``: class distributions and void probability."""
     probs = in_vocab_logits.float().softmax(-1)
@@ -92,13 +102,17 @@ class GeometricEnsemble(nn.Module):
         self.alpha = alpha
         self.beta = beta
 
-    def forward(self, in_vocab_logits: Tensor, clip_logits: Tensor, seen: Tensor) -> Tensor:
+    def forward(
+        self, in_vocab_logits: Tensor, clip_logits: Tensor, seen: Tensor, valid: Tensor | None = None
+    ) -> Tensor:
         """Combine the two classifiers.
 
         Args:
             in_vocab_logits: ``[B, Q, C + 1]`` logits, the last column void.
             clip_logits: ``[B, Q, C]`` frozen-CLIP logits (scaled cosines to the same C classes).
             seen: ``[C]`` bool, True for classes of the training vocabulary.
+            valid: optional ``[B, Q]`` bool, False for masks without pixels: their CLIP logits pool
+                nothing, so they keep the in-vocabulary distribution (FC-CLIP).
 
         Returns:
             ``[B, Q, C + 1]`` float32 log-probabilities, the last column void.
@@ -110,6 +124,7 @@ class GeometricEnsemble(nn.Module):
         _check_inputs(in_vocab_logits, clip_logits, seen)
         p_in, void, p_clip = _split(in_vocab_logits, clip_logits)
         weight = torch.where(seen.to(p_in.device), self.alpha, self.beta).to(p_in.dtype)  # [C]
+        weight = _mask_invalid(weight.expand_as(p_in), valid, tuple(p_in.shape[:2]))
         return _with_void(_combine(p_in, p_clip, weight), 1.0 - void)
 
 
@@ -172,7 +187,12 @@ class MaskAwareSelectiveEnsemble(nn.Module):
         return num / (num + (1.0 - base) * k_in).clamp_min(_EPS)
 
     def forward(
-        self, in_vocab_logits: Tensor, clip_logits: Tensor, seen: Tensor, iou_logits: Tensor | None = None
+        self,
+        in_vocab_logits: Tensor,
+        clip_logits: Tensor,
+        seen: Tensor,
+        iou_logits: Tensor | None = None,
+        valid: Tensor | None = None,
     ) -> Tensor:
         """Combine the two classifiers mask by mask.
 
@@ -181,6 +201,8 @@ class MaskAwareSelectiveEnsemble(nn.Module):
             clip_logits: ``[B, Q, C]`` frozen-CLIP mask-pooled logits.
             seen: ``[C]`` bool, True for classes of the training vocabulary.
             iou_logits: ``[B, Q]`` predicted-IoU logits (``sigmoid`` = IoU), or None (no IoU weighting).
+            valid: optional ``[B, Q]`` bool, False for masks without pixels (they keep the
+                in-vocabulary distribution: CLIP pooled nothing for them).
 
         Returns:
             ``[B, Q, C + 1]`` float32 log-probabilities, the last column void.
@@ -191,7 +213,8 @@ class MaskAwareSelectiveEnsemble(nn.Module):
         """
         _check_inputs(in_vocab_logits, clip_logits, seen)
         p_in, void, p_clip = _split(in_vocab_logits, clip_logits)
-        class_probs = _combine(p_in, p_clip, self._weights(p_in, p_clip, seen))
+        weight = _mask_invalid(self._weights(p_in, p_clip, seen), valid, tuple(p_in.shape[:2]))
+        class_probs = _combine(p_in, p_clip, weight)
         object_prob = 1.0 - void
         if iou_logits is not None and self.use_iou:
             b, q = in_vocab_logits.shape[:2]

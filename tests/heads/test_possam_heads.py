@@ -185,3 +185,16 @@ def test_ensembles_under_bf16_inputs_return_float32() -> None:
     out = MaskAwareSelectiveEnsemble()(ldp.bfloat16(), clip.bfloat16(), seen, torch.zeros(2, 4).bfloat16())
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     assert math.isclose(float(out.exp().sum(-1).mean()), 1.0, rel_tol=1e-4)
+
+
+def test_masks_without_pixels_keep_the_in_vocabulary_distribution() -> None:
+    ldp, clip, seen = ensemble_inputs()
+    valid = torch.tensor([[True, False, True, True], [False, True, True, True]])
+    for block in (GeometricEnsemble(), MaskAwareSelectiveEnsemble(use_iou=False)):
+        out = block(ldp, clip, seen, valid=valid).exp()
+        torch.testing.assert_close(out[~valid], ldp.softmax(-1)[~valid], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out[valid], block(ldp, clip, seen).exp()[valid])
+        with pytest.raises(ValueError, match=r"valid: expected shape \(2, 4\)"):
+            block(ldp, clip, seen, valid=valid[:1])
+        with pytest.raises(TypeError, match="valid: expected a bool dtype"):
+            block(ldp, clip, seen, valid=valid.float())

@@ -335,6 +335,7 @@ class PosSAM(nn.Module):
             ldp_logits=final.class_logits.float(),
             clip_logits=clip_logits,
             iou_logits=final.iou_scores.float(),
+            valid=binary.flatten(2).any(-1),
             vocabulary=vocab,
         )
 
@@ -360,9 +361,9 @@ class PosSAM(nn.Module):
         if classifier == "clip":
             return clip_with_void(outputs.ldp_logits, outputs.clip_logits)
         if classifier == "geometric":
-            return self.geometric(outputs.ldp_logits, outputs.clip_logits, seen)
+            return self.geometric(outputs.ldp_logits, outputs.clip_logits, seen, outputs.valid)
         if classifier == "mase":
-            return self.mase(outputs.ldp_logits, outputs.clip_logits, seen, outputs.iou_logits)
+            return self.mase(outputs.ldp_logits, outputs.clip_logits, seen, outputs.iou_logits, outputs.valid)
         raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
 
     def postprocess(

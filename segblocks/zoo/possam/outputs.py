@@ -31,6 +31,7 @@ class PosSAMOutputs:
         ldp_logits: ``[B, Q, C + 1]`` LDP logits, the last column void.
         clip_logits: ``[B, Q, C]`` frozen-CLIP mask-pooled logits (no void).
         iou_logits: ``[B, Q]`` predicted-IoU logits.
+        valid: ``[B, Q]`` bool, True for masks with at least one pixel (logit > 0).
         vocabulary: the vocabulary the logits refer to.
     """
 
@@ -38,6 +39,7 @@ class PosSAMOutputs:
     ldp_logits: Tensor
     clip_logits: Tensor
     iou_logits: Tensor
+    valid: Tensor
     vocabulary: Vocabulary
 
 
