@@ -1,9 +1,23 @@
-"""Heads that read query embeddings and mask features: masks, classes, IoU/objectness, mask pooling."""
+"""Heads that read query embeddings and mask features: masks, classes, IoU/objectness, mask pooling,
+PosSAM's Local Discriminative Pooling and the open-vocabulary ensembles (geometric, MASE)."""
 
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
+from segblocks.heads.ensemble import GeometricEnsemble, MaskAwareSelectiveEnsemble
 from segblocks.heads.iou_head import IoUHead
+from segblocks.heads.ldp import LocalDiscriminativePooling
 from segblocks.heads.mask_head import MaskHead
 from segblocks.heads.mask_pooling import MaskPooling, mask_pool
 from segblocks.heads.mlp import MLP
 
-__all__ = ["MLP", "IoUHead", "LinearClassHead", "MaskHead", "MaskPooling", "OpenVocabClassHead", "mask_pool"]
+__all__ = [
+    "MLP",
+    "GeometricEnsemble",
+    "IoUHead",
+    "LinearClassHead",
+    "LocalDiscriminativePooling",
+    "MaskAwareSelectiveEnsemble",
+    "MaskHead",
+    "MaskPooling",
+    "OpenVocabClassHead",
+    "mask_pool",
+]

@@ -7,7 +7,9 @@ predictions are matched to the targets, then:
   weighted by ``no_object_weight`` (Mask2Former: 0.1);
 * mask losses: BCE and Dice on ``num_points`` points per matched mask, chosen by uncertainty
   importance sampling (oversample 3.0, importance 0.75), normalised by the number of target masks;
-* optional objectness loss: sigmoid focal loss on ``iou_scores`` (matched = 1, unmatched = 0).
+* optional objectness loss: sigmoid focal loss on ``iou_scores`` (matched = 1, unmatched = 0);
+* or optional IoU loss (PosSAM, SAM): ``sigmoid(iou_scores)`` of the matched queries regresses (MSE)
+  the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask.
 
 Everything is computed in float32 outside autocast. The number of classes is read from the class
 logits, so the same criterion serves closed-set and open-vocabulary heads.
@@ -39,6 +41,8 @@ class SetCriterion(nn.Module):
         mask_weight: weight of the point-sampled BCE (5.0).
         dice_weight: weight of the point-sampled Dice (5.0).
         objectness_weight: weight of the objectness focal loss on ``iou_scores`` (0 = off).
+        iou_weight: weight of the IoU regression loss on ``iou_scores`` (0 = off; PosSAM: 1.0). At
+            most one of ``objectness_weight`` and ``iou_weight`` may be non-zero.
         no_object_weight: cross-entropy weight of the void class (0.1).
         num_points: points per mask (12,544 at paper scale).
         oversample_ratio: candidate points per kept point (3.0).
@@ -54,6 +58,7 @@ class SetCriterion(nn.Module):
         mask_weight: float = 5.0,
         dice_weight: float = 5.0,
         objectness_weight: float = 0.0,
+        iou_weight: float = 0.0,
         no_object_weight: float = 0.1,
         num_points: int = 12544,
         oversample_ratio: float = 3.0,
@@ -61,9 +66,14 @@ class SetCriterion(nn.Module):
         deep_supervision: bool = True,
     ) -> None:
         super().__init__()
-        weights = (class_weight, mask_weight, dice_weight, objectness_weight, no_object_weight)
+        weights = (class_weight, mask_weight, dice_weight, objectness_weight, iou_weight, no_object_weight)
         if min(weights) < 0:
             raise ValueError(f"loss weights: expected non-negative values, got {weights}")
+        if objectness_weight and iou_weight:
+            raise ValueError(
+                "objectness_weight, iou_weight: both read iou_scores; give at most one non-zero, got "
+                f"{objectness_weight} and {iou_weight}"
+            )
         if num_points <= 0:
             raise ValueError(f"num_points: expected a positive int, got {num_points}")
         self.matcher = matcher
@@ -71,6 +81,7 @@ class SetCriterion(nn.Module):
         self.mask_weight = mask_weight
         self.dice_weight = dice_weight
         self.objectness_weight = objectness_weight
+        self.iou_weight = iou_weight
         self.no_object_weight = no_object_weight
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
@@ -203,6 +214,49 @@ class SetCriterion(nn.Module):
                 target[i, src.to(device)] = 1.0
         return sigmoid_focal_loss(iou_scores, target, num_masks)
 
+    def iou_loss(
+        self,
+        iou_scores: Tensor,
+        mask_logits: Tensor,
+        targets: Sequence[Targets],
+        matching: Matching,
+        num_masks: float,
+    ) -> Tensor:
+        """MSE between ``sigmoid(iou_scores)`` of matched queries and their masks' true IoU.
+
+        The true IoU compares the predicted binary mask (``logit > 0``) with the matched target mask
+        resized to the prediction's resolution (area interpolation, ``>= 0.5``); it is a constant
+        (no gradient flows into the masks). Unmatched queries are not supervised.
+
+        Args:
+            iou_scores: ``[B, Q]`` IoU logits.
+            mask_logits: ``[B, Q, H, W]`` mask logits.
+            targets: the batch's targets.
+            matching: the matcher's index pairs per image.
+            num_masks: normaliser.
+
+        Returns:
+            Unweighted scalar float32 loss (zero, still connected to the graph, when nothing matched).
+        """
+        device = iou_scores.device
+        h, w = mask_logits.shape[-2:]
+        preds, truths = [], []
+        for i, (src, tgt) in enumerate(matching):
+            if not src.numel():
+                continue
+            src = src.to(device)
+            with torch.no_grad():
+                masks = targets[i].masks[tgt.to(targets[i].masks.device)].to(device, torch.float32)
+                masks = F.interpolate(masks[None], size=(h, w), mode="area")[0] >= 0.5
+                pred = mask_logits[i, src].detach() > 0
+                inter = (pred & masks).flatten(1).sum(-1).float()
+                union = (pred | masks).flatten(1).sum(-1).float()
+                truths.append(inter / union.clamp_min(1.0))
+            preds.append(iou_scores[i, src].float().sigmoid())
+        if not preds:
+            return iou_scores.float().sum() * 0.0
+        return F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum") / num_masks
+
     def single(
         self,
         predictions: MaskPredictions,
@@ -219,7 +273,7 @@ class SetCriterion(nn.Module):
             generator: random generator for the points.
 
         Returns:
-            ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness"]}``.
+            ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness" | "loss_iou"]}``.
         """
         matching = self.matcher(predictions.mask_logits, predictions.class_logits, targets, generator)
         losses: dict[str, Tensor] = {}
@@ -235,6 +289,10 @@ class SetCriterion(nn.Module):
         if predictions.iou_scores is not None and self.objectness_weight:
             losses["loss_objectness"] = self.objectness_weight * self.objectness_loss(
                 predictions.iou_scores, matching, num_masks
+            )
+        if predictions.iou_scores is not None and self.iou_weight:
+            losses["loss_iou"] = self.iou_weight * self.iou_loss(
+                predictions.iou_scores, predictions.mask_logits, targets, matching, num_masks
             )
         return losses
 
@@ -253,7 +311,7 @@ class SetCriterion(nn.Module):
             generator: random generator for point sampling (on the predictions' device).
 
         Returns:
-            ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness"]}`` for the final prediction
+            ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness" | "loss_iou"]}`` for the final prediction
             and the same keys suffixed ``_0``, ``_1``, ... for the auxiliary ones; every value is a
             weighted float32 scalar, so the total loss is ``sum(losses.values())``.
 

@@ -135,3 +135,40 @@ def test_errors() -> None:
         sigmoid_ce_loss(torch.zeros(1, 2), torch.zeros(1, 3), 1)
     with pytest.raises(ValueError, match="weights"):
         SetCriterion(matcher=HungarianMatcher(), mask_weight=-1.0)
+
+
+def test_iou_loss_regresses_the_true_iou_of_matched_masks() -> None:
+    tgt = targets_for(2, size=32)
+    # predictions at stride 2: query 0 exactly target 0, query 1 half of target 1, query 2 unmatched
+    small = F.interpolate(tgt.masks[None].float(), size=(16, 16), mode="area")[0] >= 0.5
+    logits = torch.full((1, 3, 16, 16), -10.0)
+    logits[0, 0][small[0]] = 10.0
+    half = small[1].clone()
+    rows = half.any(-1).nonzero().flatten()
+    half[rows[: len(rows) // 2]] = False
+    logits[0, 1][half] = 10.0
+    iou_scores = torch.zeros(1, 3, requires_grad=True)
+    preds = MaskPredictions(mask_logits=logits, class_logits=torch.zeros(1, 3, 5), iou_scores=iou_scores)
+    crit = criterion(iou_weight=1.0)
+    matching = crit.matcher(preds.mask_logits, None, [tgt])
+    assert matching[0][0].tolist() == [0, 1] and matching[0][1].tolist() == [0, 1]
+    true_iou = torch.tensor([1.0, half.sum().item() / small[1].sum().item()])
+    expected = ((0.5 - true_iou) ** 2).sum() / 2.0  # sigmoid(0) = 0.5, normalised by 2 target masks
+    loss = crit.iou_loss(iou_scores, logits, [tgt], matching, 2.0)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert iou_scores.grad is not None and iou_scores.grad[0, 2] == 0, "unmatched queries are not supervised"
+    losses = crit(preds, [tgt])
+    assert "loss_iou" in losses and "loss_objectness" not in losses
+
+
+def test_iou_loss_with_deep_supervision_and_empty_targets() -> None:
+    preds = predictions(aux=1)
+    empty = Targets(masks=torch.zeros(0, 32, 32, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.int64))
+    losses = criterion(iou_weight=1.0)(preds, [targets_for(2), empty])
+    assert {"loss_iou", "loss_iou_0"} <= set(losses)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    nothing = criterion(iou_weight=1.0)(predictions(aux=0), [empty, empty])
+    assert float(nothing["loss_iou"].detach()) == 0.0 and nothing["loss_iou"].requires_grad
+    with pytest.raises(ValueError, match="objectness_weight, iou_weight: both read iou_scores"):
+        criterion(iou_weight=1.0, objectness_weight=2.0)

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from segblocks.decoders.fpn_pixel_decoder import FPNPixelDecoder
-from segblocks.decoders.mask_decoder import build_masked_attention_decoder
+from segblocks.decoders.mask_decoder import MaskedAttentionDecoder, build_masked_attention_decoder
 from segblocks.decoders.msdeform_pixel_decoder import build_msdeform_pixel_decoder
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.losses.set_criterion import SetCriterion
@@ -18,7 +18,13 @@ from segblocks.structures import ShapeSpec
 from segblocks.zoo.mask2former.config import Mask2FormerConfig, get_config
 from segblocks.zoo.mask2former.model import Mask2Former
 
-__all__ = ["build_backbone", "build_mask2former"]
+__all__ = [
+    "build_backbone",
+    "build_criterion",
+    "build_mask2former",
+    "build_pixel_decoder",
+    "build_transformer_decoder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,32 +140,8 @@ def build_mask2former(
     if sorted(input_shape) != ["res2", "res3", "res4", "res5"]:
         raise ValueError(f"backbone: expected res2..res5 maps, got {sorted(shapes)}")
 
-    pixel_decoder: nn.Module
-    if cfg.pixel_decoder == "msdeform":
-        pixel_decoder = build_msdeform_pixel_decoder(
-            input_shape,
-            conv_dim=cfg.conv_dim,
-            mask_dim=cfg.mask_dim,
-            num_layers=cfg.enc_layers,
-            num_heads=cfg.enc_heads,
-            num_points=cfg.enc_points,
-            ffn_dim=cfg.enc_ffn_dim,
-            norm_groups=cfg.norm_groups,
-            backend=deform_backend,
-        )
-    else:
-        pixel_decoder = FPNPixelDecoder(
-            input_shape=input_shape, conv_dim=cfg.conv_dim, mask_dim=cfg.mask_dim, norm_groups=cfg.norm_groups
-        )
-    decoder = build_masked_attention_decoder(
-        dim=cfg.hidden_dim,
-        num_heads=cfg.num_heads,
-        ffn_dim=cfg.ffn_dim,
-        num_layers=cfg.dec_layers,
-        in_channels=(cfg.conv_dim,) * 3,
-        mask_dim=cfg.mask_dim,
-        attention_backend=attention_backend,
-    )
+    pixel_decoder = build_pixel_decoder(cfg, input_shape, deform_backend=deform_backend)
+    decoder = build_transformer_decoder(cfg, attention_backend=attention_backend)
     text_embeddings = None
     class_head: LinearClassHead | OpenVocabClassHead
     if vocabulary is not None:
@@ -178,22 +160,7 @@ def build_mask2former(
         )
     else:
         class_head = LinearClassHead(dim=cfg.hidden_dim, num_classes=len(names))
-    matcher = HungarianMatcher(
-        class_weight=cfg.class_weight,
-        mask_weight=cfg.mask_weight,
-        dice_weight=cfg.dice_weight,
-        num_points=cfg.num_points,
-    )
-    criterion = SetCriterion(
-        matcher=matcher,
-        class_weight=cfg.class_weight,
-        mask_weight=cfg.mask_weight,
-        dice_weight=cfg.dice_weight,
-        no_object_weight=cfg.no_object_weight,
-        num_points=cfg.num_points,
-        oversample_ratio=cfg.oversample_ratio,
-        importance_sample_ratio=cfg.importance_sample_ratio,
-    )
+    criterion = build_criterion(cfg)
     model = Mask2Former(
         backbone=net,
         pixel_decoder=pixel_decoder,
@@ -213,3 +180,85 @@ def build_mask2former(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("Mask2Former (%s): %.2fM trainable parameters", cfg.pixel_decoder, trainable / 1e6)
     return model
+
+
+def build_pixel_decoder(
+    cfg: Mask2FormerConfig, input_shape: dict[str, ShapeSpec], *, deform_backend: str = "auto"
+) -> nn.Module:
+    """The pixel decoder of a configuration: MSDeformAttn encoder + FPN, or a plain FPN.
+
+    Args:
+        cfg: the configuration (``pixel_decoder``, widths, encoder sizes).
+        input_shape: ``{"res2".."res5": ShapeSpec}`` of the backbone maps it reads.
+        deform_backend: backend of :func:`segblocks.ops.ms_deform_attn`.
+
+    Returns:
+        The pixel decoder module.
+    """
+    if cfg.pixel_decoder == "msdeform":
+        return build_msdeform_pixel_decoder(
+            input_shape,
+            conv_dim=cfg.conv_dim,
+            mask_dim=cfg.mask_dim,
+            num_layers=cfg.enc_layers,
+            num_heads=cfg.enc_heads,
+            num_points=cfg.enc_points,
+            ffn_dim=cfg.enc_ffn_dim,
+            norm_groups=cfg.norm_groups,
+            backend=deform_backend,
+        )
+    return FPNPixelDecoder(
+        input_shape=input_shape, conv_dim=cfg.conv_dim, mask_dim=cfg.mask_dim, norm_groups=cfg.norm_groups
+    )
+
+
+def build_transformer_decoder(
+    cfg: Mask2FormerConfig, *, attention_backend: str = "auto"
+) -> MaskedAttentionDecoder:
+    """The masked-attention mask decoder of a configuration (it holds the mask head).
+
+    Args:
+        cfg: the configuration (``hidden_dim``, heads, FFN width, layers, ``conv_dim``, ``mask_dim``).
+        attention_backend: backend of :func:`segblocks.ops.masked_attention`.
+
+    Returns:
+        A :class:`~segblocks.decoders.MaskedAttentionDecoder` reading three ``conv_dim`` levels.
+    """
+    return build_masked_attention_decoder(
+        dim=cfg.hidden_dim,
+        num_heads=cfg.num_heads,
+        ffn_dim=cfg.ffn_dim,
+        num_layers=cfg.dec_layers,
+        in_channels=(cfg.conv_dim,) * 3,
+        mask_dim=cfg.mask_dim,
+        attention_backend=attention_backend,
+    )
+
+
+def build_criterion(cfg: Mask2FormerConfig, *, iou_weight: float = 0.0) -> SetCriterion:
+    """The Hungarian matcher and set criterion of a configuration.
+
+    Args:
+        cfg: the configuration (loss/cost weights, point sampling).
+        iou_weight: weight of the IoU regression loss (PosSAM: 1.0; 0 = off).
+
+    Returns:
+        A :class:`~segblocks.losses.SetCriterion` with deep supervision.
+    """
+    matcher = HungarianMatcher(
+        class_weight=cfg.class_weight,
+        mask_weight=cfg.mask_weight,
+        dice_weight=cfg.dice_weight,
+        num_points=cfg.num_points,
+    )
+    return SetCriterion(
+        matcher=matcher,
+        class_weight=cfg.class_weight,
+        mask_weight=cfg.mask_weight,
+        dice_weight=cfg.dice_weight,
+        iou_weight=iou_weight,
+        no_object_weight=cfg.no_object_weight,
+        num_points=cfg.num_points,
+        oversample_ratio=cfg.oversample_ratio,
+        importance_sample_ratio=cfg.importance_sample_ratio,
+    )

@@ -1,0 +1,145 @@
+"""PosSAM configurations: the paper's three SAM sizes (COCO, 1024x1024) and the shapes world's "tiny".
+
+A :class:`PosSAMConfig` is a :class:`~segblocks.zoo.mask2former.Mask2FormerConfig` (the pixel and
+mask decoders are Mask2Former's) plus the two frozen foundation models, the IoU loss, LDP and the
+ensembles. Values the paper does not give are our choices, listed in ``zoo/possam/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from segblocks.zoo.mask2former.config import Mask2FormerConfig
+
+__all__ = [
+    "VARIANTS",
+    "WORLD_CLIP_MODEL",
+    "WORLD_CLIP_PRETRAINED",
+    "WORLD_SAM_CHECKPOINT",
+    "WORLD_SAM_MODEL",
+    "PosSAMConfig",
+    "get_config",
+]
+
+#: The shapes world's tiny foundation models (shipped with the package). ``build_possam("tiny")``
+#: uses them by default; override with ``sam_model=`` / ``clip_model=`` (or the config fields).
+WORLD_SAM_MODEL = "shapes-sam-tiny"
+WORLD_SAM_CHECKPOINT = "shapes"
+WORLD_CLIP_MODEL = "shapes-clip-tiny"
+WORLD_CLIP_PRETRAINED = "shapes"
+
+#: FC-CLIP's ConvNeXt-L CLIP, the paper's CLIP ("ConvNext-L backbone for the CLIP architecture").
+PAPER_CLIP_MODEL = "convnext_large_d_320"
+PAPER_CLIP_PRETRAINED = "laion2b_s29b_b131k_ft_soup"
+
+
+@dataclass(frozen=True)
+class PosSAMConfig(Mask2FormerConfig):
+    """Every size and weight of a PosSAM build (defaults: the paper with SAM ViT-B).
+
+    Attributes:
+        sam_model: SAM image-encoder name (``"vit_b"``, ``"vit_l"``, ``"vit_h"`` or a registered one).
+        sam_checkpoint: default SAM weights (a file or a registered tag; None = random init).
+        clip_model: open_clip model name of the frozen CLIP.
+        clip_pretrained: default CLIP weights (an open_clip tag, a file, a registered tag or None).
+        fpn_channels: channels of the trainable FPN on SAM's image embedding (``res2..res5``).
+        iou_weight: IoU loss weight (paper: 1.0).
+        iou_layers: depth of the IoU head's MLP.
+        ldp_heads: heads of LDP's fusing self-attention.
+        ldp_ffn_dim: FFN width of LDP's fusing layers.
+        ldp_layers: LDP fusing layers.
+        alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
+        beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
+        mase_use_iou: MASE weights masks by their predicted IoU.
+    """
+
+    num_queries: int = 250
+    sam_model: str = "vit_b"
+    sam_checkpoint: str | None = None
+    clip_model: str = PAPER_CLIP_MODEL
+    clip_pretrained: str | None = PAPER_CLIP_PRETRAINED
+    fpn_channels: int = 256
+    iou_weight: float = 1.0
+    iou_layers: int = 3
+    ldp_heads: int = 8
+    ldp_ffn_dim: int = 2048
+    ldp_layers: int = 3
+    alpha: float = 0.4
+    beta: float = 0.8
+    mase_use_iou: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("fpn_channels", "iou_layers", "ldp_heads", "ldp_ffn_dim", "ldp_layers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        for name in ("alpha", "beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if not self.sam_model or not self.clip_model:
+            raise ValueError(
+                f"sam_model, clip_model: expected names, got {self.sam_model!r}, {self.clip_model!r}"
+            )
+
+
+_PAPER = PosSAMConfig()
+
+#: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``: the paper (SAM encoder of that size, ConvNeXt-L CLIP,
+#: Mask2Former decoders at 256 channels). ``"tiny"``: the shapes world on a CPU, with the shipped tiny
+#: SAM and CLIP.
+VARIANTS: dict[str, PosSAMConfig] = {
+    "vit_b": _PAPER,
+    "vit_l": replace(_PAPER, sam_model="vit_l"),
+    "vit_h": replace(_PAPER, sam_model="vit_h"),
+    "tiny": PosSAMConfig(
+        sam_model=WORLD_SAM_MODEL,
+        sam_checkpoint=WORLD_SAM_CHECKPOINT,
+        clip_model=WORLD_CLIP_MODEL,
+        clip_pretrained=WORLD_CLIP_PRETRAINED,
+        fpn_channels=64,
+        hidden_dim=128,
+        num_queries=24,
+        num_heads=4,
+        ffn_dim=256,
+        dec_layers=3,
+        conv_dim=64,
+        mask_dim=64,
+        enc_layers=2,
+        enc_heads=4,
+        enc_points=4,
+        enc_ffn_dim=128,
+        norm_groups=16,
+        num_points=1024,
+        object_mask_threshold=0.5,
+        ldp_heads=4,
+        ldp_ffn_dim=256,
+    ),
+}
+
+
+def get_config(variant: str | PosSAMConfig, **overrides: Any) -> PosSAMConfig:
+    """The configuration of a named variant, with fields overridden.
+
+    Args:
+        variant: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``, ``"tiny"`` or a :class:`PosSAMConfig`.
+        **overrides: fields of :class:`PosSAMConfig` to change.
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ValueError: on an unknown variant or an invalid field value.
+        TypeError: on an unknown field name.
+    """
+    if isinstance(variant, PosSAMConfig):
+        base = variant
+    elif isinstance(variant, str) and variant in VARIANTS:
+        base = VARIANTS[variant]
+    else:
+        raise ValueError(f"variant: expected one of {sorted(VARIANTS)} or a PosSAMConfig, got {variant!r}")
+    names = {f.name for f in fields(PosSAMConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"overrides: unknown PosSAMConfig fields {unknown}")
+    return replace(base, **overrides) if overrides else base
