@@ -1,6 +1,6 @@
 """``segblocks train shapes-clip``: pretrain the tiny CLIP (``shapes-clip-tiny``) on the shapes world.
 
-The model is an ordinary open_clip CLIP (a timm ``convnext_atto`` image tower and a 3-layer text
+The model is an ordinary open_clip CLIP (a timm ``regnetx_002`` image tower and a 3-layer text
 transformer, config ``segblocks/backbones/configs/clip/shapes-clip-tiny.json``), trained from scratch
 with contrastive losses on image/text pairs drawn from the shapes world's *train* split, which
 mention every class (the classes held out from segmentation training too, as web data would):
@@ -16,7 +16,7 @@ The weights are saved as safetensors with open_clip's key names (fp16 to keep th
 and load with ``OpenCLIPBackbone("shapes-clip-tiny", pretrained=PATH)``; ``--ship`` writes them
 where ``pretrained="shapes"`` finds them.
 
-Example (the shipped weights; about 25 minutes on one CPU core)::
+Example (the shipped weights: the defaults; about 24 minutes on one shared CPU core)::
 
     segblocks train shapes-clip --out runs/shapes_clip --ship
 """
@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
     p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
     p.add_argument("--image-size", type=int, default=128, help="side of the world's images (px)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
-    p.add_argument("--warmup-steps", type=int, default=40, help="linear warm-up steps")
+    p.add_argument("--warmup-steps", type=int, default=30, help="linear warm-up steps")
     p.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this long (0: off)")
     p.add_argument("--val-images", type=int, default=200, help="val images of the final evaluation")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of the initialisation")

@@ -1,0 +1,38 @@
+"""Regression guard: the shipped tiny CLIP still classifies the shapes world zero-shot.
+
+The thresholds sit a few points under what the shipped file measured on these 24 val images
+(see zoo/shapes-clip-tiny/README.md); a change to the backbone code, the tokenizer, the prompt
+templates or the mask pooling that degrades the model fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from segblocks.backbones import OpenCLIPBackbone, find_weights
+from segblocks.data.shapes import ShapesWorld
+from segblocks.pretrain.clip_eval import evaluate_zero_shot
+from segblocks.pretrain.shapes_clip import MODEL_NAME
+
+# Measured on the first 24 val images with the shipped file: thing crops 25.0 %, stuff regions
+# 80.8 %, mask pooling 46.8 % (72 things, 52 stuff regions, 124 segments).
+THRESHOLDS = {"thing_top1": 20.0, "stuff_top1": 72.0, "mask_pool_top1": 40.0}
+
+
+def test_shipped_clip_is_found_by_tag() -> None:
+    path = find_weights(MODEL_NAME, "shapes")
+    assert path is not None and path.stat().st_size < 9_000_000
+
+
+def test_shipped_clip_zero_shot_accuracy() -> None:
+    clip = OpenCLIPBackbone(MODEL_NAME, pretrained="shapes")
+    assert clip.load_report.ok
+    result = evaluate_zero_shot(clip, ShapesWorld(split="val"), num_images=24).to_dict()
+    for name, threshold in THRESHOLDS.items():
+        assert result[name] >= threshold, f"{name}: {result[name]:.1f} < {threshold} ({result})"
+    assert result["num_things"] > 50 and result["num_segments"] > 100
+
+
+def test_unknown_tag_names_the_shipped_one() -> None:
+    with pytest.raises(ValueError, match="segblocks tags: \\['shapes'\\]"):
+        OpenCLIPBackbone(MODEL_NAME, pretrained="no-such-tag")
