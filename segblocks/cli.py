@@ -1,4 +1,4 @@
-"""The ``segblocks`` command line: ``segblocks demo`` (and ``train``/``eval``/``predict`` as models land).
+"""The ``segblocks`` command line: ``segblocks demo``, ``segblocks train RECIPE``, ``segblocks predict MODEL``.
 
 The CLI is the one place that prints; the library logs.
 """
@@ -73,9 +73,63 @@ def _demo(args: argparse.Namespace) -> int:
             picture.save(path)
             written.append(path)
         print(f"[{index}] {sample.caption}")
+    if args.possam:
+        written += _possam_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
+    return 0
+
+
+def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """World-scale PosSAM with the shipped weights on val images, every class by name; print metrics."""
+    from segblocks.zoo.possam.demo import run_possam_demo
+
+    demo = run_possam_demo(out, num_images=args.num_images, seed=args.seed)
+    print(f"PosSAM (world scale, shipped weights) on {args.num_images} val images, all 18 classes by name;")
+    print(f"held out from its training, known only by name: {', '.join(demo.unseen)}")
+    print(f"  {'classifier':<10} {'PQ':>6} {'seen':>6} {'unseen':>6} {'SQ':>6} {'RQ':>6} {'mIoU':>6}")
+    for name, m in demo.metrics.items():
+        row = (m.pq, m.pq_seen, m.pq_unseen, m.sq, m.rq, m.miou)
+        print(f"  {name:<10} " + " ".join(f"{v:6.1f}" for v in row))
+    return demo.files
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """``segblocks predict possam``: open-vocabulary panoptic segmentation of one image file."""
+    from segblocks.zoo.possam import load_possam, predict_image, write_overlay
+    from segblocks.zoo.possam.shipped import load_shipped_possam
+
+    vocabulary = [v.strip() for v in args.vocabulary.split(";" if ";" in args.vocabulary else ",")]
+    vocabulary = [v for v in vocabulary if v]
+    if not vocabulary:
+        raise ValueError("--vocabulary: expected class names separated by commas, e.g. 'cat,dog,sky'")
+    stuff = {s.strip() for s in args.stuff.split(",") if s.strip()}
+    unknown = sorted(stuff - set(vocabulary))
+    if unknown:
+        raise ValueError(f"--stuff: {unknown} are not in --vocabulary")
+    real = args.sam_checkpoint is not None or args.clip_pretrained is not None
+    if args.weights is None and not real:
+        print(
+            "warning: using the world-scale PosSAM weights: they only know the shapes world (pass "
+            "--sam-checkpoint/--clip-pretrained and --weights for a paper-scale model)",
+            file=sys.stderr,
+        )
+        model = load_shipped_possam()
+    else:
+        model = load_possam(
+            sam_checkpoint=args.sam_checkpoint,
+            clip_pretrained=args.clip_pretrained,
+            weights=args.weights,
+            variant=args.variant,
+        )
+    flags = [name not in stuff for name in vocabulary]
+    result = predict_image(args.image, vocabulary, is_thing=flags, classifier=args.classifier, model=model)
+    for seg in result.segments:
+        print(f"segment {seg.id}: {vocabulary[seg.category_id]} (score {seg.score:.2f})")
+    if args.out:
+        path = write_overlay(args.image, result, args.out, class_names=vocabulary, scale=args.scale)
+        print(f"wrote {path.resolve()}")
     return 0
 
 
@@ -84,6 +138,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "shapes-clip": "segblocks.pretrain.shapes_clip",
     "shapes-sam": "segblocks.pretrain.shapes_sam",
     "mask2former": "segblocks.zoo.mask2former.train",
+    "possam": "segblocks.zoo.possam.train",
 }
 
 
@@ -111,7 +166,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-images", type=int, default=4, help="number of samples (default: 4)")
     demo.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
     demo.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
+    demo.add_argument(
+        "--no-possam", dest="possam", action="store_false", help="skip the PosSAM segmentation part"
+    )
     demo.set_defaults(func=_demo)
+    predict = sub.add_parser("predict", help="segment an image file with a zoo model")
+    predict.add_argument("model", choices=("possam",), help="the zoo model")
+    predict.add_argument("--image", required=True, help="the image file")
+    predict.add_argument("--vocabulary", required=True, help="class names, comma-separated")
+    predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
+    predict.add_argument("--out", default=None, help="write the overlay PNG here")
+    predict.add_argument("--scale", type=int, default=1, help="upscaling of the overlay drawing")
+    predict.add_argument("--classifier", default="mase", choices=("ldp", "clip", "geometric", "mase"))
+    predict.add_argument("--weights", default=None, help="trained PosSAM weights (default: world scale)")
+    predict.add_argument("--sam-checkpoint", default=None, help="SAM weights (e.g. sam_vit_b_01ec64.pth)")
+    predict.add_argument("--clip-pretrained", default=None, help="CLIP weights (open_clip tag or file)")
+    predict.add_argument("--variant", default="tiny", choices=("tiny", "vit_b", "vit_l", "vit_h"))
+    predict.set_defaults(func=_predict)
     train = sub.add_parser("train", help="train a model or a tiny foundation model on the shapes world")
     train.add_argument("recipe", help="what to train (see the docs for the list)")
     train.add_argument(
@@ -139,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

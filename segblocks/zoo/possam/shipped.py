@@ -1,0 +1,98 @@
+"""The world-scale PosSAM shipped with the package: only its trained parts, on the shipped tiny SAM/CLIP.
+
+A ``segblocks train possam`` checkpoint holds the whole model, frozen SAM encoder and CLIP
+included. The package ships those two once (``shapes-sam-tiny``, ``shapes-clip-tiny``), so the
+PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and mask decoders, the
+queries, the IoU head and LDP — in fp16; :func:`load_shipped_possam` builds the world-scale model
+on the shipped foundation models and fills in the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from segblocks.zoo.possam.model import PosSAM
+from segblocks.zoo.possam.predict import load_possam
+
+__all__ = ["FROZEN_PREFIXES", "SHIPPED_WEIGHTS", "export_trained_weights", "load_shipped_possam"]
+
+#: State-dict prefixes of the frozen foundation models (stored in their own shipped files).
+FROZEN_PREFIXES = ("sam.image_encoder.", "clip.clip.")
+#: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
+
+
+def _trained_state(model: PosSAM) -> dict[str, Tensor]:
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
+
+
+def export_trained_weights(
+    model: PosSAM, path: str | Path, *, metadata: dict[str, str] | None = None
+) -> Path:
+    """Save PosSAM's trained tensors (everything but the frozen SAM encoder and CLIP) as fp16.
+
+    Args:
+        model: a trained world-scale PosSAM.
+        path: the ``.safetensors`` file to write (parents are created).
+        metadata: string metadata for the file header (e.g. the training summary).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
+        for k, v in _trained_state(model).items()
+    }
+    save_file(state, str(path), metadata=metadata or {})
+    return path
+
+
+def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | torch.device = "cpu") -> PosSAM:
+    """The world-scale PosSAM with the shipped weights (trained on the shapes world's seen classes).
+
+    Args:
+        path: a file written by :func:`export_trained_weights` (default: the shipped one).
+        device: where to put the model.
+
+    Returns:
+        The model in eval mode; call ``predict(images, vocabulary=...)`` with any vocabulary.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: when the file does not hold exactly the trained tensors of the world-scale model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no such PosSAM weights file {str(path)!r}")
+    model = load_possam(variant="tiny")  # shipped tiny SAM and CLIP, the seen-class vocabulary
+    state = load_file(str(path))
+    expected = _trained_state(model)
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"path: {str(path)!r} does not fit the world-scale PosSAM: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, shape mismatch {sorted(wrong)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+    model.refresh_vocabulary()
+    return model.to(device).eval()
+
+
+def shipped_summary(path: str | Path = SHIPPED_WEIGHTS) -> dict[str, object]:
+    """The training summary stored in a weights file's header (``{}`` when there is none).
+
+    Args:
+        path: a file written by :func:`export_trained_weights`.
+    """
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get("summary")
+    return json.loads(raw) if raw else {}
