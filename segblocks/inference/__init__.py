@@ -1,7 +1,13 @@
 """Post-processing of query predictions: panoptic, semantic and instance results; padding helpers."""
 
 from segblocks.inference.instance import instance_inference
-from segblocks.inference.padding import pad_images, pad_masks, padded_size, unpad_mask_logits
+from segblocks.inference.padding import (
+    pad_images,
+    pad_masks,
+    padded_size,
+    prepare_images,
+    unpad_mask_logits,
+)
 from segblocks.inference.panoptic import panoptic_inference
 from segblocks.inference.semantic import semantic_inference
 
@@ -11,6 +17,7 @@ __all__ = [
     "pad_masks",
     "padded_size",
     "panoptic_inference",
+    "prepare_images",
     "semantic_inference",
     "unpad_mask_logits",
 ]

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from segblocks._validation import check_dtype, check_ndim
 
-__all__ = ["pad_images", "pad_masks", "padded_size", "unpad_mask_logits"]
+__all__ = ["pad_images", "pad_masks", "padded_size", "prepare_images", "unpad_mask_logits"]
 
 
 def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
@@ -74,3 +74,35 @@ def unpad_mask_logits(mask_logits: Tensor, padded: tuple[int, int], image_size: 
         raise ValueError(f"image_size: {image_size} is larger than the padded size {padded}")
     up = F.interpolate(mask_logits[None], size=padded, mode="bilinear", align_corners=False)[0]
     return up[:, : image_size[0], : image_size[1]]
+
+
+def prepare_images(images: Tensor, size_divisibility: int, *, pad: bool = True) -> Tensor:
+    """Validate a model's input batch and pad it to ``size_divisibility`` (bottom/right, zeros).
+
+    Args:
+        images: ``[B, 3, H, W]`` floating RGB in ``[0, 1]``.
+        size_divisibility: what the padded ``H`` and ``W`` must divide by.
+        pad: pad indivisible sizes; when False, raise instead.
+
+    Returns:
+        ``[B, 3, H', W']``, the images themselves when no padding is needed.
+
+    Raises:
+        ValueError: on a wrong shape, an empty batch, or an indivisible size with ``pad=False``.
+        TypeError: on a non-floating dtype.
+    """
+    check_ndim("images", images, 4, "[B, 3, H, W]")
+    check_dtype("images", images, "floating")
+    b, c, h, w = images.shape
+    if c != 3 or b == 0 or h == 0 or w == 0:
+        raise ValueError(f"images: expected a non-empty [B, 3, H, W] batch, got {tuple(images.shape)}")
+    d = size_divisibility
+    if h % d or w % d:
+        if not pad:
+            ph, pw = padded_size(h, w, d)
+            raise ValueError(
+                f"images: {h}x{w} is not a multiple of the backbone's size_divisibility={d} and "
+                f"pad_inputs=False; pad to {ph}x{pw} or build the model with pad_inputs=True"
+            )
+        images = pad_images(images, d)
+    return images

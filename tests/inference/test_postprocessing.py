@@ -13,6 +13,7 @@ from segblocks.inference import (
     pad_masks,
     padded_size,
     panoptic_inference,
+    prepare_images,
     semantic_inference,
     unpad_mask_logits,
 )
@@ -139,3 +140,16 @@ def test_errors() -> None:
         unpad_mask_logits(torch.randn(1, 4, 4), (8, 8), (9, 8))
     with pytest.raises(TypeError, match="images"):
         pad_images(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 8)
+
+
+def test_prepare_images_pads_or_refuses() -> None:
+    images = torch.rand(2, 3, 30, 40)
+    padded = prepare_images(images, 32)
+    assert padded.shape == (2, 3, 32, 64) and torch.equal(padded[..., :30, :40], images)
+    assert prepare_images(padded, 32) is padded
+    with pytest.raises(ValueError, match="size_divisibility=32 and pad_inputs=False; pad to 32x64"):
+        prepare_images(images, 32, pad=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        prepare_images(torch.rand(0, 3, 32, 32), 32)
+    with pytest.raises(TypeError, match="images"):
+        prepare_images(torch.zeros(1, 3, 32, 32, dtype=torch.long), 32)

@@ -18,16 +18,16 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_ndim
 from segblocks.decoders.mask_decoder import MaskedAttentionDecoder
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.inference import (
     instance_inference,
-    pad_images,
     pad_masks,
     padded_size,
     panoptic_inference,
+    prepare_images,
     semantic_inference,
     unpad_mask_logits,
 )
@@ -217,21 +217,7 @@ class Mask2Former(nn.Module):
             ValueError: on a wrong shape, an empty batch, or an indivisible size with padding off.
             TypeError: on a non-floating dtype.
         """
-        check_ndim("images", images, 4, "[B, 3, H, W]")
-        check_dtype("images", images, "floating")
-        b, c, h, w = images.shape
-        if c != 3 or b == 0 or h == 0 or w == 0:
-            raise ValueError(f"images: expected a non-empty [B, 3, H, W] batch, got {tuple(images.shape)}")
-        d = self.size_divisibility
-        if h % d or w % d:
-            if not self.pad_inputs:
-                ph, pw = padded_size(h, w, d)
-                raise ValueError(
-                    f"images: {h}x{w} is not a multiple of the backbone's size_divisibility={d} and "
-                    f"pad_inputs=False; pad to {ph}x{pw} or build the model with pad_inputs=True"
-                )
-            images = pad_images(images, d)
-        return images
+        return prepare_images(images, self.size_divisibility, pad=self.pad_inputs)
 
     def semantic_queries(self, batch: int) -> QueryGroup:
         """The learned semantic queries as a query group (they attend to every query).

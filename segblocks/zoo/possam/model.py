@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_ndim
 from segblocks.backbones import OpenCLIPBackbone, SAMBackbone
 from segblocks.decoders.mask_decoder import MaskedAttentionDecoder
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
 from segblocks.heads import GeometricEnsemble, IoUHead, LocalDiscriminativePooling, MaskAwareSelectiveEnsemble
-from segblocks.inference import pad_images, pad_masks, padded_size
+from segblocks.inference import pad_masks, padded_size, prepare_images
 from segblocks.losses.set_criterion import SetCriterion
 from segblocks.structures import MaskPredictions, Targets
 from segblocks.zoo.mask2former.model import TASKS
@@ -192,21 +192,7 @@ class PosSAM(nn.Module):
             ValueError: on a wrong shape, an empty batch, or an indivisible size with padding off.
             TypeError: on a non-floating dtype.
         """
-        check_ndim("images", images, 4, "[B, 3, H, W]")
-        check_dtype("images", images, "floating")
-        b, c, h, w = images.shape
-        if c != 3 or b == 0 or h == 0 or w == 0:
-            raise ValueError(f"images: expected a non-empty [B, 3, H, W] batch, got {tuple(images.shape)}")
-        d = self.size_divisibility
-        if h % d or w % d:
-            if not self.pad_inputs:
-                ph, pw = padded_size(h, w, d)
-                raise ValueError(
-                    f"images: {h}x{w} is not a multiple of size_divisibility={d} and pad_inputs=False; "
-                    f"pad to {ph}x{pw} or build the model with pad_inputs=True"
-                )
-            images = pad_images(images, d)
-        return images
+        return prepare_images(images, self.size_divisibility, pad=self.pad_inputs)
 
     def _queries(self, batch: int) -> QueryGroup:
         return QueryGroup(
