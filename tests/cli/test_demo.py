@@ -11,7 +11,7 @@ from segblocks.cli import main
 
 
 def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam"]) == 0
     files = sorted(tmp_path.glob("*.png"))
     assert [f.name for f in files] == [
         "shapes_00_image.png",
@@ -35,3 +35,14 @@ def test_demo_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_train_names_unknown_recipes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "no-such-model"]) == 2
     assert "unknown recipe 'no-such-model'" in capsys.readouterr().err
+
+
+def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "1"]) == 0
+    sheet = Image.open(tmp_path / "possam_00.png")
+    assert sheet.size[0] == 2 * 3 * 128  # ground truth | prediction, each 3x the 128 px image
+    out = capsys.readouterr().out
+    assert "held out from its training, known only by name: arrow, crescent, heart, sand" in out
+    for classifier in ("ldp", "clip", "geometric", "mase"):
+        assert f"\n  {classifier} " in out
+    assert "possam_00.png" in out
