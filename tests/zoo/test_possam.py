@@ -21,25 +21,10 @@ from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, get_config, seen
 from segblocks.zoo.possam.config import WORLD_CLIP_MODEL, WORLD_SAM_MODEL
 from segblocks.zoo.possam.evaluate import evaluate
 from segblocks.zoo.possam.train import seen_targets
+from tests.backbones.conftest import CONVNEXT_CFG
 
 TINY_CLIP = "segblocks-test-possam-convnext"
-register_clip_config(
-    TINY_CLIP,
-    {
-        "embed_dim": 24,
-        "vision_cfg": {
-            "timm_model_name": "convnext_atto",
-            "timm_model_pretrained": False,
-            "timm_pool": "",
-            "timm_proj": "mlp",
-            "timm_drop": 0.0,
-            "timm_drop_path": 0.0,
-            "image_size": 64,
-        },
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    },
-    overwrite=True,
-)
+register_clip_config(TINY_CLIP, CONVNEXT_CFG, overwrite=True)  # the backbone tests' tiny ConvNeXt CLIP
 TINY = dict(
     hidden_dim=32,
     num_heads=2,

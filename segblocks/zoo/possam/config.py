@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from segblocks.zoo.mask2former.config import SCALES as MASK2FORMER_SCALES
 from segblocks.zoo.mask2former.config import Mask2FormerConfig
 
 __all__ = [
@@ -84,6 +85,7 @@ class PosSAMConfig(Mask2FormerConfig):
 
 
 _PAPER = PosSAMConfig()
+WORLD_MASK2FORMER = MASK2FORMER_SCALES["world"]
 
 #: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``: the paper (SAM encoder of that size, ConvNeXt-L CLIP,
 #: Mask2Former decoders at 256 channels). ``"tiny"``: the shapes world on a CPU, with the shipped tiny
@@ -92,26 +94,14 @@ VARIANTS: dict[str, PosSAMConfig] = {
     "vit_b": _PAPER,
     "vit_l": replace(_PAPER, sam_model="vit_l"),
     "vit_h": replace(_PAPER, sam_model="vit_h"),
+    # The decoders of Mask2Former's world scale, on the shipped tiny SAM and CLIP.
     "tiny": PosSAMConfig(
+        **{f.name: getattr(WORLD_MASK2FORMER, f.name) for f in fields(Mask2FormerConfig)},
         sam_model=WORLD_SAM_MODEL,
         sam_checkpoint=WORLD_SAM_CHECKPOINT,
         clip_model=WORLD_CLIP_MODEL,
         clip_pretrained=WORLD_CLIP_PRETRAINED,
         fpn_channels=64,
-        hidden_dim=128,
-        num_queries=24,
-        num_heads=4,
-        ffn_dim=256,
-        dec_layers=3,
-        conv_dim=64,
-        mask_dim=64,
-        enc_layers=2,
-        enc_heads=4,
-        enc_points=4,
-        enc_ffn_dim=128,
-        norm_groups=16,
-        num_points=1024,
-        object_mask_threshold=0.5,
         ldp_heads=4,
         ldp_ffn_dim=256,
     ),
