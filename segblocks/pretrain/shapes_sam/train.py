@@ -10,7 +10,7 @@ key names). One process, CPU or one GPU.
 
 Example (the model card's run)::
 
-    segblocks train shapes-sam --threads 1 --time-budget-min 27 --out runs/shapes-sam
+    segblocks train shapes-sam --threads 1 --time-budget-min 25 --out runs/shapes-sam
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-sam", description="Train the tiny SAM on the shapes world."
     )
     p.add_argument("--model-name", default=SHAPES_SAM_MODEL, help="registered SAM encoder config")
-    p.add_argument("--steps", type=int, default=1300, help="optimizer steps (the schedule's length)")
+    p.add_argument("--steps", type=int, default=1700, help="optimizer steps (the schedule's length)")
     p.add_argument("--time-budget-min", type=float, default=None, help="stop training after this wall time")
     p.add_argument("--batch-size", type=int, default=2, help="images per step")
     p.add_argument(
