@@ -1,7 +1,9 @@
 """What every training loop shares: distributed set-up, autocast, checkpoints, logging, seeding.
 
 Small functions rather than a framework: each zoo model's ``train.py`` calls them in a loop that
-reads top to bottom (set-up, data, model, optimizer, resume, loop, evaluation, checkpoint).
+reads top to bottom (set-up, data, model, optimizer, resume, loop, evaluation, checkpoint). The
+zoo recipes write out their data, model, optimizer and evaluation and share the rest through
+:func:`fit`.
 """
 
 from .checkpoint import (
@@ -22,6 +24,7 @@ from .distributed import (
     unwrap_model,
     wrap_ddp,
 )
+from .fit import FitOptions, FitResult, add_fit_arguments, fit, parse_overrides
 from .logs import MetricLogger, progress_bar
 from .optim import (
     WarmupCosine,
@@ -42,11 +45,14 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "DistInfo",
+    "FitOptions",
+    "FitResult",
     "InfiniteSampler",
     "MetricLogger",
     "ShardedSampler",
     "WarmupCosine",
     "WarmupMultiStep",
+    "add_fit_arguments",
     "all_reduce",
     "autocast",
     "backward_step",
@@ -58,12 +64,14 @@ __all__ = [
     "clip_grad_norm",
     "derive_seed",
     "find_latest_checkpoint",
+    "fit",
     "fp32",
     "list_checkpoints",
     "load_checkpoint",
     "load_weights",
     "make_grad_scaler",
     "param_groups",
+    "parse_overrides",
     "progress_bar",
     "reduce_metrics",
     "resume",
