@@ -112,6 +112,8 @@ class OpenCLIPBackbone(Backbone):
             freeze(self.clip)
         self._tokenizer: Callable[..., Tensor] | None = None
         self._text_cache: dict[tuple[object, ...], Tensor] = {}
+        # new weights make cached text embeddings stale (also when a parent module loads them)
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._text_cache.clear())
         self.to(device)
 
     # ------------------------------------------------------------------------------------- set-up
@@ -342,7 +344,7 @@ class OpenCLIPBackbone(Backbone):
         Every (synonym, template) sentence is encoded and L2-normalised; a class's embedding is the
         normalised mean over its sentences. With a frozen model the result is cached by (model,
         vocabulary, templates, device), so repeated calls cost nothing (the same tensor is returned;
-        do not modify it in place).
+        do not modify it in place); ``load_state_dict`` clears the cache.
 
         Args:
             class_names: K classes; ``"person, people, man"`` or ``["person", "people"]`` are synonyms.

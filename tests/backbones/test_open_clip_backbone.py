@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from segblocks.backbones import OpenCLIPBackbone
 from tests.backbones.conftest import CONVNEXT, VIT, clip_checkpoint, normalize
@@ -179,6 +180,17 @@ def test_text_cache_skips_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     assert second is first and len(calls) == n
     bb.encode_text(["cat", "dog"], templates=["a photo of a {}."])  # other templates: new entry
     assert len(calls) > n
+
+
+def test_text_cache_is_dropped_when_new_weights_load() -> None:
+    bb = OpenCLIPBackbone(VIT)
+    before = bb.encode_text(["cat"], templates=["a {}."])
+    state = {
+        k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in bb.state_dict().items()
+    }
+    nn.ModuleDict({"clip": bb}).load_state_dict({f"clip.{k}": v for k, v in state.items()})  # via a parent
+    after = bb.encode_text(["cat"], templates=["a {}."])
+    assert after is not before and not torch.allclose(after, before)
 
 
 def test_frozen_clip_trainable_pyramid() -> None:

@@ -32,7 +32,7 @@ from segblocks.zoo.possam.outputs import (
     CLASSIFIERS,
     PosSAMOutputs,
     PosSAMPrediction,
-    clip_with_void,
+    classify_outputs,
     postprocess_outputs,
 )
 from segblocks.zoo.possam.vocabulary import Vocabulary, encode_vocabulary
@@ -341,16 +341,7 @@ class PosSAM(nn.Module):
         Raises:
             ValueError: on an unknown classifier.
         """
-        seen = outputs.vocabulary.seen.to(outputs.ldp_logits.device)
-        if classifier == "ldp":
-            return outputs.ldp_logits
-        if classifier == "clip":
-            return clip_with_void(outputs.ldp_logits, outputs.clip_logits)
-        if classifier == "geometric":
-            return self.geometric(outputs.ldp_logits, outputs.clip_logits, seen, outputs.valid)
-        if classifier == "mase":
-            return self.mase(outputs.ldp_logits, outputs.clip_logits, seen, outputs.iou_logits, outputs.valid)
-        raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
+        return classify_outputs(outputs, classifier, geometric=self.geometric, mase=self.mase)
 
     def postprocess(
         self,
@@ -376,21 +367,13 @@ class PosSAM(nn.Module):
         Raises:
             ValueError: on an unknown task or mismatched ``image_sizes``.
         """
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown or not tasks:
-            raise ValueError(f"tasks: expected a non-empty subset of {TASKS}, got {list(tasks)}")
-        b = outputs.mask_logits.shape[0]
-        sizes = list(image_sizes) if image_sizes is not None else [input_size] * b
-        if len(sizes) != b:
-            raise ValueError(f"image_sizes: expected {b} sizes, got {len(sizes)}")
         h, w = input_size
-        padded = padded_size(h, w, self.size_divisibility) if self.pad_inputs else (h, w)
         return postprocess_outputs(
             outputs.mask_logits,
             class_logits,
             outputs.vocabulary.is_thing,
-            padded=padded,
-            image_sizes=sizes,
+            padded=padded_size(h, w, self.size_divisibility) if self.pad_inputs else (h, w),
+            image_sizes=image_sizes if image_sizes is not None else [input_size] * len(outputs.mask_logits),
             tasks=tasks,
             object_mask_threshold=self.object_mask_threshold,
             overlap_threshold=self.overlap_threshold,

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from segblocks.heads import GeometricEnsemble, MaskAwareSelectiveEnsemble
 from segblocks.inference import instance_inference, panoptic_inference, semantic_inference, unpad_mask_logits
 from segblocks.zoo.mask2former.model import TASKS, Mask2FormerPrediction
 from segblocks.zoo.possam.vocabulary import Vocabulary
 
-__all__ = ["CLASSIFIERS", "PosSAMOutputs", "PosSAMPrediction", "clip_with_void", "postprocess_outputs"]
+__all__ = [
+    "CLASSIFIERS",
+    "PosSAMOutputs",
+    "PosSAMPrediction",
+    "classify_outputs",
+    "clip_with_void",
+    "postprocess_outputs",
+]
 
 #: Classifiers of :meth:`PosSAM.predict`: LDP alone, frozen CLIP alone, FC-CLIP's fixed geometric
 #: ensemble, PosSAM's MASE.
@@ -58,6 +66,39 @@ def clip_with_void(ldp_logits: Tensor, clip_logits: Tensor) -> Tensor:
     return probs.clamp_min(1e-8).log()
 
 
+def classify_outputs(
+    outputs: PosSAMOutputs,
+    classifier: str,
+    *,
+    geometric: GeometricEnsemble,
+    mase: MaskAwareSelectiveEnsemble,
+) -> Tensor:
+    """Class scores of ``outputs`` by one of :data:`CLASSIFIERS` (see :meth:`PosSAM.classify`).
+
+    Args:
+        outputs: a batch's raw outputs.
+        classifier: ``"ldp"``, ``"clip"``, ``"geometric"`` or ``"mase"``.
+        geometric: the fixed ensemble block.
+        mase: the MASE block.
+
+    Returns:
+        ``[B, Q, C + 1]`` logits or log-probabilities, the last column void.
+
+    Raises:
+        ValueError: on an unknown classifier.
+    """
+    seen = outputs.vocabulary.seen.to(outputs.ldp_logits.device)
+    if classifier == "ldp":
+        return outputs.ldp_logits
+    if classifier == "clip":
+        return clip_with_void(outputs.ldp_logits, outputs.clip_logits)
+    if classifier == "geometric":
+        return geometric(outputs.ldp_logits, outputs.clip_logits, seen, outputs.valid)
+    if classifier == "mase":
+        return mase(outputs.ldp_logits, outputs.clip_logits, seen, outputs.iou_logits, outputs.valid)
+    raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
+
+
 def postprocess_outputs(
     mask_logits: Tensor,
     class_logits: Tensor,
@@ -85,7 +126,15 @@ def postprocess_outputs(
 
     Returns:
         One :class:`PosSAMPrediction` per image.
+
+    Raises:
+        ValueError: on an unknown task or a number of ``image_sizes`` other than ``B``.
     """
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"tasks: expected a non-empty subset of {TASKS}, got {list(tasks)}")
+    if len(image_sizes) != mask_logits.shape[0]:
+        raise ValueError(f"image_sizes: expected {mask_logits.shape[0]} sizes, got {len(image_sizes)}")
     results = []
     for i, size in enumerate(image_sizes):
         masks = unpad_mask_logits(mask_logits[i].float(), padded, size)
