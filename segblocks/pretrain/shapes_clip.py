@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-steps", type=int, default=30, help="linear warm-up steps")
     p.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this long (0: off)")
     p.add_argument("--val-images", type=int, default=200, help="val images of the final evaluation")
+    p.add_argument(
+        "--crop-phrases",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pair thing crops with their phrases in the contrastive loss",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of the initialisation")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--ship", action="store_true", help="also write the weights into the package")
@@ -81,13 +87,17 @@ def _class_text_embeddings(backbone: OpenCLIPBackbone, rng: np.random.Generator)
     return backbone.clip.encode_text(backbone.tokenize(sentences), normalize=True)
 
 
-def clip_losses(backbone: OpenCLIPBackbone, batch: ClipBatch, rng: np.random.Generator) -> dict[str, Tensor]:
+def clip_losses(
+    backbone: OpenCLIPBackbone, batch: ClipBatch, rng: np.random.Generator, *, crop_phrases: bool = True
+) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
 
     Args:
         backbone: the (trainable) CLIP backbone.
         batch: a :class:`~segblocks.pretrain.clip_data.ClipBatch`.
         rng: random generator for the class-name templates.
+        crop_phrases: also pair the thing crops with their phrases in the contrastive loss (else
+            only whole images and captions; the crops still learn from the class-name loss).
 
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ...}`` scalar fp32 losses.
@@ -98,8 +108,12 @@ def clip_losses(backbone: OpenCLIPBackbone, batch: ClipBatch, rng: np.random.Gen
     n_things = len(batch.thing_texts)
     crops = F.normalize(backbone(batch.crops)["clip_global"], dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
-    texts = clip.encode_text(backbone.tokenize(batch.captions + batch.thing_texts), normalize=True)
-    caption = ClipLoss()(torch.cat([images, crops[:n_things]]), texts, scale)
+    if crop_phrases:
+        texts = clip.encode_text(backbone.tokenize(batch.captions + batch.thing_texts), normalize=True)
+        caption = ClipLoss()(torch.cat([images, crops[:n_things]]), texts, scale)
+    else:
+        texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
+        caption = ClipLoss()(images, texts, scale)
     classes = _class_text_embeddings(backbone, rng)
     crop_class = F.cross_entropy(scale * crops @ classes.T, batch.crop_labels)
     regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
@@ -174,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in bar:
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
         batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size)
-        losses = clip_losses(backbone, batch, rng)
+        losses = clip_losses(backbone, batch, rng, crop_phrases=args.crop_phrases)
         loss = sum(losses.values(), torch.zeros(()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -20,7 +20,7 @@ from segblocks.zoo import build_possam
 from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, get_config, seen_flags
 from segblocks.zoo.possam.config import WORLD_CLIP_MODEL, WORLD_SAM_MODEL
 from segblocks.zoo.possam.evaluate import evaluate
-from segblocks.zoo.possam.train import seen_targets
+from segblocks.zoo.possam.train import seen_targets, seen_world
 from tests.backbones.conftest import CONVNEXT_CFG
 
 TINY_CLIP = "segblocks-test-possam-convnext"
@@ -273,6 +273,24 @@ def test_training_recipe_runs_resumes_and_writes_the_ablation(tmp_path) -> None:
     assert all(math.isfinite(v) for v in train) and len(train) == 9
     assert sum(train[-3:]) < sum(train[:3]), train
     assert [r["step"] for r in records if "val/mase/pq" in r] == [8, 9]
+
+
+def test_seen_world_draws_no_unseen_class() -> None:
+    world = ShapesWorldConfig(image_size=(64, 64), seed=3)
+    seen = seen_world(world)
+    assert seen.split == world.split and seen.image_size == world.image_size
+    unseen_ids = world.split.unseen_ids
+    labels = {
+        int(v) for i in range(40) for v in ShapesDataset(seen, split="train", length=40)[i].targets.labels
+    }
+    assert labels and not labels & unseen_ids
+    assert labels == set(world.split.seen_ids) or len(labels) >= 10  # the seen classes still appear
+    everything = {
+        int(v) for i in range(40) for v in ShapesDataset(world, split="train", length=40)[i].targets.labels
+    }
+    assert everything & unseen_ids  # the unrestricted world does draw them
+    with pytest.raises(ValueError, match="stuff_classes"):
+        seen_world(ShapesWorldConfig(stuff_classes=("sky", "grass", "sand"), num_stuff_regions=(1, 3)))
 
 
 def test_predict_image_and_overlay(tmp_path, batch) -> None:

@@ -1,7 +1,9 @@
 """``segblocks train possam``: train PosSAM on the shapes world's seen classes, evaluate open-vocabulary.
 
 The loop reads like the paper's training section (Sec. 4.1, App. A): set-up; data (panoptic
-ground truth of the *seen* classes only; the unseen classes' pixels belong to no target); model
+ground truth of the *seen* classes only: by default the training images are drawn without the
+unseen classes, ``--unseen absent``; with ``--unseen background`` they appear and their pixels belong
+to no target, which teaches the model to call them void -- see the model card); model
 (frozen SAM and CLIP, trainable FPN, Mask2Former decoders, IoU head and LDP, trained against the seen
 classes' text embeddings); AdamW with a multi-step schedule (paper: lr 1e-4, wd 0.05, x0.1 at 60%
 and 80% of training); the loop (class 2.0, mask 5.0 + Dice 5.0, IoU 1.0, deep supervision); then
@@ -16,6 +18,7 @@ Example (world scale)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -44,9 +47,12 @@ from segblocks.zoo.possam.build import DEFAULT, build_possam
 from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
 
-__all__ = ["build_parser", "main", "seen_targets"]
+__all__ = ["UNSEEN_PROTOCOLS", "build_parser", "main", "seen_targets", "seen_world"]
 
 logger = logging.getLogger(__name__)
+
+#: How the unseen classes may appear in training images (``--unseen``).
+UNSEEN_PROTOCOLS = ("absent", "background")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +66,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sam-checkpoint", default=DEFAULT, help="SAM weights: file, tag, 'none' or 'default'")
     p.add_argument("--clip-model", default=None, help="override the open_clip model name")
     p.add_argument("--clip-pretrained", default=DEFAULT, help="CLIP weights: tag, file, 'none' or 'default'")
+    p.add_argument(
+        "--unseen",
+        default="absent",
+        choices=UNSEEN_PROTOCOLS,
+        help="training images: 'absent' draws them without unseen classes; 'background' lets unseen "
+        "classes appear, their pixels in no target (the model then learns them as void)",
+    )
     add_fit_arguments(p, out="runs/possam", eval_every=500, lr=4e-4)  # paper: lr 1e-4 at batch 16
     return p
 
 
 def _weights(value: str) -> str | None:
     return None if value.lower() == "none" else value
+
+
+def seen_world(config: ShapesWorldConfig) -> ShapesWorldConfig:
+    """The same world without its split's unseen classes: no image drawn from it contains one.
+
+    Args:
+        config: the world (its ``split`` names the unseen classes).
+
+    Returns:
+        A copy of ``config`` whose ``thing_classes`` and ``stuff_classes`` are the seen ones.
+
+    Raises:
+        ValueError: when fewer seen stuff classes remain than an image's stuff regions need.
+    """
+    unseen = set(config.split.unseen)
+    return dataclasses.replace(
+        config,
+        thing_classes=tuple(c for c in config.thing_classes if c not in unseen),
+        stuff_classes=tuple(c for c in config.stuff_classes if c not in unseen),
+    )
 
 
 def seen_targets(samples: Sequence[ShapesSample], seen_ids: Sequence[int]) -> list[Targets]:
@@ -111,7 +144,8 @@ def main(argv: list[str]) -> int:
     world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
     split = world.split
     seen_ids = sorted(split.seen_ids)
-    train_set = ShapesDataset(world, split="train", length=args.train_images)
+    train_world = seen_world(world) if args.unseen == "absent" else world
+    train_set = ShapesDataset(train_world, split="train", length=args.train_images)
     val_set = ShapesDataset(world, split="val", length=args.val_images)
     val_loader = build_eval_loader(
         val_set,
