@@ -117,11 +117,12 @@ def test_clip_batch_is_consistent_with_the_samples() -> None:
 
 
 # -- losses, evaluation and the recipe -------------------------------------------------------------
-def test_losses_are_finite_and_reach_every_trainable_parameter() -> None:
+@pytest.mark.parametrize("crop_phrases", [True, False])
+def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool) -> None:
     torch.manual_seed(0)
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
-    losses = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0))
+    losses = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), crop_phrases=crop_phrases)
     assert set(losses) == {"caption", "crop_class", "region_class"}
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     sum(losses.values(), torch.zeros(())).backward()
