@@ -97,7 +97,12 @@ class FitOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> FitOptions:
-        """The options from a namespace parsed with :func:`add_fit_arguments` (same names)."""
+        """The options from a namespace parsed with :func:`add_fit_arguments`.
+
+        Args:
+            args: the parsed options; each field of :class:`FitOptions` is read from the attribute
+                of the same name.
+        """
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
@@ -156,6 +161,12 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["num_queries=50", "mask_head=mlp"]`` -> ``{"num_queries": 50, "mask_head": "mlp"}``.
 
     Values are read as JSON when they parse (numbers, booleans, lists), else kept as strings.
+
+    Args:
+        pairs: ``FIELD=VALUE`` strings (the ``--set`` option).
+
+    Returns:
+        ``{FIELD: value}``.
 
     Raises:
         ValueError: on an item without ``=``.

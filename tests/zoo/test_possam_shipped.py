@@ -48,3 +48,22 @@ def test_shipped_weights_are_small_and_load() -> None:
     assert SHIPPED_WEIGHTS.is_file() and SHIPPED_WEIGHTS.stat().st_size < 6_000_000
     model = load_shipped_possam()
     assert not model.training
+
+
+def test_shipped_weights_keep_their_measured_accuracy() -> None:
+    """Regression guard: open-vocabulary PQ of the shipped model on the first 16 val images.
+
+    Measured when the weights were shipped (see zoo/possam/README.md): PQ LDP 17.7, CLIP 16.9,
+    geometric 18.2, MASE 24.9; MASE's unseen-class PQ 6.7 (sand, named only at inference).
+    """
+    from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+    from segblocks.zoo.possam.evaluate import evaluate
+
+    model = load_shipped_possam()
+    vocabulary = model.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
+    data = ShapesDataset(ShapesWorldConfig(image_size=(128, 128), seed=0), split="val", length=16)
+    batches = [collate_shapes([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
+    results = evaluate(model, batches, vocabulary=vocabulary)
+    assert results["mase"].pq >= 21.0, results["mase"]
+    assert results["mase"].pq_unseen >= 3.0, results["mase"]
+    assert results["mase"].pq >= max(results[c].pq for c in ("ldp", "clip", "geometric"))
