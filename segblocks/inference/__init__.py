@@ -1,5 +1,6 @@
 """Post-processing of query predictions: panoptic, semantic and instance results; padding helpers."""
 
+from segblocks.inference.batch import TASKS, SegmentationPrediction, check_tasks, postprocess_batch
 from segblocks.inference.instance import instance_inference
 from segblocks.inference.padding import (
     pad_images,
@@ -12,11 +13,15 @@ from segblocks.inference.panoptic import panoptic_inference
 from segblocks.inference.semantic import semantic_inference
 
 __all__ = [
+    "TASKS",
+    "SegmentationPrediction",
+    "check_tasks",
     "instance_inference",
     "pad_images",
     "pad_masks",
     "padded_size",
     "panoptic_inference",
+    "postprocess_batch",
     "prepare_images",
     "semantic_inference",
     "unpad_mask_logits",

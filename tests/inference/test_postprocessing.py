@@ -8,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segblocks.inference import (
+    check_tasks,
     instance_inference,
     pad_images,
     pad_masks,
     padded_size,
     panoptic_inference,
+    postprocess_batch,
     prepare_images,
     semantic_inference,
     unpad_mask_logits,
@@ -153,3 +155,36 @@ def test_prepare_images_pads_or_refuses() -> None:
         prepare_images(torch.rand(0, 3, 32, 32), 32)
     with pytest.raises(TypeError, match="images"):
         prepare_images(torch.zeros(1, 3, 32, 32, dtype=torch.long), 32)
+
+
+def test_postprocess_batch_runs_each_task_per_image_at_its_own_size() -> None:
+    torch.manual_seed(0)
+    mask_logits = torch.randn(2, 3, 8, 8)  # stride-4 masks of a 32x32 padded batch
+    class_logits = torch.stack([logits_for([0, 2, 1], [0.9, 0.95, 0.85])] * 2)
+    sizes = [(32, 32), (30, 27)]
+    results = postprocess_batch(
+        mask_logits, class_logits, IS_THING, padded=(32, 32), image_sizes=sizes, top_k=5
+    )
+    for i, (result, size) in enumerate(zip(results, sizes)):
+        masks = unpad_mask_logits(mask_logits[i], (32, 32), size)
+        expected = panoptic_inference(class_logits[i], masks, is_thing=IS_THING)
+        assert result.panoptic is not None and result.semantic is not None and result.instance is not None
+        assert torch.equal(result.panoptic.segment_map, expected.segment_map)
+        assert result.panoptic.segment_map.shape == size
+        assert torch.equal(result.semantic.label_map, semantic_inference(class_logits[i], masks).label_map)
+        assert torch.equal(
+            result.instance.scores,
+            instance_inference(class_logits[i], masks, top_k=5, is_thing=IS_THING).scores,
+        )
+    only = postprocess_batch(
+        mask_logits, class_logits, IS_THING, padded=(32, 32), image_sizes=sizes, tasks=("semantic",)
+    )
+    assert only[0].panoptic is None and only[0].instance is None and only[0].semantic is not None
+    with pytest.raises(ValueError, match="tasks: expected a non-empty subset"):
+        postprocess_batch(mask_logits, class_logits, IS_THING, padded=(32, 32), image_sizes=sizes, tasks=())
+    with pytest.raises(ValueError, match="tasks: expected a non-empty subset"):
+        check_tasks(["panoptic", "depth"])
+    with pytest.raises(ValueError, match="image_sizes: expected 2 sizes, got 1"):
+        postprocess_batch(mask_logits, class_logits, IS_THING, padded=(32, 32), image_sizes=sizes[:1])
+    with pytest.raises(ValueError, match="class_logits"):
+        postprocess_batch(mask_logits, class_logits[0], IS_THING, padded=(32, 32), image_sizes=sizes)

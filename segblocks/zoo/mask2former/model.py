@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -23,30 +22,24 @@ from segblocks.decoders.mask_decoder import MaskedAttentionDecoder
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.inference import (
-    instance_inference,
+    TASKS,
+    SegmentationPrediction,
+    check_tasks,
     pad_masks,
     padded_size,
-    panoptic_inference,
+    postprocess_batch,
     prepare_images,
-    semantic_inference,
-    unpad_mask_logits,
 )
 from segblocks.losses.set_criterion import SetCriterion
-from segblocks.structures import (
-    InstanceResult,
-    MaskPredictions,
-    PanopticResult,
-    SemanticResult,
-    ShapeSpec,
-    Targets,
-)
+from segblocks.structures import MaskPredictions, ShapeSpec, Targets
 from segblocks.zoo.mask2former.config import Mask2FormerConfig
 
 __all__ = ["TASKS", "Mask2Former", "Mask2FormerPrediction"]
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("panoptic", "semantic", "instance")
+#: Post-processed results of one image (:class:`segblocks.inference.SegmentationPrediction`).
+Mask2FormerPrediction = SegmentationPrediction
 
 
 class BackboneLike(Protocol):
@@ -66,15 +59,6 @@ class PixelDecoderLike(Protocol):
     mask_stride: int
 
     def __call__(self, features: dict[str, Tensor]) -> Any: ...
-
-
-@dataclass
-class Mask2FormerPrediction:
-    """Post-processed results of one image (each None when not requested)."""
-
-    panoptic: PanopticResult | None = None
-    semantic: SemanticResult | None = None
-    instance: InstanceResult | None = None
 
 
 class Mask2Former(nn.Module):
@@ -345,33 +329,19 @@ class Mask2Former(nn.Module):
         Raises:
             ValueError: on an unknown task, bad images or mismatched ``image_sizes``.
         """
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown or not tasks:
-            raise ValueError(f"tasks: expected a non-empty subset of {TASKS}, got {list(tasks)}")
+        check_tasks(tasks)
         check_ndim("images", images, 4, "[B, 3, H, W]")
-        b, _, h, w = images.shape
-        sizes = list(image_sizes) if image_sizes is not None else [(h, w)] * b
-        if len(sizes) != b:
-            raise ValueError(f"image_sizes: expected {b} sizes, got {len(sizes)}")
+        h, w = images.shape[-2:]
         out = self(images)
-        padded = padded_size(h, w, self.size_divisibility) if self.pad_inputs else (h, w)
-        results = []
-        for i in range(b):
-            masks = unpad_mask_logits(out.mask_logits[i].float(), padded, sizes[i])
-            assert out.class_logits is not None
-            logits = out.class_logits[i].float()
-            result = Mask2FormerPrediction()
-            if "panoptic" in tasks:
-                result.panoptic = panoptic_inference(
-                    logits,
-                    masks,
-                    is_thing=self.is_thing,
-                    object_mask_threshold=self.object_mask_threshold,
-                    overlap_threshold=self.overlap_threshold,
-                )
-            if "semantic" in tasks:
-                result.semantic = semantic_inference(logits, masks)
-            if "instance" in tasks:
-                result.instance = instance_inference(logits, masks, top_k=self.top_k, is_thing=self.is_thing)
-            results.append(result)
-        return results
+        assert out.class_logits is not None
+        return postprocess_batch(
+            out.mask_logits,
+            out.class_logits,
+            self.is_thing,
+            padded=padded_size(h, w, self.size_divisibility) if self.pad_inputs else (h, w),
+            image_sizes=list(image_sizes) if image_sizes is not None else [(h, w)] * images.shape[0],
+            tasks=tasks,
+            object_mask_threshold=self.object_mask_threshold,
+            overlap_threshold=self.overlap_threshold,
+            top_k=self.top_k,
+        )

@@ -23,17 +23,15 @@ from segblocks.backbones import OpenCLIPBackbone, SAMBackbone
 from segblocks.decoders.mask_decoder import MaskedAttentionDecoder
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
 from segblocks.heads import GeometricEnsemble, IoUHead, LocalDiscriminativePooling, MaskAwareSelectiveEnsemble
-from segblocks.inference import pad_masks, padded_size, prepare_images
+from segblocks.inference import TASKS, pad_masks, padded_size, postprocess_batch, prepare_images
 from segblocks.losses.set_criterion import SetCriterion
 from segblocks.structures import MaskPredictions, Targets
-from segblocks.zoo.mask2former.model import TASKS
 from segblocks.zoo.possam.config import PosSAMConfig
 from segblocks.zoo.possam.outputs import (
     CLASSIFIERS,
     PosSAMOutputs,
     PosSAMPrediction,
     classify_outputs,
-    postprocess_outputs,
 )
 from segblocks.zoo.possam.vocabulary import Vocabulary, encode_vocabulary
 
@@ -368,7 +366,7 @@ class PosSAM(nn.Module):
             ValueError: on an unknown task or mismatched ``image_sizes``.
         """
         h, w = input_size
-        return postprocess_outputs(
+        return postprocess_batch(
             outputs.mask_logits,
             class_logits,
             outputs.vocabulary.is_thing,
