@@ -17,6 +17,7 @@ from segblocks.backbones.registry import (
     register_clip_config,
     register_sam_config,
     register_weights,
+    resolve_weights,
 )
 from segblocks.backbones.sam_backbone import (
     SAMBackbone,
@@ -47,6 +48,7 @@ __all__ = [
     "register_sam_config",
     "register_weights",
     "resize_sam_encoder_state_dict",
+    "resolve_weights",
     "sam_encoder_num_parameters",
     "timm_feature_levels",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "register_clip_config",
     "register_sam_config",
     "register_weights",
+    "resolve_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -286,6 +288,36 @@ def find_weights(model_name: str, tag: str) -> Path | None:
         return _WEIGHTS[(model_name, tag)]
     bundled = WEIGHTS_DIR / model_name / f"{tag}.safetensors"
     return bundled if bundled.is_file() else None
+
+
+def resolve_weights(
+    model_name: str, checkpoint: str | os.PathLike[str], *, argument: str = "checkpoint"
+) -> Path:
+    """The weights file ``checkpoint`` names for ``model_name``: a registered/bundled tag, else a path.
+
+    Args:
+        model_name: the registered model name (e.g. ``"shapes-sam-tiny"``).
+        checkpoint: a tag (``"shapes"``) or a file path.
+        argument: the caller's argument name, for the error message.
+
+    Returns:
+        The file.
+
+    Raises:
+        ValueError: when ``checkpoint`` is neither a known tag nor an existing file (the message
+            lists the known tags).
+    """
+    path = find_weights(model_name, str(checkpoint))
+    if path is not None:
+        return path
+    path = Path(checkpoint)
+    if not path.is_file():
+        tags = [tag for _, tag in list_weights(model_name)]
+        raise ValueError(
+            f"{argument}: {str(checkpoint)!r} is neither a file nor a known tag for {model_name!r} "
+            f"(segblocks tags: {tags})"
+        )
+    return path
 
 
 def list_weights(model_name: str | None = None) -> list[tuple[str, str]]:

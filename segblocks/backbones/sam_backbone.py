@@ -22,7 +22,6 @@ import logging
 import math
 import os
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 
 from segblocks.backbones.base import Backbone, freeze
 from segblocks.backbones.checkpoints import LoadReport, load_state_dict_file, load_weights
-from segblocks.backbones.registry import SAMEncoderConfig, find_weights, get_sam_config, list_weights
+from segblocks.backbones.registry import SAMEncoderConfig, get_sam_config, resolve_weights
 from segblocks.backbones.simple_fpn import SimpleFeaturePyramid
 from segblocks.structures import ShapeSpec
 
@@ -177,15 +176,7 @@ class SAMBackbone(Backbone):
             return LoadReport(source="random init")
         if not isinstance(checkpoint, str | os.PathLike):
             raise TypeError(f"checkpoint: expected a path, a tag or None, got {type(checkpoint).__name__}")
-        path = find_weights(self.model_name, str(checkpoint))
-        if path is None:
-            path = Path(checkpoint)
-            if not path.is_file():
-                tags = [tag for _, tag in list_weights(self.model_name)]
-                raise ValueError(
-                    f"checkpoint: {str(checkpoint)!r} is neither a file nor a known tag for "
-                    f"{self.model_name!r} (segblocks tags: {tags})"
-                )
+        path = resolve_weights(self.model_name, checkpoint)
         state_dict = _encoder_state_dict(load_state_dict_file(path))
         return load_weights(self.image_encoder, state_dict, source=str(path), strict=strict)
 

@@ -115,3 +115,16 @@ def test_package_layout_for_bundled_models(tmp_path: Path, monkeypatch: pytest.M
     loaded = SAMBackbone("shapes-sam-test", checkpoint="shapes")
     images = torch.rand(1, 3, 64, 64)
     assert torch.equal(loaded(images)["image_embedding"], sam(images)["image_embedding"])
+
+
+def test_resolve_weights_tag_then_file_then_a_clear_error(tmp_path) -> None:
+    from segblocks.backbones import resolve_weights
+    from segblocks.backbones.registry import WEIGHTS_DIR
+
+    bundled = WEIGHTS_DIR / "shapes-sam-tiny" / "shapes.safetensors"
+    assert resolve_weights("shapes-sam-tiny", "shapes") == bundled
+    assert resolve_weights("shapes-sam-tiny", bundled) == bundled  # a path works too
+    with pytest.raises(ValueError, match=r"weights: 'nope' is neither a file nor a known tag .*'shapes'"):
+        resolve_weights("shapes-sam-tiny", "nope", argument="weights")
+    with pytest.raises(ValueError, match=r"checkpoint: .* is neither a file"):
+        resolve_weights("shapes-sam-tiny", tmp_path / "missing.pth")

@@ -23,7 +23,7 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTra
 from torch import Tensor
 
 from segblocks.backbones.checkpoints import load_state_dict_file, load_weights
-from segblocks.backbones.registry import SAMEncoderConfig, find_weights, get_sam_config, list_weights
+from segblocks.backbones.registry import SAMEncoderConfig, get_sam_config, resolve_weights
 from segblocks.backbones.sam_backbone import build_sam_image_encoder
 
 __all__ = [
@@ -107,20 +107,6 @@ def _build_sam(encoder_config: SAMEncoderConfig, decoder_config: ShapesSamDecode
     )
 
 
-def _resolve(checkpoint: str | os.PathLike[str], model_name: str) -> Path:
-    path = find_weights(model_name, str(checkpoint))
-    if path is not None:
-        return path
-    path = Path(checkpoint)
-    if not path.is_file():
-        tags = [tag for _, tag in list_weights(model_name)]
-        raise ValueError(
-            f"checkpoint: {str(checkpoint)!r} is neither a file nor a known tag for {model_name!r} "
-            f"(segblocks tags: {tags})"
-        )
-    return path
-
-
 def build_shapes_sam(
     checkpoint: str | os.PathLike[str] | None = "shapes",
     *,
@@ -168,7 +154,7 @@ def build_shapes_sam(
         raise TypeError(f"checkpoint: expected a path, a tag or None, got {type(checkpoint).__name__}")
     sam = _build_sam(get_sam_config(model_name), decoder_config)
     if checkpoint is not None:
-        path = _resolve(checkpoint, model_name)
+        path = resolve_weights(model_name, checkpoint)
         state = {k: v.float() for k, v in load_state_dict_file(path).items()}
         load_weights(sam, state, source=str(path), strict=True)
     return sam.eval()
