@@ -24,6 +24,16 @@ def test_mask_losses_match_their_formulas() -> None:
     torch.testing.assert_close(
         sigmoid_focal_loss(logits, targets, 2.0), tv_focal(logits, targets, reduction="sum") / 2.0
     )
+    per_mask = 1 - (2 * (p * targets).sum(-1) + 1) / (p.sum(-1) + targets.sum(-1) + 1)
+    torch.testing.assert_close(dice_loss(logits, targets, reduction="none"), per_mask)
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, targets, alpha=-1.0, gamma=0.5, reduction="none"),
+        tv_focal(logits, targets, alpha=-1.0, gamma=0.5, reduction="none"),
+    )
+    with pytest.raises(ValueError, match="reduction: expected one of"):
+        dice_loss(logits, targets, reduction="mean")
+    with pytest.raises(ValueError, match="reduction: expected one of"):
+        sigmoid_focal_loss(logits, targets, reduction="max")
 
 
 def targets_for(n: int, size: int = 32) -> Targets:

@@ -1,7 +1,8 @@
 """SAM's training loss: focal 20 : dice 1 on the masks, the minimum over the outputs, IoU-prediction MSE.
 
-The per-pixel term is a sigmoid focal loss; with ``focal_gamma=0`` and no alpha it is plain binary
-cross-entropy (what the shapes-sam recipe uses, at weight 1).
+The per-pixel term is :func:`segblocks.losses.sigmoid_focal_loss` (the mean over pixels); with
+``focal_gamma=0`` and no alpha it is plain binary cross-entropy (what the shapes-sam recipe uses, at
+weight 1). The mask term is :func:`segblocks.losses.dice_loss`.
 
 For an ambiguous prompt (multi-mask output) only the output with the lowest mask loss is trained
 against the target (the "min over the 3 masks" of the SAM paper); the IoU head regresses the actual
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from segblocks.losses.mask_losses import dice_loss, sigmoid_focal_loss
 
 __all__ = ["SamLossWeights", "mask_iou_per_output", "prompt_losses"]
 
@@ -99,16 +102,13 @@ def prompt_losses(
     _check(logits, targets)
     if iou_pred.shape != logits.shape[:2]:
         raise ValueError(f"iou_pred: expected {tuple(logits.shape[:2])}, got {tuple(iou_pred.shape)}")
-    x = logits.float().flatten(2)  # [K, M, P]
-    t = targets.float().flatten(1)[:, None].expand_as(x)
-    prob = x.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-    p_t = prob * t + (1 - prob) * (1 - t)
-    focal = ce * (1 - p_t) ** weights.focal_gamma
-    if weights.focal_alpha >= 0:
-        focal = (weights.focal_alpha * t + (1 - weights.focal_alpha) * (1 - t)) * focal
-    focal = focal.mean(-1)  # [K, M]
-    dice = 1 - (2 * (prob * t).sum(-1) + 1) / (prob.sum(-1) + t.sum(-1) + 1)  # [K, M]
+    k, m = logits.shape[:2]
+    x = logits.float().flatten(2).reshape(k * m, -1)  # [K * M, P]
+    t = targets.float().flatten(1)[:, None].expand(k, m, -1).reshape(k * m, -1)
+    focal = sigmoid_focal_loss(
+        x, t, alpha=weights.focal_alpha, gamma=weights.focal_gamma, reduction="none"
+    ).mean(-1)
+    focal, dice = focal.view(k, m), dice_loss(x, t, reduction="none").view(k, m)
     per_output = weights.focal * focal + weights.dice * dice
     best = per_output.detach().argmin(dim=1, keepdim=True)  # [K, 1]
     iou_true = mask_iou_per_output(logits.detach(), targets)
