@@ -28,7 +28,7 @@ def _demo(args: argparse.Namespace) -> int:
         sample_point,
         sample_scribble,
     )
-    from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel
+    from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,11 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
             *(f"referring: {r.text}  ->  segment {r.target_id}" for r in sample.referring),
             f"segments: {names}",
         ]
-        panel = text_panel(lines, width=3 * image.width)
-        sheet = Image.new("RGB", (3 * image.width, image.height + panel.height), (255, 255, 255))
-        for i, tile in enumerate((image, overlay, prompts)):
-            sheet.paste(tile, (i * image.width, 0))
-        sheet.paste(panel, (0, image.height))
+        sheet = tile_rows([[image, overlay, prompts], [text_panel(lines, width=3 * image.width)]])
         for name, picture in (
             ("image", image),
             ("panoptic", overlay),

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-__all__ = ["draw_prompts", "overlay_segments", "segment_colour", "text_panel"]
+__all__ = ["draw_prompts", "overlay_segments", "segment_colour", "text_panel", "tile_rows"]
 
 
 def segment_colour(segment_id: int) -> tuple[int, int, int]:
@@ -113,3 +113,30 @@ def text_panel(lines: Sequence[str], *, width: int = 512) -> Image.Image:
     for i, line in enumerate(wrapped):
         draw.text((6, 6 + i * line_h), line, fill=(0, 0, 0))
     return panel
+
+
+def tile_rows(rows: Sequence[Sequence[Image.Image]]) -> Image.Image:
+    """Paste pictures into one sheet: rows top to bottom, each row's pictures left to right.
+
+    Args:
+        rows: the rows; a row is as tall as its tallest picture, the sheet as wide as its widest row.
+
+    Returns:
+        An RGB sheet on white.
+
+    Raises:
+        ValueError: when there is no picture at all.
+    """
+    if not any(rows):
+        raise ValueError("rows: expected at least one picture")
+    widths = [sum(p.width for p in row) for row in rows]
+    heights = [max((p.height for p in row), default=0) for row in rows]
+    sheet = Image.new("RGB", (max(widths), sum(heights)), (255, 255, 255))
+    y = 0
+    for row, height in zip(rows, heights):
+        x = 0
+        for picture in row:
+            sheet.paste(picture, (x, y))
+            x += picture.width
+        y += height
+    return sheet

@@ -61,7 +61,7 @@ class ClipZeroShotResult:
     num_stuff: int
     num_segments: int
 
-    def to_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float]:
         """The fields as a flat dict (for JSON and logs)."""
         return {k: float(v) for k, v in asdict(self).items()}
 

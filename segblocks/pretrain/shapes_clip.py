@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": len(history),
         "train_minutes": round(train_minutes, 2),
         "final_loss": history[-1],
-        "val": result.to_dict(),
+        "val": result.as_dict(),
         "options": vars(args),
     }
     metadata = {"recipe": "segblocks train shapes-clip", "metrics": json.dumps(metrics)}
@@ -222,5 +222,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-    logger.info("shapes-clip: %s; weights at %s", result.to_dict(), [str(p) for p in paths])
+    logger.info("shapes-clip: %s; weights at %s", result.as_dict(), [str(p) for p in paths])
     return 0

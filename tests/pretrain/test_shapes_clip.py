@@ -137,7 +137,7 @@ def test_zero_shot_evaluation_counts_and_errors() -> None:
     samples = [world.sample(i) for i in range(3)]
     assert result.num_things == sum(len(s.thing_segments) for s in samples)
     assert result.num_segments == sum(len(s.segments) for s in samples)
-    assert 0 <= result.thing_top1 <= 100 and set(result.to_dict()) >= {"stuff_top1", "mask_pool_top1"}
+    assert 0 <= result.thing_top1 <= 100 and set(result.as_dict()) >= {"stuff_top1", "mask_pool_top1"}
     with pytest.raises(ValueError, match="num_images: expected a positive int"):
         evaluate_zero_shot(backbone, world, num_images=0)
 

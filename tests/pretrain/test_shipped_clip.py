@@ -27,7 +27,7 @@ def test_shipped_clip_is_found_by_tag() -> None:
 def test_shipped_clip_zero_shot_accuracy() -> None:
     clip = OpenCLIPBackbone(MODEL_NAME, pretrained="shapes")
     assert clip.load_report.ok
-    result = evaluate_zero_shot(clip, ShapesWorld(split="val"), num_images=24).to_dict()
+    result = evaluate_zero_shot(clip, ShapesWorld(split="val"), num_images=24).as_dict()
     for name, threshold in THRESHOLDS.items():
         assert result[name] >= threshold, f"{name}: {result[name]:.1f} < {threshold} ({result})"
     assert result["num_things"] > 50 and result["num_segments"] > 100

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
-from segblocks.data.visualize import overlay_segments, text_panel
+from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.shipped import load_shipped_possam
@@ -89,12 +88,7 @@ def run_possam_demo(
             [(s.id, s.category_id) for s in pred.panoptic.segments], names, unseen, "PosSAM (MASE)"
         )
         panels = [text_panel(gt_lines, width=truth.width), text_panel(pr_lines, width=guess.width)]
-        height = truth.height + max(p.height for p in panels)
-        sheet = Image.new("RGB", (truth.width + guess.width, height), (255, 255, 255))
-        sheet.paste(truth, (0, 0))
-        sheet.paste(guess, (truth.width, 0))
-        sheet.paste(panels[0], (0, truth.height))
-        sheet.paste(panels[1], (truth.width, truth.height))
+        sheet = tile_rows([[truth, guess], panels])
         path = out / f"possam_{index:02d}.png"
         sheet.save(path)
         files.append(path)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from segblocks.data import CATEGORIES, ShapesWorldConfig
-from segblocks.data.visualize import overlay_segments, text_panel
+from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import PanopticResult
 from segblocks.zoo.possam.build import DEFAULT, build_possam
@@ -208,12 +208,7 @@ def write_overlay(
     lines = [f"{s.id}: {class_names[s.category_id]} ({s.score:.2f})" for s in result.segments] or [
         "no segments"
     ]
-    legend = text_panel(lines, width=max(drawing.width, 160))
-    canvas = Image.new(
-        "RGB", (max(drawing.width, legend.width), drawing.height + legend.height), (255, 255, 255)
-    )
-    canvas.paste(drawing, (0, 0))
-    canvas.paste(legend, (0, drawing.height))
+    canvas = tile_rows([[drawing], [text_panel(lines, width=max(drawing.width, 160))]])
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
