@@ -21,6 +21,7 @@ from .distributed import (
     reduce_metrics,
     setup_distributed,
     setup_logging,
+    sum_over_ranks,
     unwrap_model,
     wrap_ddp,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "seed_worker",
     "setup_distributed",
     "setup_logging",
+    "sum_over_ranks",
     "to_fp32",
     "unwrap_model",
     "verify_checkpoint",

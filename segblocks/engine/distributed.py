@@ -30,6 +30,7 @@ __all__ = [
     "reduce_metrics",
     "setup_distributed",
     "setup_logging",
+    "sum_over_ranks",
     "unwrap_model",
     "wrap_ddp",
 ]
@@ -230,6 +231,26 @@ def all_reduce(tensor: Tensor, dist: DistInfo, *, op: ReduceOp = "sum") -> Tenso
     if op == "mean":
         out = out / dist.world_size
     return out
+
+
+def sum_over_ranks(value: int, device: torch.device | str = "cpu") -> int:
+    """The sum of an integer count over all ranks (the value itself outside ``torchrun``).
+
+    For evaluation loops that count what their shard saw (images, segments) and have no
+    :class:`DistInfo` at hand.
+
+    Args:
+        value: this rank's count.
+        device: where the collective runs (the model's device under NCCL).
+
+    Returns:
+        The total over ranks.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return int(value)
+    total = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    torch_dist.all_reduce(total)
+    return int(total.item())
 
 
 def reduce_metrics(

@@ -70,6 +70,7 @@ def test_reduce_metrics_single_process() -> None:
     counts = torch.arange(4)
     reduced = engine.all_reduce(counts, dist)
     assert torch.equal(reduced, counts) and reduced is not counts
+    assert engine.sum_over_ranks(7) == 7  # no process group: the value itself
 
 
 def _global_batch(size: int, batch: int, step: int, seed: int) -> list[int]:

@@ -152,6 +152,8 @@ def train(args: argparse.Namespace) -> list[float]:
         if step + 1 == args.kill_after_step:
             _die()
     log.close()
+    # every rank counts itself: the total is the number of processes (checked under torchrun too)
+    assert engine.sum_over_ranks(1, dist.device) == dist.world_size
 
     if args.out is not None and dist.is_main:
         state = engine.unwrap_model(model).state_dict()

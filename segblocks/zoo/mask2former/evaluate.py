@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from segblocks.engine.distributed import sum_over_ranks
 from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetric
 from segblocks.structures import InstanceResult, PanopticResult, SegmentInfo, Targets
 from segblocks.zoo.mask2former.model import TASKS, Mask2Former
@@ -145,10 +146,7 @@ def evaluate(
     for metric in (pq, miou, ap):
         if metric is not None:
             metric.sync()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        total = torch.tensor([count], dtype=torch.int64, device=device)
-        torch.distributed.all_reduce(total)
-        count = int(total.item())
+    count = sum_over_ranks(count, device)
     nan = float("nan")
     pq_all = pq_things = pq_stuff = sq = rq = nan
     if "panoptic" in tasks and count:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from segblocks.engine.distributed import sum_over_ranks
 from segblocks.metrics import PanopticQuality, SemanticSegmentationMetric
 from segblocks.metrics.panoptic_quality import PanopticQualityResult
 from segblocks.structures import PanopticResult
@@ -139,10 +140,7 @@ def evaluate(
     for name in classifiers:  # merge the shards under torchrun (no-op for one process)
         pq[name].sync()
         miou[name].sync()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        total = torch.tensor([count], dtype=torch.int64, device=device)
-        torch.distributed.all_reduce(total)
-        count = int(total.item())
+    count = sum_over_ranks(count, device)
     seen_ids = [i for i, s in enumerate(vocab.seen.tolist()) if s]
     unseen_ids = [i for i, s in enumerate(vocab.seen.tolist()) if not s]
     out: dict[str, OpenVocabMetrics] = {}
