@@ -5,6 +5,7 @@ from segblocks.inference.instance import instance_inference
 from segblocks.inference.padding import (
     pad_images,
     pad_masks,
+    pad_targets,
     padded_size,
     prepare_images,
     unpad_mask_logits,
@@ -19,6 +20,7 @@ __all__ = [
     "instance_inference",
     "pad_images",
     "pad_masks",
+    "pad_targets",
     "padded_size",
     "panoptic_inference",
     "postprocess_batch",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from segblocks._validation import check_dtype, check_ndim
+from segblocks.structures import Targets
 
-__all__ = ["pad_images", "pad_masks", "padded_size", "prepare_images", "unpad_mask_logits"]
+__all__ = ["pad_images", "pad_masks", "pad_targets", "padded_size", "prepare_images", "unpad_mask_logits"]
 
 
 def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
@@ -106,3 +109,35 @@ def prepare_images(images: Tensor, size_divisibility: int, *, pad: bool = True) 
             )
         images = pad_images(images, d)
     return images
+
+
+def pad_targets(targets: Sequence[Targets], size: tuple[int, int]) -> list[Targets]:
+    """Pad every image's target masks (bottom/right, False) to the padded input size.
+
+    Args:
+        targets: one :class:`~segblocks.structures.Targets` per image, masks ``[N, h, w]`` at the
+            image's own size (``N`` may be 0).
+        size: ``(H', W')`` of the padded input.
+
+    Returns:
+        The targets with ``[N, H', W']`` masks (labels, instance ids and thing flags unchanged).
+
+    Raises:
+        TypeError: when ``targets`` is not a sequence of :class:`Targets`.
+        ValueError: on masks larger than ``size``.
+    """
+    if not isinstance(targets, Sequence) or isinstance(targets, Targets):
+        raise TypeError(f"targets: expected a list of Targets (one per image), got {type(targets).__name__}")
+    out = []
+    for i, t in enumerate(targets):
+        if not isinstance(t, Targets):
+            raise TypeError(f"targets[{i}]: expected a segblocks.structures.Targets, got {type(t).__name__}")
+        out.append(
+            Targets(
+                masks=pad_masks(t.masks, size),
+                labels=t.labels,
+                instance_ids=t.instance_ids,
+                is_thing=t.is_thing,
+            )
+        )
+    return out

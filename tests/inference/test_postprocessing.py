@@ -12,6 +12,7 @@ from segblocks.inference import (
     instance_inference,
     pad_images,
     pad_masks,
+    pad_targets,
     padded_size,
     panoptic_inference,
     postprocess_batch,
@@ -19,6 +20,7 @@ from segblocks.inference import (
     semantic_inference,
     unpad_mask_logits,
 )
+from segblocks.structures import Targets
 
 IS_THING = [True, True, False]  # classes 0, 1 things; 2 stuff
 
@@ -188,3 +190,21 @@ def test_postprocess_batch_runs_each_task_per_image_at_its_own_size() -> None:
         postprocess_batch(mask_logits, class_logits, IS_THING, padded=(32, 32), image_sizes=sizes[:1])
     with pytest.raises(ValueError, match="class_logits"):
         postprocess_batch(mask_logits, class_logits[0], IS_THING, padded=(32, 32), image_sizes=sizes)
+
+
+def test_pad_targets_pads_masks_and_checks_types() -> None:
+    masks = torch.ones(2, 5, 6, dtype=torch.bool)
+    t = Targets(masks=masks, labels=torch.tensor([0, 2]))
+    empty = Targets(masks=torch.zeros(0, 4, 4, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.int64))
+    out = pad_targets([t, empty], (8, 8))
+    assert out[0].masks.shape == (2, 8, 8) and out[1].masks.shape == (0, 8, 8)
+    assert (
+        out[0].masks[:, :5, :6].all() and not out[0].masks[:, 5:].any() and not out[0].masks[:, :, 6:].any()
+    )
+    assert torch.equal(out[0].labels, t.labels)
+    with pytest.raises(TypeError, match="expected a list of Targets"):
+        pad_targets(t, (8, 8))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"targets\[1\]"):
+        pad_targets([t, "x"], (8, 8))  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        pad_targets([t], (4, 4))

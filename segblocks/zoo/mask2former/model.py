@@ -25,7 +25,7 @@ from segblocks.inference import (
     TASKS,
     SegmentationPrediction,
     check_tasks,
-    pad_masks,
+    pad_targets,
     padded_size,
     postprocess_batch,
     prepare_images,
@@ -283,27 +283,9 @@ class Mask2Former(nn.Module):
             ValueError: on a wrong number of targets, masks larger than the padded input or labels out
                 of range.
         """
-        if not isinstance(targets, Sequence) or isinstance(targets, Targets):
-            raise TypeError(
-                f"targets: expected a list of Targets (one per image), got {type(targets).__name__}"
-            )
         h, w = predictions.mask_logits.shape[-2:]
         stride = int(getattr(self.pixel_decoder, "mask_stride"))  # noqa: B009 (nn.Module typing)
-        size = (h * stride, w * stride)
-        padded = []
-        for i, t in enumerate(targets):
-            if not isinstance(t, Targets):
-                raise TypeError(
-                    f"targets[{i}]: expected a segblocks.structures.Targets, got {type(t).__name__}"
-                )
-            padded.append(
-                Targets(
-                    masks=pad_masks(t.masks, size),
-                    labels=t.labels,
-                    instance_ids=t.instance_ids,
-                    is_thing=t.is_thing,
-                )
-            )
+        padded = pad_targets(targets, (h * stride, w * stride))
         return self.criterion(predictions, padded, generator)
 
     # ------------------------------------------------------------------------------------ inference

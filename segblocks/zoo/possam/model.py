@@ -23,7 +23,7 @@ from segblocks.backbones import OpenCLIPBackbone, SAMBackbone
 from segblocks.decoders.mask_decoder import MaskedAttentionDecoder
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
 from segblocks.heads import GeometricEnsemble, IoUHead, LocalDiscriminativePooling, MaskAwareSelectiveEnsemble
-from segblocks.inference import TASKS, pad_masks, padded_size, postprocess_batch, prepare_images
+from segblocks.inference import TASKS, pad_targets, padded_size, postprocess_batch, prepare_images
 from segblocks.losses.set_criterion import SetCriterion
 from segblocks.structures import MaskPredictions, Targets
 from segblocks.zoo.possam.config import PosSAMConfig
@@ -166,12 +166,10 @@ class PosSAM(nn.Module):
     def refresh_vocabulary(self) -> None:
         """Re-encode the training and current vocabularies, e.g. after loading CLIP weights.
 
-        The CLIP backbone caches text embeddings; loading a state dict into it does not invalidate
-        that cache, so call this after :meth:`load_state_dict`.
+        The stored vocabularies hold text embeddings of the CLIP weights they were encoded with
+        (the backbone itself drops its text cache when weights load); call this after
+        :meth:`load_state_dict`.
         """
-        cache = getattr(self.clip, "_text_cache", None)
-        if isinstance(cache, dict):
-            cache.clear()
         train, current = self.train_vocabulary, self.vocabulary
         self.train_vocabulary = self.encode_vocabulary(train.names, train.is_thing)
         self.set_vocabulary(current.names, current.is_thing)
@@ -261,22 +259,9 @@ class PosSAM(nn.Module):
             TypeError: on targets that are not :class:`Targets`.
             ValueError: on a wrong number of targets or labels out of range.
         """
-        if not isinstance(targets, Sequence) or isinstance(targets, Targets):
-            raise TypeError(
-                f"targets: expected a list of Targets (one per image), got {type(targets).__name__}"
-            )
         h, w = predictions.mask_logits.shape[-2:]
         stride = int(getattr(self.pixel_decoder, "mask_stride"))  # noqa: B009 (nn.Module typing)
-        padded = []
-        for i, t in enumerate(targets):
-            if not isinstance(t, Targets):
-                raise TypeError(
-                    f"targets[{i}]: expected a segblocks.structures.Targets, got {type(t).__name__}"
-                )
-            masks = pad_masks(t.masks, (h * stride, w * stride))
-            padded.append(
-                Targets(masks=masks, labels=t.labels, instance_ids=t.instance_ids, is_thing=t.is_thing)
-            )
+        padded = pad_targets(targets, (h * stride, w * stride))
         return self.criterion(predictions, padded, generator)
 
     # ---------------------------------------------------------------------------------- inference
