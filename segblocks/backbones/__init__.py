@@ -6,7 +6,7 @@ images in ``[0, 1]`` (each backbone applies its own pixel normalisation),
 """
 
 from segblocks.backbones.base import Backbone
-from segblocks.backbones.checkpoints import LoadReport, load_state_dict_file
+from segblocks.backbones.checkpoints import LoadReport, load_state_dict_file, save_state_dict_file
 from segblocks.backbones.open_clip_backbone import OpenCLIPBackbone
 from segblocks.backbones.registry import (
     SAMEncoderConfig,
@@ -50,5 +50,6 @@ __all__ = [
     "resize_sam_encoder_state_dict",
     "resolve_weights",
     "sam_encoder_num_parameters",
+    "save_state_dict_file",
     "timm_feature_levels",
 ]

@@ -3,18 +3,57 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["LoadReport", "load_state_dict_file", "load_weights"]
+__all__ = ["LoadReport", "load_state_dict_file", "load_weights", "save_state_dict_file"]
 
 logger = logging.getLogger(__name__)
+
+
+def save_state_dict_file(
+    state: Mapping[str, Tensor],
+    path: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.float16,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a state dict as one ``.safetensors`` file, floating tensors cast to ``dtype``.
+
+    The counterpart of :func:`load_state_dict_file` for the weights segblocks ships (fp16 halves
+    them; the loaders upcast). Integer tensors (e.g. batch-norm counters) keep their dtype.
+
+    Args:
+        state: the tensors by key (a module's ``state_dict()``).
+        path: the ``.safetensors`` file to write; parent folders are created.
+        dtype: the floating dtype to store.
+        metadata: string metadata for the file header.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on a path not ending in ``.safetensors`` or a non-floating ``dtype``.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"path: expected a .safetensors file, got {str(path)!r}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype: expected a floating dtype, got {dtype}")
+    tensors = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in state.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=dict(metadata or {}))
+    return path
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:

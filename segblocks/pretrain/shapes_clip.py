@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
-from safetensors.torch import save_file
 from torch import Tensor
 
 from segblocks.backbones import OpenCLIPBackbone
+from segblocks.backbones.checkpoints import save_state_dict_file
 from segblocks.backbones.registry import WEIGHTS_DIR
 from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
 from segblocks.engine import build_adamw, progress_bar, seed_everything, warmup_cosine_schedule
@@ -133,11 +133,7 @@ def save_clip_weights(backbone: OpenCLIPBackbone, path: str | Path, *, metadata:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in backbone.clip.state_dict().items()}
-    save_file(state, str(path), metadata=metadata)
-    return path
+    return save_state_dict_file(backbone.clip.state_dict(), path, metadata=metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,3 +78,20 @@ def test_bad_files(tmp_path: Path) -> None:
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"cannot read .* as safetensors"):
         load_state_dict_file(path)
+
+
+def test_save_state_dict_file_casts_floats_keeps_ints_and_round_trips(tmp_path: Path) -> None:
+    from segblocks.backbones import save_state_dict_file
+
+    state = {"w": torch.randn(3, 2), "n": torch.tensor(7, dtype=torch.int64)}
+    path = save_state_dict_file(state, tmp_path / "sub" / "w.safetensors", metadata={"note": "x"})
+    loaded = load_state_dict_file(path)
+    assert loaded["w"].dtype == torch.float16 and loaded["n"].dtype == torch.int64
+    torch.testing.assert_close(loaded["w"].float(), state["w"].half().float())
+    assert int(loaded["n"]) == 7
+    exact = load_state_dict_file(save_state_dict_file(state, tmp_path / "f.safetensors", dtype=torch.float32))
+    assert torch.equal(exact["w"], state["w"])
+    with pytest.raises(ValueError, match=r"expected a \.safetensors file"):
+        save_state_dict_file(state, tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="floating dtype"):
+        save_state_dict_file(state, tmp_path / "w.safetensors", dtype=torch.int8)

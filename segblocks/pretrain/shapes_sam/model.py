@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from torch import Tensor
 
-from segblocks.backbones.checkpoints import load_state_dict_file, load_weights
+from segblocks.backbones.checkpoints import load_state_dict_file, load_weights, save_state_dict_file
 from segblocks.backbones.registry import SAMEncoderConfig, get_sam_config, resolve_weights
 from segblocks.backbones.sam_backbone import build_sam_image_encoder
 
@@ -177,17 +176,15 @@ def save_shapes_sam(sam: Sam, path: str | os.PathLike[str], *, dtype: str = "flo
     """
     if not isinstance(sam, Sam):
         raise TypeError(f"sam: expected a segment_anything Sam, got {type(sam).__name__}")
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"path: expected a .safetensors file, got {str(path)!r}")
     if dtype not in _STORE_DTYPES:
         raise ValueError(f"dtype: expected one of {sorted(_STORE_DTYPES)}, got {dtype!r}")
     # pixel_mean / pixel_std are non-persistent buffers in Sam, so they are not in the state dict.
-    state = {k: v.detach().to(_STORE_DTYPES[dtype]).contiguous() for k, v in sam.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"format": "pt", "model": SHAPES_SAM_MODEL})
-    logger.info("wrote %s (%d tensors, %s)", path, len(state), dtype)
-    return path
+    state = sam.state_dict()
+    written = save_state_dict_file(
+        state, path, dtype=_STORE_DTYPES[dtype], metadata={"format": "pt", "model": SHAPES_SAM_MODEL}
+    )
+    logger.info("wrote %s (%d tensors, %s)", written, len(state), dtype)
+    return written
 
 
 def decode_prompts(

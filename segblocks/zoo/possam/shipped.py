@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
+from segblocks.backbones.checkpoints import save_state_dict_file
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.predict import load_possam
 
@@ -44,15 +45,11 @@ def export_trained_weights(
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: on a path not ending in ``.safetensors``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
-        for k, v in _trained_state(model).items()
-    }
-    save_file(state, str(path), metadata=metadata or {})
-    return path
+    return save_state_dict_file(_trained_state(model), path, metadata=metadata)
 
 
 def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | torch.device = "cpu") -> PosSAM:
