@@ -139,6 +139,7 @@ def test_recipe_two_steps_writes_loadable_weights(tmp_path: Path) -> None:
         ("--steps", "0", "--steps"),
         ("--batch-size", "0", "--batch-size"),
         ("--lr", "-1", "--lr"),
+        ("--encoder-lr-mult", "0", "--encoder-lr-mult"),
         ("--time-budget-min", "0", "--time-budget-min"),
         ("--threads", "0", "--threads"),
         ("--points", "-1", "--points"),
