@@ -19,6 +19,7 @@ from segblocks.pretrain.shapes_sam import (
     PromptCounts,
     SamLossWeights,
     ShapesSamDecoderConfig,
+    build_sam_optimizer,
     build_shapes_sam,
     decode_prompts,
     edge_box_to_sam,
@@ -149,6 +150,18 @@ def test_recipe_two_steps_writes_loadable_weights(tmp_path: Path) -> None:
 def test_recipe_rejects_bad_options(tmp_path: Path, option: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         main([option, value, "--out", str(tmp_path), "--no-progress", "--val-images", "1"])
+
+
+def test_sam_optimizer_slows_only_the_image_encoder() -> None:
+    sam = build_shapes_sam(None, model_name="vit_tiny", decoder_config=ShapesSamDecoderConfig(mlp_dim=32))
+    optimizer = build_sam_optimizer(sam, lr=1e-3, encoder_lr_mult=0.3, weight_decay=0.1)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name, param in sam.named_parameters():
+        want = 3e-4 if name.startswith("image_encoder.") else 1e-3
+        assert lr_of[id(param)] == pytest.approx(want), name
+    assert len(lr_of) == sum(1 for _ in sam.parameters())
+    with pytest.raises(ValueError, match="encoder_lr_mult"):
+        build_sam_optimizer(sam, lr=1e-3, encoder_lr_mult=0.0, weight_decay=0.1)
 
 
 def test_recipe_rejects_bad_num_things(tmp_path: Path) -> None:

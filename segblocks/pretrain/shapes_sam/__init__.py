@@ -23,7 +23,7 @@ from segblocks.pretrain.shapes_sam.prompts import (
     eval_prompts,
     sample_training_prompts,
 )
-from segblocks.pretrain.shapes_sam.train import build_parser, main
+from segblocks.pretrain.shapes_sam.train import build_parser, build_sam_optimizer, main
 
 __all__ = [
     "SHAPES_SAM_MODEL",
@@ -33,6 +33,7 @@ __all__ = [
     "ShapesSamDecoderConfig",
     "ShapesSamMetrics",
     "build_parser",
+    "build_sam_optimizer",
     "build_shapes_sam",
     "decode_prompts",
     "edge_box_to_sam",

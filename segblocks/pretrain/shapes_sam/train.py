@@ -2,7 +2,8 @@
 
 The loop reads like SAM's training section: set-up, data (freshly drawn images, several prompts of
 three kinds per image), model (segment_anything's ``Sam`` at a small size), AdamW with linear
-warm-up and cosine decay (the image encoder at 0.3x the prompt encoder's and decoder's rate), the loss (per-pixel cross-entropy 1 : dice 1 -- SAM uses focal 20 : dice 1,
+warm-up and cosine decay (the image encoder at 0.3x the rate of the prompt encoder and decoder),
+the loss (per-pixel cross-entropy 1 : dice 1 -- SAM uses focal 20 : dice 1,
 ``--focal-weight 20 --focal-gamma 2`` -- on the best of the 3 outputs for a single point, on the
 single output for a box or several points, plus IoU-prediction MSE), evaluation
 (1-point oracle, 1-point top-IoU and 1-box mIoU on val) and the weights (safetensors, whole-``Sam``
@@ -52,7 +53,7 @@ from segblocks.pretrain.shapes_sam.model import (
 )
 from segblocks.pretrain.shapes_sam.prompts import PromptCounts, sample_training_prompts
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "build_sam_optimizer", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,38 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads: expected an int >= 1, got {args.threads}")
 
 
+def build_sam_optimizer(
+    sam: torch.nn.Module, *, lr: float, encoder_lr_mult: float, weight_decay: float
+) -> torch.optim.AdamW:
+    """The recipe's AdamW: the image encoder at ``encoder_lr_mult`` x ``lr``, the rest at ``lr``.
+
+    Norms and biases get no weight decay (:func:`~segblocks.engine.build_adamw`'s rule).
+
+    Args:
+        sam: the ``Sam`` to train (its encoder's parameters are named ``image_encoder.*``).
+        lr: the prompt encoder's and mask decoder's peak rate.
+        encoder_lr_mult: the image encoder's rate as a multiple of ``lr`` (> 0).
+        weight_decay: AdamW weight decay.
+
+    Returns:
+        The optimizer; every group carries its own ``lr``.
+
+    Raises:
+        ValueError: on a non-positive ``lr`` or ``encoder_lr_mult``, or as ``build_adamw``.
+    """
+    for name, value in (("lr", lr), ("encoder_lr_mult", encoder_lr_mult)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name}: expected a positive number, got {value}")
+    return build_adamw(
+        sam,
+        lr=lr,
+        weight_decay=weight_decay,
+        betas=(0.9, 0.999),
+        backbone_prefixes=("image_encoder.",),
+        backbone_lr_multiplier=encoder_lr_mult,
+    )
+
+
 def main(argv: list[str]) -> int:
     """Run the recipe with command-line arguments ``argv``.
 
@@ -200,13 +233,8 @@ def main(argv: list[str]) -> int:
     )
 
     # --- optimizer and schedule: AdamW, linear warm-up, cosine decay -----------------------
-    optimizer = build_adamw(
-        sam,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        betas=(0.9, 0.999),
-        backbone_prefixes=("image_encoder.",),
-        backbone_lr_multiplier=args.encoder_lr_mult,
+    optimizer = build_sam_optimizer(
+        sam, lr=args.lr, encoder_lr_mult=args.encoder_lr_mult, weight_decay=args.weight_decay
     )
     scheduler = warmup_cosine_schedule(
         optimizer,
