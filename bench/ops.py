@@ -316,7 +316,7 @@ def check_compile(arch: int) -> Result:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from segblocks.ops import _triton_masked_attention as ma
+    from segblocks.ops import _triton_masked_attention_kernels as ma
     from segblocks.ops import _triton_ms_deform_attn as msda
 
     target = GPUTarget("cuda", arch, 32)
@@ -361,10 +361,10 @@ def check_compile(arch: int) -> Result:
         for split in (False, True):
             consts = {"BLOCK_Q": 64, "BLOCK_K": 64, "BLOCK_D": 32, "HAS_MASK": True, "SPLIT": split}
             report[f"attn_forward_split{int(split)}_{dt}"] = compile_one(
-                ma._attn_forward_kernel, ptrs, {**consts, "DOT_PRECISION": prec}, 4
+                ma.attn_forward_kernel, ptrs, {**consts, "DOT_PRECISION": prec}, 4
             )
         report[f"attn_combine_{dt}"] = compile_one(
-            ma._attn_combine_kernel, ptrs, {"BLOCK_R": 32, "BLOCK_D": 32}, 4
+            ma.attn_combine_kernel, ptrs, {"BLOCK_R": 32, "BLOCK_D": 32}, 4
         )
         for single in (True, False):
             consts = {
@@ -375,7 +375,7 @@ def check_compile(arch: int) -> Result:
                 "SINGLE_Q_BLOCK": single,
             }
             report[f"attn_backward_single{int(single)}_{dt}"] = compile_one(
-                ma._attn_backward_kernel, ptrs, {**consts, "DOT_PRECISION": prec}, 4
+                ma.attn_backward_kernel, ptrs, {**consts, "DOT_PRECISION": prec}, 4
             )
     shutil.rmtree(cache_dir, ignore_errors=True)
     return report
