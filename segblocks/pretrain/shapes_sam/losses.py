@@ -103,7 +103,7 @@ def prompt_losses(
     if iou_pred.shape != logits.shape[:2]:
         raise ValueError(f"iou_pred: expected {tuple(logits.shape[:2])}, got {tuple(iou_pred.shape)}")
     k, m = logits.shape[:2]
-    x = logits.float().flatten(2).reshape(k * m, -1)  # [K * M, P]
+    x = logits.float().reshape(k * m, -1)  # [K * M, P]
     t = targets.float().flatten(1)[:, None].expand(k, m, -1).reshape(k * m, -1)
     focal = sigmoid_focal_loss(
         x, t, alpha=weights.focal_alpha, gamma=weights.focal_gamma, reduction="none"
