@@ -71,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-sam", description="Train the tiny SAM on the shapes world."
     )
     p.add_argument("--model-name", default=SHAPES_SAM_MODEL, help="registered SAM encoder config")
-    p.add_argument("--steps", type=int, default=2200, help="optimizer steps (the schedule's length)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (the schedule's length)")
     p.add_argument("--time-budget-min", type=float, default=None, help="stop training after this wall time")
-    p.add_argument("--batch-size", type=int, default=2, help="images per step")
+    p.add_argument("--batch-size", type=int, default=3, help="images per step")
     p.add_argument(
         "--num-things",
         type=int,
