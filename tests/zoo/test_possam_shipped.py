@@ -53,9 +53,10 @@ def test_shipped_weights_are_small_and_load() -> None:
 def test_shipped_weights_keep_their_measured_accuracy() -> None:
     """Regression guard: open-vocabulary PQ of the shipped model on the first 16 val images.
 
-    Measured when the weights were shipped (see zoo/possam/README.md): PQ LDP 22.9, CLIP 24.2,
-    geometric 26.2, MASE 25.5; MASE's unseen-class PQ 11.5 (sand, named only at inference). MASE is
-    level with the fixed geometric ensemble on these weights, not above it (the card says why).
+    Measured when the weights were shipped (see zoo/possam/README.md): PQ LDP 22.2, CLIP 27.3,
+    geometric 26.8, MASE 26.6; MASE's unseen-class PQ 18.2 (sand, named only at inference). On these
+    16 images MASE sits 0.7 below CLIP and 0.2 below the fixed ensemble; on the card's 100 images it
+    leads both (25.7 against 25.2 and 24.9), so the comparisons carry a tolerance for the small set.
     """
     from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
     from segblocks.zoo.possam.evaluate import evaluate
@@ -65,7 +66,7 @@ def test_shipped_weights_keep_their_measured_accuracy() -> None:
     data = ShapesDataset(ShapesWorldConfig(image_size=(128, 128), seed=0), split="val", length=16)
     batches = [collate_shapes([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
     results = evaluate(model, batches, vocabulary=vocabulary)
-    assert results["mase"].pq >= 23.0, results["mase"]
-    assert results["mase"].pq_unseen >= 6.0, results["mase"]
-    assert results["mase"].pq >= max(results[c].pq for c in ("ldp", "clip")), results
-    assert results["mase"].pq >= results["geometric"].pq - 2.0, results
+    assert results["mase"].pq >= 24.0, results["mase"]
+    assert results["mase"].pq_unseen >= 12.0, results["mase"]
+    assert results["mase"].pq >= results["ldp"].pq, results
+    assert results["mase"].pq >= max(results[c].pq for c in ("clip", "geometric")) - 2.0, results
