@@ -144,6 +144,8 @@ def test_recipe_two_steps_writes_loadable_weights(tmp_path: Path) -> None:
         ("--time-budget-min", "0", "--time-budget-min"),
         ("--threads", "0", "--threads"),
         ("--points", "-1", "--points"),
+        ("--box-jitter", "0.6", "--box-jitter"),
+        ("--box-jitter", "-0.1", "--box-jitter"),
         ("--model-name", "no-such-sam", "model_name"),
     ],
 )

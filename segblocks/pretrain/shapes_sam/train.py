@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=4, help="single-point prompts per image (multi-mask)")
     p.add_argument("--boxes", type=int, default=3, help="box prompts per image")
     p.add_argument("--multi-points", type=int, default=1, help="several-point prompts per image")
+    p.add_argument(
+        "--box-jitter",
+        type=float,
+        default=PromptCounts.box_jitter,
+        help="largest move of a training box side, as a fraction of the box size (0 to 0.5)",
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument(
         "--encoder-lr-mult", type=float, default=0.3, help="image encoder's lr as a multiple of --lr"
@@ -144,6 +150,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--focal-weight, --focal-gamma: expected >= 0, got {args.focal_weight}, {args.focal_gamma}"
         )
+    if not 0.0 <= args.box_jitter <= 0.5:
+        raise ValueError(f"--box-jitter: expected a fraction in [0, 0.5], got {args.box_jitter}")
     if args.time_budget_min is not None and not args.time_budget_min > 0:
         raise ValueError(
             f"--time-budget-min: expected a positive number of minutes, got {args.time_budget_min}"
@@ -226,7 +234,9 @@ def main(argv: list[str]) -> int:
     train_world = ShapesWorld(train_config, split="train")
     val_world = ShapesWorld(ShapesWorldConfig(image_size=(size, size), seed=VAL_WORLD_SEED), split="val")
     val_samples = [val_world.sample(i) for i in range(args.val_images)]
-    counts = PromptCounts(points=args.points, boxes=args.boxes, multi_points=args.multi_points)
+    counts = PromptCounts(
+        points=args.points, boxes=args.boxes, multi_points=args.multi_points, box_jitter=args.box_jitter
+    )
     rng = np.random.default_rng(args.seed)
     weights = SamLossWeights(
         focal=args.focal_weight, focal_alpha=args.focal_alpha, focal_gamma=args.focal_gamma
