@@ -28,8 +28,17 @@ from torch import Tensor
 from segblocks.data.shapes.prompts import first_click, jitter_box, sample_point
 from segblocks.data.shapes.sample import ShapesSample
 
-__all__ = ["ImagePrompts", "PromptCounts", "edge_box_to_sam", "eval_prompts", "sample_training_prompts"]
+__all__ = [
+    "MAX_BOX_JITTER",
+    "ImagePrompts",
+    "PromptCounts",
+    "edge_box_to_sam",
+    "eval_prompts",
+    "sample_training_prompts",
+]
 
+#: The largest training-box jitter, as a fraction of the box size (each side moves by at most this).
+MAX_BOX_JITTER = 0.5
 _MAX_POINTS = 4  # positive points (<= 3) + one negative; shorter prompts are padded with label -1
 
 
@@ -64,8 +73,10 @@ class PromptCounts:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
-        if not 0.0 <= self.box_jitter <= 0.5:
-            raise ValueError(f"box_jitter: expected a fraction in [0, 0.5], got {self.box_jitter!r}")
+        if not 0.0 <= self.box_jitter <= MAX_BOX_JITTER:
+            raise ValueError(
+                f"box_jitter: expected a fraction in [0, {MAX_BOX_JITTER}], got {self.box_jitter!r}"
+            )
 
 
 @dataclass

@@ -51,7 +51,7 @@ from segblocks.pretrain.shapes_sam.model import (
     init_pos_embed_sincos,
     save_shapes_sam,
 )
-from segblocks.pretrain.shapes_sam.prompts import PromptCounts, sample_training_prompts
+from segblocks.pretrain.shapes_sam.prompts import MAX_BOX_JITTER, PromptCounts, sample_training_prompts
 
 __all__ = ["build_parser", "build_sam_optimizer", "main"]
 
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--box-jitter",
         type=float,
         default=PromptCounts.box_jitter,
-        help="largest move of a training box side, as a fraction of the box size (0 to 0.5)",
+        help=f"largest move of a training box side, as a fraction of the box size (0 to {MAX_BOX_JITTER})",
     )
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument(
@@ -150,8 +150,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--focal-weight, --focal-gamma: expected >= 0, got {args.focal_weight}, {args.focal_gamma}"
         )
-    if not 0.0 <= args.box_jitter <= 0.5:
-        raise ValueError(f"--box-jitter: expected a fraction in [0, 0.5], got {args.box_jitter}")
+    if not 0.0 <= args.box_jitter <= MAX_BOX_JITTER:
+        raise ValueError(f"--box-jitter: expected a fraction in [0, {MAX_BOX_JITTER}], got {args.box_jitter}")
     if args.time_budget_min is not None and not args.time_budget_min > 0:
         raise ValueError(
             f"--time-budget-min: expected a positive number of minutes, got {args.time_budget_min}"
