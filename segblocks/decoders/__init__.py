@@ -1,11 +1,5 @@
 """Decoders: pixel decoders and the masked-attention mask decoder with query groups."""
 
-from segblocks.decoders.attention_layers import (
-    CrossAttentionLayer,
-    FFNLayer,
-    MultiHeadAttention,
-    SelfAttentionLayer,
-)
 from segblocks.decoders.fpn_pixel_decoder import FPNPixelDecoder
 from segblocks.decoders.mask_decoder import (
     MaskDecoderOutput,
@@ -21,7 +15,6 @@ from segblocks.decoders.msdeform_pixel_decoder import (
     build_msdeform_pixel_decoder,
 )
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput
-from segblocks.decoders.position_encoding import SinePositionEncoding
 from segblocks.decoders.query_groups import (
     AttendTo,
     ConcatenatedQueries,
@@ -30,6 +23,13 @@ from segblocks.decoders.query_groups import (
     build_self_attention_mask,
     concat_query_groups,
 )
+from segblocks.layers.attention import (
+    CrossAttentionLayer,
+    FFNLayer,
+    MultiHeadAttention,
+    SelfAttentionLayer,
+)
+from segblocks.layers.position_encoding import SinePositionEncoding
 
 __all__ = [
     "AttendTo",

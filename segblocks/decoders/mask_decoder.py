@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.decoders.attention_layers import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
-from segblocks.decoders.position_encoding import SinePositionEncoding
 from segblocks.decoders.query_groups import QueryGroup, build_self_attention_mask, concat_query_groups
-from segblocks.heads.mask_head import MaskHead
+from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+from segblocks.layers.mask_head import MaskHead
+from segblocks.layers.position_encoding import SinePositionEncoding
 
 __all__ = [
     "MaskDecoderOutput",

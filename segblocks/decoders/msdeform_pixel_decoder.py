@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segblocks.decoders.attention_layers import FFNLayer
 from segblocks.decoders.fpn_pixel_decoder import conv_norm_relu
 from segblocks.decoders.ms_deform_attention import MultiScaleDeformableAttention
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput, check_backbone_features
-from segblocks.decoders.position_encoding import SinePositionEncoding
+from segblocks.layers.attention import FFNLayer
+from segblocks.layers.position_encoding import SinePositionEncoding
 from segblocks.structures import ShapeSpec
 
 __all__ = [

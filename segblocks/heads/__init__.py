@@ -5,9 +5,9 @@ from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.heads.ensemble import GeometricEnsemble, MaskAwareSelectiveEnsemble
 from segblocks.heads.iou_head import IoUHead
 from segblocks.heads.ldp import LocalDiscriminativePooling
-from segblocks.heads.mask_head import MaskHead
 from segblocks.heads.mask_pooling import MaskPooling, mask_pool
-from segblocks.heads.mlp import MLP
+from segblocks.layers.mask_head import MaskHead
+from segblocks.layers.mlp import MLP
 
 __all__ = [
     "MLP",

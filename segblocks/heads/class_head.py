@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.heads.mlp import MLP
+from segblocks.layers.mlp import MLP
 
 __all__ = ["LinearClassHead", "OpenVocabClassHead"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.heads.mlp import MLP
+from segblocks.layers.mlp import MLP
 
 __all__ = ["IoUHead"]
 

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.decoders.attention_layers import FFNLayer, SelfAttentionLayer
 from segblocks.heads.class_head import OpenVocabClassHead
+from segblocks.layers.attention import FFNLayer, SelfAttentionLayer
 from segblocks.ops import mask_pool
 
 __all__ = ["LocalDiscriminativePooling"]

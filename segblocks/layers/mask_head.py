@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.heads.mlp import MLP
+from segblocks.layers.mlp import MLP
 
 __all__ = ["MaskHead"]
 

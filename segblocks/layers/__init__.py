@@ -1,0 +1,17 @@
+"""Shared neural pieces at the bottom of the package graph: MLP, attention sub-layers, mask head, position
+encodings. Decoders, heads and models build on these; this package imports only ``segblocks.ops``."""
+
+from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, MultiHeadAttention, SelfAttentionLayer
+from segblocks.layers.mask_head import MaskHead
+from segblocks.layers.mlp import MLP
+from segblocks.layers.position_encoding import SinePositionEncoding
+
+__all__ = [
+    "MLP",
+    "CrossAttentionLayer",
+    "FFNLayer",
+    "MaskHead",
+    "MultiHeadAttention",
+    "SelfAttentionLayer",
+    "SinePositionEncoding",
+]
