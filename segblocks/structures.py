@@ -7,14 +7,16 @@ pixels, ``(x, y)`` order, boxes are ``(x1, y1, x2, y2)``; panoptic segment id ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from segblocks._validation import check_dtype, check_ndim, check_shape
+from segblocks._validation import check_dtype, check_ndim, check_shape, check_tensor
 
 __all__ = [
+    "Batch",
     "InstanceResult",
     "MaskPredictions",
     "PanopticResult",
@@ -108,13 +110,26 @@ class Prompts:
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f"texts[{i}]: expected a non-empty string, got {text!r}")
 
+    def to(self, device: torch.device | str) -> Prompts:
+        """Return a copy with every tensor on ``device`` (not validated again)."""
+        out = object.__new__(Prompts)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                value = value.to(device)
+            elif f.name == "strokes" and value is not None:
+                value = [v.to(device) for v in value]
+            setattr(out, f.name, value)
+        return out
+
 
 @dataclass
 class Targets:
-    """Ground truth segments of one image.
+    """Ground truth segments of one image, or mask tubes of one clip.
 
     Attributes:
-        masks: ``[N, H, W]`` bool, one mask per segment (N may be 0).
+        masks: ``[N, H, W]`` bool, one mask per segment (N may be 0); for a clip ``[N, T, H, W]``,
+            one tube per track, empty in the frames where the track is absent.
         labels: ``[N]`` int64 category ids.
         instance_ids: ``[N]`` int64 ids, unique within the image (track ids in a video); defaults
             to ``1..N``.
@@ -127,7 +142,11 @@ class Targets:
     is_thing: Tensor | None = None
 
     def __post_init__(self) -> None:
-        check_ndim("masks", self.masks, 3, "[N, H, W]")
+        check_tensor("masks", self.masks)
+        if self.masks.ndim not in (3, 4):
+            raise ValueError(
+                f"masks: expected [N, H, W] (image) or [N, T, H, W] (clip), got shape {tuple(self.masks.shape)}"
+            )
         check_dtype("masks", self.masks, "bool")
         n = self.masks.shape[0]
         check_shape("labels", self.labels, (n,), f"[N={n}]")
@@ -146,15 +165,29 @@ class Targets:
     def __len__(self) -> int:
         return int(self.masks.shape[0])
 
+    @property
+    def num_frames(self) -> int | None:
+        """``T`` for clip targets (tubes), None for image targets."""
+        return int(self.masks.shape[1]) if self.masks.ndim == 4 else None
+
+    @property
+    def present(self) -> Tensor:
+        """``[N, T]`` bool, True where the track is visible (clip targets only).
+
+        Raises:
+            ValueError: on image targets.
+        """
+        if self.masks.ndim != 4:
+            raise ValueError("present: only clip targets ([N, T, H, W] masks) have frames")
+        return self.masks.flatten(2).any(-1)
+
     def to(self, device: torch.device | str) -> Targets:
-        """Return a copy with every tensor on ``device``."""
-        assert self.instance_ids is not None and self.is_thing is not None
-        return Targets(
-            masks=self.masks.to(device),
-            labels=self.labels.to(device),
-            instance_ids=self.instance_ids.to(device),
-            is_thing=self.is_thing.to(device),
-        )
+        """Return a copy with every tensor on ``device`` (not validated again: no host sync)."""
+        out = object.__new__(Targets)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            setattr(out, f.name, value.to(device) if isinstance(value, Tensor) else value)
+        return out
 
 
 @dataclass
@@ -260,10 +293,78 @@ class InstanceResult:
     scores: Tensor
 
     def __post_init__(self) -> None:
-        check_ndim("masks", self.masks, 3, "[N, H, W]")
+        check_tensor("masks", self.masks)
+        if self.masks.ndim not in (3, 4):
+            raise ValueError(
+                f"masks: expected [N, H, W] (image) or [N, T, H, W] (clip), got shape {tuple(self.masks.shape)}"
+            )
         check_dtype("masks", self.masks, "bool")
         n = self.masks.shape[0]
         check_shape("labels", self.labels, (n,), f"[N={n}]")
         check_dtype("labels", self.labels, "integer")
         check_shape("scores", self.scores, (n,), f"[N={n}]")
         check_dtype("scores", self.scores, "floating")
+
+
+@dataclass
+class Batch:
+    """What one training or evaluation step consumes: images or clips, their targets and prompts.
+
+    Attributes:
+        images: ``[B, 3, H, W]`` RGB in ``[0, 1]``, or clips ``[B, T, 3, H, W]``.
+        targets: B :class:`Targets` (tubes ``[N, T, H, W]`` for clips), or None.
+        prompts: B :class:`Prompts` (None where an image has none), or None for no prompts at all.
+        extras: anything else a recipe needs per batch (captions, the source samples, ...).
+    """
+
+    images: Tensor
+    targets: list[Targets] | None = None
+    prompts: list[Prompts | None] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim not in (4, 5) or self.images.shape[-3] != 3:
+            raise ValueError(
+                f"images: expected [B, 3, H, W] or [B, T, 3, H, W], got shape {tuple(self.images.shape)}"
+            )
+        check_dtype("images", self.images, "floating")
+        b = int(self.images.shape[0])
+        if b == 0:
+            raise ValueError("images: expected at least one image, got an empty batch")
+        t = self.num_frames
+        if self.targets is not None:
+            if len(self.targets) != b:
+                raise ValueError(f"targets: expected {b} Targets (one per image), got {len(self.targets)}")
+            for i, target in enumerate(self.targets):
+                if not isinstance(target, Targets):
+                    raise TypeError(f"targets[{i}]: expected Targets, got {type(target).__name__}")
+                if target.num_frames != t:
+                    raise ValueError(
+                        f"targets[{i}]: expected {'image masks [N, H, W]' if t is None else f'tubes of T={t} frames'}, "
+                        f"got masks of shape {tuple(target.masks.shape)}"
+                    )
+        if self.prompts is not None:
+            if len(self.prompts) != b:
+                raise ValueError(f"prompts: expected {b} entries (one per image), got {len(self.prompts)}")
+            for i, prompt in enumerate(self.prompts):
+                if prompt is not None and not isinstance(prompt, Prompts):
+                    raise TypeError(f"prompts[{i}]: expected Prompts or None, got {type(prompt).__name__}")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_frames(self) -> int | None:
+        """``T`` for a batch of clips, None for images."""
+        return int(self.images.shape[1]) if self.images.ndim == 5 else None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """Return a copy with images, targets and prompts on ``device`` (extras are left as they are)."""
+        out = object.__new__(Batch)
+        out.images = self.images.to(device, non_blocking=non_blocking)
+        out.targets = None if self.targets is None else [t.to(device) for t in self.targets]
+        out.prompts = (
+            None if self.prompts is None else [p if p is None else p.to(device) for p in self.prompts]
+        )
+        out.extras = self.extras
+        return out

@@ -121,7 +121,7 @@ def test_valid_containers() -> None:
         (
             lambda: Targets(masks=torch.zeros(4, 4, dtype=torch.bool), labels=torch.tensor([0])),
             ValueError,
-            "masks: expected 3 dims",
+            "masks: expected \\[N, H, W\\] \\(image\\) or \\[N, T, H, W\\]",
         ),
         (
             lambda: Targets(
