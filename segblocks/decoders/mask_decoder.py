@@ -5,8 +5,14 @@ resolution), then self-attention among the queries under the query groups' rules
 Before the first layer and after every layer the decoder predicts a mask per query (mask head on the
 normalised queries and the stride-4 mask features); the next layer's cross-attention is restricted to
 the pixels inside that prediction (logit >= 0 at the level's resolution), a fully blocked query
-attends everywhere. All ``L + 1`` predictions are returned for deep supervision; class, IoU or other
-heads are applied by the model to the returned query embeddings.
+attends everywhere. A query group may replace that rule with its own region: a first-layer mask
+(a prompt's box or stroke, a previous round's mask) or a mask fixed for every layer (memory prompts).
+All ``L + 1`` predictions are returned for deep supervision; class, IoU or other heads are applied by
+the model to the returned query embeddings.
+
+Clips: with ``num_frames=T`` the features hold the ``T`` frames of each clip (``[B * T, C, H, W]``),
+the queries attend jointly to every frame's pixels (with a 3D position encoding) and each query
+predicts a mask tube ``[T, H, W]`` (Mask2Former-VIS).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from segblocks._validation import check_dtype, check_ndim
 from segblocks.decoders.query_groups import QueryGroup, build_self_attention_mask, concat_query_groups
 from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from segblocks.layers.mask_head import MaskHead
-from segblocks.layers.position_encoding import SinePositionEncoding
+from segblocks.layers.position_encoding import SinePositionEncoding3D
 
 __all__ = [
     "MaskDecoderOutput",
@@ -38,7 +44,8 @@ class MaskDecoderOutput:
 
     Attributes:
         queries: ``L + 1`` tensors ``[B, Qt, D]``, the normalised query embeddings each prediction used.
-        mask_logits: ``L + 1`` tensors ``[B, Qt, H, W]`` at the mask features' resolution.
+        mask_logits: ``L + 1`` tensors ``[B, Qt, H, W]`` at the mask features' resolution
+            (``[B, Qt, T, H, W]`` tubes for clips).
         slices: ``{group name: slice}`` locating each group along ``Qt``.
     """
 
@@ -120,7 +127,9 @@ class MaskedAttentionDecoder(nn.Module):
         dim: model width ``D``.
         in_channels: channels of each input feature level, low to high resolution; a level whose
             channels differ from ``D`` gets a 1x1 projection.
-        position_encoding: encodes the feature levels' pixel positions (default: sine, ``D`` channels).
+        position_encoding: encodes the feature levels' pixel positions, ``forward(x, num_frames)``
+            (default: :class:`~segblocks.layers.SinePositionEncoding3D`, ``D`` channels: the 2D sine
+            encoding for images, plus a sine code of the frame index for clips).
     """
 
     def __init__(
@@ -130,7 +139,7 @@ class MaskedAttentionDecoder(nn.Module):
         mask_head: MaskHead,
         dim: int,
         in_channels: Sequence[int],
-        position_encoding: nn.Module | None = None,
+        position_encoding: SinePositionEncoding3D | None = None,
     ) -> None:
         super().__init__()
         if len(layers) == 0:
@@ -148,7 +157,7 @@ class MaskedAttentionDecoder(nn.Module):
             nn.Identity() if c == dim else nn.Conv2d(c, dim, kernel_size=1) for c in in_channels
         )
         self.level_embed = nn.Embedding(self.num_levels, dim)
-        self.position_encoding = position_encoding or SinePositionEncoding(dim=dim)
+        self.position_encoding = position_encoding or SinePositionEncoding3D(dim=dim)
         self.norm = nn.LayerNorm(dim)
 
     @property
@@ -161,10 +170,10 @@ class MaskedAttentionDecoder(nn.Module):
 
         Args:
             queries: ``[B, Q, D]`` decoder state.
-            mask_features: ``[B, C, H, W]``.
+            mask_features: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` for clips).
 
         Returns:
-            ``(normalised queries [B, Q, D], mask logits [B, Q, H, W])``.
+            ``(normalised queries [B, Q, D], mask logits [B, Q, H, W] or [B, Q, T, H, W])``.
         """
         normed = self.norm(queries)
         return normed, self.mask_head(normed, mask_features)
@@ -174,61 +183,108 @@ class MaskedAttentionDecoder(nn.Module):
         """Cross-attention mask from mask logits: True where the resized prediction is >= 0.5.
 
         Args:
-            mask_logits: ``[B, Q, H, W]``.
+            mask_logits: ``[B, Q, H, W]`` (or tubes ``[B, Q, T, H, W]``).
             size: ``(h, w)`` of the feature level.
 
         Returns:
-            ``[B, Q, h * w]`` bool, detached.
+            ``[B, Q, h * w]`` (``[B, Q, T * h * w]`` for tubes) bool, detached.
         """
-        resized = F.interpolate(mask_logits.detach(), size=size, mode="bilinear", align_corners=False)
-        return (resized >= 0).flatten(2)
+        b, q = mask_logits.shape[:2]
+        frames = mask_logits.detach().flatten(0, -3)[:, None]  # [B * Q (* T), 1, H, W]
+        resized = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
+        return (resized >= 0).reshape(b, q, -1)
+
+    @staticmethod
+    def region_mask(region: Tensor, size: tuple[int, int], num_frames: int | None) -> Tensor:
+        """A group's given region as a cross-attention mask: True where it covers any of a cell.
+
+        Args:
+            region: ``[B, Q, H, W]`` or ``[B, Q, T, H, W]`` bool at any resolution.
+            size: ``(h, w)`` of the feature level.
+            num_frames: ``T`` for clips (an image region is repeated over the frames), None for images.
+
+        Returns:
+            ``[B, Q, h * w]`` (``[B, Q, T * h * w]`` for clips) bool.
+        """
+        if num_frames is not None and region.ndim == 4:
+            region = region[:, :, None].expand(-1, -1, num_frames, -1, -1)
+        b, q = region.shape[:2]
+        cells = F.interpolate(region.flatten(0, -3)[:, None].float(), size=size, mode="area")
+        return (cells > 0).reshape(b, q, -1)
 
     def forward(
-        self, groups: Sequence[QueryGroup], features: Sequence[Tensor], mask_features: Tensor
+        self,
+        groups: Sequence[QueryGroup],
+        features: Sequence[Tensor],
+        mask_features: Tensor,
+        *,
+        num_frames: int | None = None,
     ) -> MaskDecoderOutput:
-        """Decode the query groups into masks.
+        """Decode the query groups into masks (or mask tubes).
 
         Args:
             groups: query groups, each ``[B, Q_g, D]``.
-            features: ``L`` maps ``[B, C_l, H_l, W_l]``, low to high resolution.
-            mask_features: ``[B, C, H, W]`` stride-4 per-pixel embeddings for the mask head.
+            features: ``L`` maps ``[B, C_l, H_l, W_l]``, low to high resolution; for clips
+                ``[B * T, C_l, H_l, W_l]``, the frames of a clip consecutive.
+            mask_features: ``[B, C, H, W]`` stride-4 per-pixel embeddings (``[B * T, C, H, W]``).
+            num_frames: ``T`` for clips; None for images.
 
         Returns:
             :class:`MaskDecoderOutput` with ``len(layers) + 1`` predictions.
 
         Raises:
-            ValueError: on a wrong number of levels, channels, batch sizes or query width, or bad groups.
+            ValueError: on a wrong number of levels, channels, batch sizes, frames or query width, or
+                bad groups (a group's ``cross_mask`` of another batch, query count or frame count).
             TypeError: on non-floating features.
         """
         if len(features) != self.num_levels:
             raise ValueError(f"features: expected {self.num_levels} levels, got {len(features)}")
         check_ndim("mask_features", mask_features, 4, "[B, C, H, W]")
-        batch = mask_features.shape[0]
+        t = 1 if num_frames is None else int(num_frames)
+        if t < 1 or mask_features.shape[0] % t:
+            raise ValueError(
+                f"num_frames: expected a positive divisor of the batch of mask_features "
+                f"({mask_features.shape[0]} = B * T), got {num_frames}"
+            )
+        batch = mask_features.shape[0] // t
         for i, (f, c) in enumerate(zip(features, self.in_channels)):
             check_ndim(f"features[{i}]", f, 4, "[B, C, H, W]")
             check_dtype(f"features[{i}]", f, "floating")
-            if f.shape[0] != batch or f.shape[1] != c:
-                raise ValueError(f"features[{i}]: expected shape ({batch}, {c}, H, W), got {tuple(f.shape)}")
+            if f.shape[0] != batch * t or f.shape[1] != c:
+                raise ValueError(
+                    f"features[{i}]: expected shape ({batch * t}, {c}, H, W), got {tuple(f.shape)}"
+                )
         stacked = concat_query_groups(groups)
         if stacked.content.shape[0] != batch or stacked.content.shape[2] != self.dim:
             raise ValueError(
                 f"groups: expected queries [B={batch}, Q, D={self.dim}], got {tuple(stacked.content.shape)}"
             )
+        for g in groups:
+            if g.cross_mask is not None and g.cross_mask.ndim == 5 and g.cross_mask.shape[2] != t:
+                raise ValueError(
+                    f"{g.name}.cross_mask: expected T={t} frames, got shape {tuple(g.cross_mask.shape)}"
+                )
         self_mask = build_self_attention_mask(groups)
+        if num_frames is not None:
+            mask_features = mask_features.unflatten(0, (batch, t))  # [B, T, C, H, W]
 
         memories, memory_pos, sizes = [], [], []
         for level, f in enumerate(features):
             sizes.append((int(f.shape[-2]), int(f.shape[-1])))
-            src = self.input_proj[level](f).flatten(2).transpose(1, 2)  # [B, HW, D]
-            memories.append(src + self.level_embed.weight[level])
-            memory_pos.append(self.position_encoding(f).flatten(2).transpose(1, 2).to(src.dtype))
+            src = self.input_proj[level](f).flatten(2).transpose(1, 2)  # [B*T, hw, D]
+            pos = self.position_encoding(f, num_frames).flatten(2).transpose(1, 2).to(src.dtype)
+            memories.append(
+                (src + self.level_embed.weight[level]).reshape(batch, -1, self.dim)
+            )  # [B, T*hw, D]
+            memory_pos.append(pos.reshape(batch, -1, self.dim))
+        regions = self._group_regions(groups, stacked.slices, sizes, num_frames)
 
         queries, query_pos = stacked.content, stacked.positional
         normed, logits = self.predict_masks(queries, mask_features)
         all_queries, all_logits = [normed], [logits]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
-            cross_mask = self.attention_mask(logits, sizes[level])
+            cross_mask = self._cross_mask(logits, sizes[level], regions[level], first=i == 0)
             queries = layer(
                 queries,
                 query_pos,
@@ -242,6 +298,38 @@ class MaskedAttentionDecoder(nn.Module):
             all_queries.append(normed)
             all_logits.append(logits)
         return MaskDecoderOutput(queries=all_queries, mask_logits=all_logits, slices=stacked.slices)
+
+    def _group_regions(
+        self,
+        groups: Sequence[QueryGroup],
+        slices: dict[str, slice],
+        sizes: Sequence[tuple[int, int]],
+        num_frames: int | None,
+    ) -> list[list[tuple[slice, Tensor, bool]]]:
+        """Per level, ``(query slice, region mask [B, Q_g, K], fixed)`` of every group with a region."""
+        return [
+            [
+                (slices[g.name], self.region_mask(g.cross_mask, size, num_frames), g.fixed_cross_mask)
+                for g in groups
+                if g.cross_mask is not None
+            ]
+            for size in sizes
+        ]
+
+    def _cross_mask(
+        self, logits: Tensor, size: tuple[int, int], regions: list[tuple[slice, Tensor, bool]], first: bool
+    ) -> Tensor:
+        """The layer's cross-attention mask: predicted regions, overridden by the groups' own."""
+        mask = self.attention_mask(logits, size)
+        overrides = [(s, region) for s, region, fixed in regions if fixed or first]
+        if not overrides:
+            return mask
+        parts, start = [], 0
+        for s, region in sorted(overrides, key=lambda item: item[0].start):
+            parts += [mask[:, start : s.start], region]
+            start = s.stop
+        parts.append(mask[:, start:])
+        return torch.cat(parts, dim=1)
 
 
 def build_masked_attention_decoder(

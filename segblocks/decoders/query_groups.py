@@ -109,6 +109,12 @@ class QueryGroup:
         segment_ids: ``[B, Q]`` integer ids grouping queries into segments (prompts), needed by
             ``same_segment`` clauses that involve this group.
         valid: ``[B, Q]`` bool, False for padding queries, which no other query attends to.
+        cross_mask: ``[B, Q, H, W]`` (or ``[B, Q, T, H, W]`` for clips) bool, any resolution: the
+            region each query cross-attends to in the first layer (True = may attend), instead of
+            the mask predicted from its initial content -- a box, a stroke, a previous-round mask.
+            A query whose region misses every pixel of a level attends everywhere there.
+        fixed_cross_mask: keep ``cross_mask`` for every layer instead of following the queries' own
+            predictions (SEEM's memory prompts). Needs ``cross_mask``.
     """
 
     name: str
@@ -118,6 +124,8 @@ class QueryGroup:
     cross_attends: bool = True
     segment_ids: Tensor | None = None
     valid: Tensor | None = None
+    cross_mask: Tensor | None = None
+    fixed_cross_mask: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -137,6 +145,15 @@ class QueryGroup:
         if self.valid is not None:
             check_shape(f"{self.name}.valid", self.valid, (b, q), f"[B={b}, Q={q}]")
             check_dtype(f"{self.name}.valid", self.valid, "bool")
+        if self.cross_mask is not None:
+            if self.cross_mask.ndim not in (4, 5) or tuple(self.cross_mask.shape[:2]) != (b, q):
+                raise ValueError(
+                    f"{self.name}.cross_mask: expected [B={b}, Q={q}, H, W] or [B={b}, Q={q}, T, H, W], "
+                    f"got shape {tuple(self.cross_mask.shape)}"
+                )
+            check_dtype(f"{self.name}.cross_mask", self.cross_mask, "bool")
+        if self.fixed_cross_mask and self.cross_mask is None:
+            raise ValueError(f"{self.name}.fixed_cross_mask: a fixed cross-attention mask needs cross_mask")
 
     @property
     def num_queries(self) -> int:

@@ -4,7 +4,7 @@ encodings. Decoders, heads and models build on these; this package imports only 
 from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, MultiHeadAttention, SelfAttentionLayer
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
-from segblocks.layers.position_encoding import SinePositionEncoding
+from segblocks.layers.position_encoding import SinePositionEncoding, SinePositionEncoding3D
 
 __all__ = [
     "MLP",
@@ -14,4 +14,5 @@ __all__ = [
     "MultiHeadAttention",
     "SelfAttentionLayer",
     "SinePositionEncoding",
+    "SinePositionEncoding3D",
 ]

@@ -33,14 +33,15 @@ class MaskHead(nn.Module):
         return self.mlp(queries)
 
     def forward(self, queries: Tensor, mask_features: Tensor) -> Tensor:
-        """Predict one mask per query.
+        """Predict one mask per query, or one mask tube per query over the frames of a clip.
 
         Args:
             queries: ``[B, Q, D]`` query embeddings (after the decoder's final norm).
-            mask_features: ``[B, mask_dim, H, W]`` per-pixel embeddings (stride 4).
+            mask_features: ``[B, mask_dim, H, W]`` per-pixel embeddings (stride 4), or
+                ``[B, T, mask_dim, H, W]`` for clips.
 
         Returns:
-            ``[B, Q, H, W]`` mask logits.
+            ``[B, Q, H, W]`` mask logits, or ``[B, Q, T, H, W]`` tubes for clips.
 
         Raises:
             ValueError: on wrong ranks, widths or batch sizes.
@@ -48,13 +49,20 @@ class MaskHead(nn.Module):
         """
         check_ndim("queries", queries, 3, "[B, Q, D]")
         check_dtype("queries", queries, "floating")
-        check_ndim("mask_features", mask_features, 4, "[B, C, H, W]")
+        if mask_features.ndim not in (4, 5):
+            raise ValueError(
+                f"mask_features: expected [B, C, H, W] or [B, T, C, H, W], got shape {tuple(mask_features.shape)}"
+            )
         check_dtype("mask_features", mask_features, "floating")
         if queries.shape[-1] != self.dim:
             raise ValueError(f"queries: expected width D={self.dim}, got shape {tuple(queries.shape)}")
-        if mask_features.shape[1] != self.mask_dim or mask_features.shape[0] != queries.shape[0]:
+        channels = mask_features.shape[-3]
+        if channels != self.mask_dim or mask_features.shape[0] != queries.shape[0]:
+            layout = "C, H, W" if mask_features.ndim == 4 else "T, C, H, W"
             raise ValueError(
-                f"mask_features: expected shape ({queries.shape[0]}, {self.mask_dim}, H, W), "
+                f"mask_features: expected shape ({queries.shape[0]}, {layout}) with C={self.mask_dim}, "
                 f"got {tuple(mask_features.shape)}"
             )
+        if mask_features.ndim == 5:
+            return torch.einsum("bqc,btchw->bqthw", self.embed(queries), mask_features)
         return torch.einsum("bqc,bchw->bqhw", self.embed(queries), mask_features)

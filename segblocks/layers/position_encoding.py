@@ -1,4 +1,4 @@
-"""Fixed 2D sine positional encoding of feature maps (DETR / Mask2Former style)."""
+"""Fixed sine positional encodings of feature maps: 2D (DETR / Mask2Former) and 3D for clips (Mask2Former-VIS)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from segblocks._validation import check_ndim
 
-__all__ = ["SinePositionEncoding"]
+__all__ = ["SinePositionEncoding", "SinePositionEncoding3D"]
 
 
 class SinePositionEncoding(nn.Module):
@@ -48,16 +48,59 @@ class SinePositionEncoding(nn.Module):
         check_ndim("x", x, 4, "[B, C, H, W]")
         b, _, h, w = x.shape
         half = self.dim // 2
-        eps = 1e-6
-        y = torch.arange(1, h + 1, device=x.device, dtype=torch.float32) / (h + eps) * 2 * math.pi
-        xs = torch.arange(1, w + 1, device=x.device, dtype=torch.float32) / (w + eps) * 2 * math.pi
-        freq = torch.arange(half, device=x.device, dtype=torch.float32)
-        freq = self.temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / half)
-        pos_y = y[:, None] / freq  # [H, half]
-        pos_x = xs[:, None] / freq  # [W, half]
-        pos_y = torch.stack((pos_y[:, 0::2].sin(), pos_y[:, 1::2].cos()), dim=2).flatten(1)
-        pos_x = torch.stack((pos_x[:, 0::2].sin(), pos_x[:, 1::2].cos()), dim=2).flatten(1)
+        pos_y = self._ladder(self._normalised(h, x.device), half)  # [H, half]
+        pos_x = self._ladder(self._normalised(w, x.device), half)  # [W, half]
         pos = torch.cat(
             (pos_y[:, None, :].expand(h, w, half), pos_x[None, :, :].expand(h, w, half)), dim=2
         )  # [H, W, dim]
         return pos.permute(2, 0, 1).unsqueeze(0).expand(b, -1, -1, -1).to(x.dtype)
+
+    @staticmethod
+    def _normalised(n: int, device: torch.device) -> Tensor:
+        """Positions ``1..n`` scaled to ``(0, 2 pi]``."""
+        return torch.arange(1, n + 1, device=device, dtype=torch.float32) / (n + 1e-6) * 2 * math.pi
+
+    def _ladder(self, positions: Tensor, channels: int) -> Tensor:
+        """``[N]`` positions -> ``[N, channels]`` interleaved sines and cosines of the frequency ladder."""
+        freq = torch.arange(channels, device=positions.device, dtype=torch.float32)
+        freq = self.temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / channels)
+        pos = positions[:, None] / freq
+        return torch.stack((pos[:, 0::2].sin(), pos[:, 1::2].cos()), dim=2).flatten(1)
+
+
+class SinePositionEncoding3D(SinePositionEncoding):
+    """Sine encoding of ``(t, y, x)`` for the frames of a clip (Mask2Former-VIS, OMG-Seg).
+
+    The spatial part is :class:`SinePositionEncoding`'s; a sine ladder of the normalised frame index
+    (all ``dim`` channels) is added to it, so the same pixel in two frames gets two codes and the
+    decoder can attend over every frame of a clip at once. Without ``num_frames`` (images) it is
+    exactly the 2D encoding.
+
+    Args:
+        dim: output channels, a positive multiple of 4.
+        temperature: base of the geometric frequency ladder.
+    """
+
+    def forward(self, x: Tensor, num_frames: int | None = None) -> Tensor:
+        """Encode the positions of the pixels of ``B`` clips of ``T`` frames.
+
+        Args:
+            x: ``[B * T, C, H, W]`` per-frame maps, frames of one clip consecutive (only the shape,
+                device and dtype are read).
+            num_frames: ``T``; None for images (the 2D encoding).
+
+        Returns:
+            ``[B * T, dim, H, W]`` in ``x``'s dtype.
+
+        Raises:
+            ValueError: when ``x`` is not 4-D or its batch is not a multiple of ``num_frames``.
+        """
+        check_ndim("x", x, 4, "[B * T, C, H, W]")
+        if num_frames is None:
+            return super().forward(x)
+        if num_frames < 1 or x.shape[0] % num_frames:
+            raise ValueError(f"num_frames: expected a divisor of the batch {x.shape[0]}, got {num_frames}")
+        spatial = super().forward(x[:num_frames]).float()  # [T, dim, H, W], same for every frame
+        temporal = self._ladder(self._normalised(num_frames, x.device), self.dim)  # [T, dim]
+        pos = spatial + temporal[:, :, None, None]
+        return pos.repeat(x.shape[0] // num_frames, 1, 1, 1).to(x.dtype)
