@@ -195,7 +195,7 @@ class MaskPredictions:
     """Raw outputs of a mask decoder layer (before post-processing).
 
     Attributes:
-        mask_logits: ``[B, Q, H, W]`` float mask logits (usually stride 4).
+        mask_logits: ``[B, Q, H, W]`` float mask logits (usually stride 4), or tubes ``[B, Q, T, H, W]``.
         class_logits: ``[B, Q, C + 1]`` float class logits, the last column the void class.
         iou_scores: ``[B, Q]`` float predicted IoU / objectness logits.
         query_embeddings: ``[B, Q, D]`` float query embeddings of this layer.
@@ -209,7 +209,11 @@ class MaskPredictions:
     aux: list[MaskPredictions] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_ndim("mask_logits", self.mask_logits, 4, "[B, Q, H, W]")
+        check_tensor("mask_logits", self.mask_logits)
+        if self.mask_logits.ndim not in (4, 5):
+            raise ValueError(
+                f"mask_logits: expected [B, Q, H, W] or tubes [B, Q, T, H, W], got shape {tuple(self.mask_logits.shape)}"
+            )
         check_dtype("mask_logits", self.mask_logits, "floating")
         b, q = self.mask_logits.shape[:2]
         if self.class_logits is not None:

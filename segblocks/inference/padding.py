@@ -44,12 +44,13 @@ def pad_images(images: Tensor, size_divisibility: int, *, value: float = 0.0) ->
 
 
 def pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
-    """Pad ``[N, H, W]`` masks with False (or 0) at the bottom and right to ``size``.
+    """Pad ``[N, H, W]`` masks (or tubes ``[N, T, H, W]``) with False (or 0) at the bottom and right to ``size``.
 
     Raises:
         ValueError: on a wrong rank or a mask larger than ``size``.
     """
-    check_ndim("masks", masks, 3, "[N, H, W]")
+    if masks.ndim not in (3, 4):
+        raise ValueError(f"masks: expected [N, H, W] or [N, T, H, W], got shape {tuple(masks.shape)}")
     h, w = masks.shape[-2:]
     if h > size[0] or w > size[1]:
         raise ValueError(f"masks: {h}x{w} masks do not fit in the padded size {size[0]}x{size[1]}")

@@ -1,7 +1,8 @@
-"""Mask2Former's set criterion: Hungarian matching, then class, point-sampled mask and Dice losses.
+"""Mask2Former's set criterion: matching, then class, point-sampled mask and Dice losses.
 
 For every supervised prediction (the final one and, with deep supervision, every auxiliary one) the
-predictions are matched to the targets, then:
+predictions are matched to the targets (Hungarian by default; any :class:`~segblocks.matchers.Matcher`,
+e.g. by construction for prompts or many-to-many for multi-granularity outputs), then:
 
 * class loss: cross-entropy over ``C + 1`` classes, unmatched queries labelled void, the void class
   weighted by ``no_object_weight`` (Mask2Former: 0.1);
@@ -12,12 +13,15 @@ predictions are matched to the targets, then:
   the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask.
 
 Everything is computed in float32 outside autocast. The number of classes is read from the class
-logits, so the same criterion serves closed-set and open-vocabulary heads.
+logits, so the same criterion serves closed-set and open-vocabulary heads. Mask tubes of clips
+(``[B, Q, T, H, W]`` against ``[N, T, H, W]`` targets) are supervised on points sampled in every
+frame, the tube's points pooled into one BCE and one Dice per tube (Mask2Former-VIS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -25,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
-from segblocks.matchers.hungarian import HungarianMatcher, Matching
+from segblocks.matchers.hungarian import HungarianMatcher, Matcher, Matching, check_mask_logits
 from segblocks.ops import point_sample, sample_points_by_uncertainty
 from segblocks.structures import MaskPredictions, Targets
 
@@ -36,7 +40,7 @@ class SetCriterion(nn.Module):
     """Losses of a set of mask predictions against ground-truth segments, with deep supervision.
 
     Args:
-        matcher: assigns predictions to targets.
+        matcher: assigns predictions to targets (a :class:`~segblocks.matchers.Matcher`).
         class_weight: weight of the class loss (Mask2Former: 2.0).
         mask_weight: weight of the point-sampled BCE (5.0).
         dice_weight: weight of the point-sampled Dice (5.0).
@@ -53,7 +57,7 @@ class SetCriterion(nn.Module):
     def __init__(
         self,
         *,
-        matcher: HungarianMatcher,
+        matcher: HungarianMatcher | Matcher,
         class_weight: float = 2.0,
         mask_weight: float = 5.0,
         dice_weight: float = 5.0,
@@ -159,7 +163,7 @@ class SetCriterion(nn.Module):
         """Point-sampled BCE and Dice of the matched masks.
 
         Args:
-            mask_logits: ``[B, Q, H, W]``.
+            mask_logits: ``[B, Q, H, W]`` (tubes ``[B, Q, T, H, W]``).
             targets: the batch's targets (masks covering the same extent, any resolution).
             matching: the matcher's index pairs per image.
             num_masks: normaliser.
@@ -175,7 +179,9 @@ class SetCriterion(nn.Module):
         if sum(counts) == 0:
             zero = mask_logits.float().sum() * 0.0  # keeps the graph connected
             return zero, zero
-        src_masks = torch.cat(src).float()[:, None]  # [M, 1, H, W]
+        tubes = mask_logits.ndim == 5
+        frames = mask_logits.shape[2] if tubes else 1
+        src_masks = torch.cat(src).float().reshape(-1, 1, *mask_logits.shape[-2:])  # [M (* T), 1, H, W]
         with torch.no_grad():
             coords = sample_points_by_uncertainty(
                 src_masks.detach(),
@@ -183,14 +189,16 @@ class SetCriterion(nn.Module):
                 oversample_ratio=self.oversample_ratio,
                 importance_sample_ratio=self.importance_sample_ratio,
                 generator=generator,
-            )  # [M, P, 2]
+            )  # [M (* T), P, 2]: the points of each frame of a tube
             labels = []
-            for img, ((_, tgt), chunk) in enumerate(zip(matching, coords.split(counts))):
+            for img, ((_, tgt), chunk) in enumerate(
+                zip(matching, coords.split([c * frames for c in counts]))
+            ):
                 if tgt.numel():
                     masks = targets[img].masks[tgt.to(targets[img].masks.device)].to(device, torch.float32)
-                    labels.append(point_sample(masks[:, None], chunk)[:, 0])
-            point_labels = torch.cat(labels)  # [M, P]
-        point_logits = point_sample(src_masks, coords)[:, 0]  # [M, P]
+                    labels.append(point_sample(masks.reshape(-1, 1, *masks.shape[-2:]), chunk)[:, 0])
+            point_labels = torch.cat(labels).reshape(sum(counts), -1)  # [M, (T *) P]
+        point_logits = point_sample(src_masks, coords)[:, 0].reshape(sum(counts), -1)  # [M, (T *) P]
         return (
             sigmoid_ce_loss(point_logits, point_labels, num_masks),
             dice_loss(point_logits, point_labels, num_masks),
@@ -230,7 +238,7 @@ class SetCriterion(nn.Module):
 
         Args:
             iou_scores: ``[B, Q]`` IoU logits.
-            mask_logits: ``[B, Q, H, W]`` mask logits.
+            mask_logits: ``[B, Q, H, W]`` mask logits (tubes ``[B, Q, T, H, W]``: IoU over the tube).
             targets: the batch's targets.
             matching: the matcher's index pairs per image.
             num_masks: normaliser.
@@ -247,7 +255,10 @@ class SetCriterion(nn.Module):
             src = src.to(device)
             with torch.no_grad():
                 masks = targets[i].masks[tgt.to(targets[i].masks.device)].to(device, torch.float32)
-                masks = F.interpolate(masks[None], size=(h, w), mode="area")[0] >= 0.5
+                frames = masks.reshape(1, -1, *masks.shape[-2:])  # [1, M (* T), H, W]
+                masks = (F.interpolate(frames, size=(h, w), mode="area") >= 0.5).reshape(
+                    *masks.shape[:-2], h, w
+                )
                 pred = mask_logits[i, src].detach() > 0
                 inter = (pred & masks).flatten(1).sum(-1).float()
                 union = (pred | masks).flatten(1).sum(-1).float()
@@ -257,12 +268,33 @@ class SetCriterion(nn.Module):
             return iou_scores.float().sum() * 0.0
         return F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum") / num_masks
 
+    def match(
+        self,
+        predictions: MaskPredictions,
+        targets: Sequence[Targets],
+        generator: torch.Generator | None = None,
+        **match_kwargs: Any,
+    ) -> Matching:
+        """The matcher's index pairs for one prediction.
+
+        Args:
+            predictions: one decoder prediction.
+            targets: the batch's targets.
+            generator: random generator for the points.
+            match_kwargs: passed to the matcher (e.g. ``eligible`` for many-to-many matching).
+        """
+        return self.matcher(
+            predictions.mask_logits, predictions.class_logits, targets, generator, **match_kwargs
+        )
+
     def single(
         self,
         predictions: MaskPredictions,
         targets: Sequence[Targets],
         num_masks: float,
         generator: torch.Generator | None = None,
+        matching: Matching | None = None,
+        **match_kwargs: Any,
     ) -> dict[str, Tensor]:
         """Weighted losses of one prediction (its auxiliary ones are not visited).
 
@@ -271,11 +303,14 @@ class SetCriterion(nn.Module):
             targets: the batch's targets.
             num_masks: normaliser.
             generator: random generator for the points.
+            matching: precomputed index pairs (default: run the matcher).
+            match_kwargs: passed to the matcher.
 
         Returns:
             ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness" | "loss_iou"]}``.
         """
-        matching = self.matcher(predictions.mask_logits, predictions.class_logits, targets, generator)
+        if matching is None:
+            matching = self.match(predictions, targets, generator, **match_kwargs)
         losses: dict[str, Tensor] = {}
         if predictions.class_logits is not None and self.class_weight:
             losses["loss_class"] = self.class_weight * self.class_loss(
@@ -301,6 +336,7 @@ class SetCriterion(nn.Module):
         predictions: MaskPredictions,
         targets: Sequence[Targets],
         generator: torch.Generator | None = None,
+        **match_kwargs: Any,
     ) -> dict[str, Tensor]:
         """Weighted losses of the final prediction and, with deep supervision, of each auxiliary one.
 
@@ -309,6 +345,7 @@ class SetCriterion(nn.Module):
                 as the target masks (pad the targets like the images), at any resolution.
             targets: B :class:`~segblocks.structures.Targets`.
             generator: random generator for point sampling (on the predictions' device).
+            match_kwargs: passed to the matcher (e.g. ``eligible`` for many-to-many matching).
 
         Returns:
             ``{"loss_class", "loss_mask", "loss_dice"[, "loss_objectness" | "loss_iou"]}`` for the final prediction
@@ -319,17 +356,36 @@ class SetCriterion(nn.Module):
             TypeError: on targets that are not :class:`Targets` or a non-MaskPredictions input.
             ValueError: on a wrong number of targets or labels out of range.
         """
+        return self.losses_and_matching(predictions, targets, generator, **match_kwargs)[0]
+
+    def losses_and_matching(
+        self,
+        predictions: MaskPredictions,
+        targets: Sequence[Targets],
+        generator: torch.Generator | None = None,
+        **match_kwargs: Any,
+    ) -> tuple[dict[str, Tensor], Matching]:
+        """:meth:`forward`'s losses and the final prediction's matching (for losses built on it).
+
+        Args:
+            predictions: the model's outputs.
+            targets: B :class:`~segblocks.structures.Targets`.
+            generator: random generator for point sampling.
+            match_kwargs: passed to the matcher.
+        """
         if not isinstance(predictions, MaskPredictions):
             raise TypeError(f"predictions: expected MaskPredictions, got {type(predictions).__name__}")
+        check_mask_logits(predictions.mask_logits)
         b = predictions.mask_logits.shape[0]
         num_classes = None if predictions.class_logits is None else predictions.class_logits.shape[-1] - 1
         self.check_targets(targets, b, num_classes)
         device = predictions.mask_logits.device
         num_masks = self.num_masks(targets, device)
         with torch.autocast(device_type=device.type, enabled=False):
-            losses = self.single(predictions, targets, num_masks, generator)
+            matching = self.match(predictions, targets, generator, **match_kwargs)
+            losses = self.single(predictions, targets, num_masks, generator, matching)
             if self.deep_supervision:
                 for i, aux in enumerate(predictions.aux):
-                    for key, value in self.single(aux, targets, num_masks, generator).items():
+                    for key, value in self.single(aux, targets, num_masks, generator, **match_kwargs).items():
                         losses[f"{key}_{i}"] = value
-        return losses
+        return losses, matching

@@ -1,7 +1,8 @@
 """Hungarian matching of predicted masks to ground-truth segments (Mask2Former's matcher).
 
 Cost = ``class_weight * (-p_class) + mask_weight * BCE + dice_weight * Dice``, the mask terms on
-``num_points`` uniformly random points shared by every prediction and target of an image. Costs are
+``num_points`` uniformly random points shared by every prediction and target of an image (for mask
+tubes of a clip, the same points in every frame, costs summed over the tube). Costs are
 computed in float32 without autocast and without gradients; the assignment is SciPy's
 ``linear_sum_assignment`` on the CPU (one device-to-host copy per image, inherent to the algorithm).
 """
@@ -9,6 +10,7 @@ computed in float32 without autocast and without gradients; the assignment is Sc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,10 +22,46 @@ from segblocks.matchers.costs import pairwise_class_cost, pairwise_dice_cost, pa
 from segblocks.ops import point_sample
 from segblocks.structures import Targets
 
-__all__ = ["HungarianMatcher", "Matching"]
+__all__ = ["HungarianMatcher", "Matcher", "Matching", "check_mask_logits", "sample_at_points"]
 
 #: Per image, ``(prediction indices [M], target indices [M])`` int64 on the CPU.
 Matching = list[tuple[Tensor, Tensor]]
+
+
+class Matcher(Protocol):
+    """What a set criterion needs from a matcher (Hungarian, by construction, many-to-many)."""
+
+    def __call__(
+        self,
+        mask_logits: Tensor,
+        class_logits: Tensor | None,
+        targets: Sequence[Targets],
+        generator: torch.Generator | None = None,
+    ) -> Matching: ...
+
+
+def check_mask_logits(mask_logits: Tensor) -> None:
+    """Raise unless ``mask_logits`` is a floating ``[B, Q, H, W]`` or ``[B, Q, T, H, W]`` tensor."""
+    if not isinstance(mask_logits, Tensor) or mask_logits.ndim not in (4, 5):
+        shape = tuple(mask_logits.shape) if isinstance(mask_logits, Tensor) else type(mask_logits).__name__
+        raise ValueError(f"mask_logits: expected [B, Q, H, W] or tubes [B, Q, T, H, W], got {shape}")
+    check_dtype("mask_logits", mask_logits, "floating")
+
+
+def sample_at_points(masks: Tensor, points: Tensor) -> Tensor:
+    """Sample masks (or mask tubes, the same points in every frame) as float32 at normalised points.
+
+    Args:
+        masks: ``[M, H, W]`` or ``[M, T, H, W]`` logits or 0/1 masks.
+        points: ``[1, P, 2]`` shared points or ``[M, P, 2]`` (``[M * T, P, 2]`` for tubes), ``(x, y)``
+            in ``[0, 1]``.
+
+    Returns:
+        ``[M, P]`` (``[M, T * P]`` for tubes) float32 samples.
+    """
+    m = masks.shape[0]
+    frames = masks.reshape(-1, 1, *masks.shape[-2:]).float()  # [M (* T), 1, H, W]
+    return point_sample(frames, points)[:, 0].reshape(m, -1)
 
 
 class HungarianMatcher(nn.Module):
@@ -67,7 +105,7 @@ class HungarianMatcher(nn.Module):
         """The ``[Q, N]`` float32 cost matrix of one image.
 
         Args:
-            mask_logits: ``[Q, H, W]`` predicted mask logits.
+            mask_logits: ``[Q, H, W]`` predicted mask logits (``[Q, T, H, W]`` tubes).
             class_logits: ``[Q, C + 1]`` class logits, or None (class-agnostic matching).
             targets: the image's ground truth; its masks cover the same extent as ``mask_logits``
                 (any resolution).
@@ -80,8 +118,8 @@ class HungarianMatcher(nn.Module):
         n = len(targets)
         device = mask_logits.device
         points = torch.rand(1, self.num_points, 2, device=device, generator=generator)
-        pred = point_sample(mask_logits[:, None].float(), points)[:, 0]  # [Q, P]
-        tgt = point_sample(targets.masks[:, None].to(device=device, dtype=torch.float32), points)[:, 0]
+        pred = sample_at_points(mask_logits, points)  # [Q, (T *) P]
+        tgt = sample_at_points(targets.masks.to(device=device, dtype=torch.float32), points)
         cost = self.mask_weight * pairwise_sigmoid_ce_cost(pred, tgt)
         cost = cost + self.dice_weight * pairwise_dice_cost(pred, tgt)
         if class_logits is not None and self.class_weight:
@@ -100,7 +138,7 @@ class HungarianMatcher(nn.Module):
         """Match the predictions of every image to its targets.
 
         Args:
-            mask_logits: ``[B, Q, H, W]`` mask logits.
+            mask_logits: ``[B, Q, H, W]`` mask logits (``[B, Q, T, H, W]`` tubes).
             class_logits: ``[B, Q, C + 1]`` class logits, or None to match on masks only.
             targets: B :class:`~segblocks.structures.Targets` (N may be 0).
             generator: random generator for the points (on ``mask_logits``' device).
@@ -113,8 +151,7 @@ class HungarianMatcher(nn.Module):
             ValueError: on shape mismatches or a wrong number of targets.
             TypeError: on non-floating logits or targets that are not :class:`Targets`.
         """
-        check_ndim("mask_logits", mask_logits, 4, "[B, Q, H, W]")
-        check_dtype("mask_logits", mask_logits, "floating")
+        check_mask_logits(mask_logits)
         b, q = mask_logits.shape[:2]
         if class_logits is not None:
             check_ndim("class_logits", class_logits, 3, "[B, Q, C + 1]")
