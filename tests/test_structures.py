@@ -135,7 +135,7 @@ def test_valid_containers() -> None:
         (
             lambda: MaskPredictions(mask_logits=torch.zeros(2, 5, 8)),
             ValueError,
-            "mask_logits: expected 4 dims",
+            "mask_logits: expected \\[B, Q, H, W\\] or tubes",
         ),
         (
             lambda: MaskPredictions(mask_logits=torch.zeros(2, 5, 8, 8), class_logits=torch.zeros(2, 4, 3)),
