@@ -1,6 +1,14 @@
-"""Post-processing of query predictions: panoptic, semantic and instance results; padding helpers."""
+"""Post-processing of query predictions: panoptic, semantic and instance results of images and clips,
+per-prompt results; padding helpers."""
 
 from segblocks.inference.batch import TASKS, SegmentationPrediction, check_tasks, postprocess_batch
+from segblocks.inference.clips import (
+    ClipPrediction,
+    VideoInstanceResult,
+    VideoPanopticResult,
+    VideoSemanticResult,
+    postprocess_clips,
+)
 from segblocks.inference.instance import instance_inference
 from segblocks.inference.padding import (
     pad_images,
@@ -11,11 +19,17 @@ from segblocks.inference.padding import (
     unpad_mask_logits,
 )
 from segblocks.inference.panoptic import panoptic_inference
+from segblocks.inference.prompts import PromptPrediction, postprocess_prompts
 from segblocks.inference.semantic import semantic_inference
 
 __all__ = [
     "TASKS",
+    "ClipPrediction",
+    "PromptPrediction",
     "SegmentationPrediction",
+    "VideoInstanceResult",
+    "VideoPanopticResult",
+    "VideoSemanticResult",
     "check_tasks",
     "instance_inference",
     "pad_images",
@@ -24,6 +38,8 @@ __all__ = [
     "padded_size",
     "panoptic_inference",
     "postprocess_batch",
+    "postprocess_clips",
+    "postprocess_prompts",
     "prepare_images",
     "semantic_inference",
     "unpad_mask_logits",
