@@ -183,3 +183,37 @@ def test_valid_containers() -> None:
 def test_bad_fields_raise_errors_naming_them(build, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+def test_batch_carries_images_or_clips_with_matching_targets_and_prompts() -> None:
+    from segblocks.structures import Batch
+
+    image_targets = [Targets(masks=torch.zeros(1, 8, 8, dtype=torch.bool), labels=torch.tensor([0]))]
+    batch = Batch(images=torch.rand(1, 3, 8, 8), targets=image_targets, prompts=[None])
+    assert batch.num_frames is None and len(batch) == 1
+    moved = batch.to("cpu")
+    assert moved.targets is not None and moved.targets[0].masks.shape == (1, 8, 8)
+    tubes = [Targets(masks=torch.zeros(2, 4, 8, 8, dtype=torch.bool), labels=torch.tensor([0, 1]))]
+    assert Batch(images=torch.rand(1, 4, 3, 8, 8), targets=tubes).num_frames == 4
+    with pytest.raises(ValueError, match="tubes of T=4"):
+        Batch(images=torch.rand(1, 4, 3, 8, 8), targets=image_targets)
+    with pytest.raises(ValueError, match="targets: expected 2"):
+        Batch(images=torch.rand(2, 3, 8, 8), targets=image_targets)
+    with pytest.raises(ValueError, match="images: expected"):
+        Batch(images=torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="empty batch"):
+        Batch(images=torch.rand(0, 3, 8, 8))
+    with pytest.raises(TypeError, match="prompts\\[0\\]"):
+        Batch(images=torch.rand(1, 3, 8, 8), prompts=["a cat"])  # type: ignore[list-item]
+
+
+def test_targets_to_does_not_revalidate() -> None:
+    t = Targets(masks=torch.zeros(2, 4, 4, dtype=torch.bool), labels=torch.tensor([0, 1]))
+    calls = []
+    original = torch.unique
+    torch.unique = lambda *a, **k: calls.append(1) or original(*a, **k)  # type: ignore[assignment]
+    try:
+        moved = t.to("cpu")
+    finally:
+        torch.unique = original  # type: ignore[assignment]
+    assert not calls and torch.equal(moved.labels, t.labels) and moved is not t

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
+from segblocks.layers.lora import add_lora, lora_parameters, merge_lora
 from segblocks.structures import ShapeSpec
 
 __all__ = ["Backbone"]
@@ -70,6 +71,38 @@ class Backbone(nn.Module, metaclass=ABCMeta):
                 f"images: height and width must be positive multiples of size_divisibility={d}, "
                 f"got {h}x{w}; pad to {ph}x{pw}"
             )
+
+    def add_adapters(self, layers: Sequence[str], *, rank: int = 8, alpha: float = 1.0) -> list[str]:
+        """Wrap chosen layers of this (frozen) backbone with trainable LoRA adapters.
+
+        The base weights stay frozen and keep their state-dict names; the adapters' ``lora_A`` and
+        ``lora_B`` train and are saved with the model. See :func:`segblocks.layers.add_lora`.
+
+        Args:
+            layers: qualified names of ``nn.Linear``/``nn.Conv2d`` sub-modules, as in
+                ``self.named_modules()``, or ``fnmatch`` patterns (``"clip.visual.trunk.stages.3.*.fc1"``).
+            rank: LoRA rank ``r`` (Uni-OVSeg: 8).
+            alpha: the update is scaled by ``alpha / r``.
+
+        Returns:
+            The names of the wrapped layers.
+
+        Raises:
+            ValueError: on a name or pattern that matches no Linear/Conv2d, or one already adapted.
+        """
+        return add_lora(self, layers, rank=rank, alpha=alpha)
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the adapters added by :meth:`add_adapters`."""
+        return list(lora_parameters(self))
+
+    def merge_adapters(self, merged: bool = True) -> None:
+        """Fold the adapters into the base weights for inference (``merged=False``: take them out).
+
+        Args:
+            merged: the state to put every adapter in.
+        """
+        merge_lora(self, merged)
 
     def normalize(self, images: Tensor) -> Tensor:
         """``(images - pixel_mean) / pixel_std`` for ``[B, 3, H, W]`` images in ``[0, 1]``."""

@@ -95,7 +95,10 @@ def postprocess_prompts(
         raise ValueError(f"num_prompts: expected counts in [0, {q // k}], got {list(num_prompts)}")
     results = []
     for i, (n, size) in enumerate(zip(num_prompts, image_sizes)):
-        logits = unpad_mask_logits(mask_logits[i, : n * k].float(), padded, size).reshape(n, k, *size)
+        if n == 0:
+            logits = mask_logits.new_zeros(0, k, *size, dtype=torch.float32)
+        else:
+            logits = unpad_mask_logits(mask_logits[i, : n * k].float(), padded, size).reshape(n, k, *size)
         score = (
             torch.ones(n, k, device=logits.device)
             if scores is None

@@ -1,7 +1,8 @@
 """Shared neural pieces at the bottom of the package graph: MLP, attention sub-layers, mask head, position
-encodings. Decoders, heads and models build on these; this package imports only ``segblocks.ops``."""
+encodings, LoRA adapters. Decoders, heads and models build on these; this package imports only ``segblocks.ops``."""
 
 from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, MultiHeadAttention, SelfAttentionLayer
+from segblocks.layers.lora import LoRAConv2d, LoRALinear, add_lora, lora_parameters, merge_lora
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
 from segblocks.layers.position_encoding import SinePositionEncoding, SinePositionEncoding3D
@@ -10,9 +11,14 @@ __all__ = [
     "MLP",
     "CrossAttentionLayer",
     "FFNLayer",
+    "LoRAConv2d",
+    "LoRALinear",
     "MaskHead",
     "MultiHeadAttention",
     "SelfAttentionLayer",
     "SinePositionEncoding",
     "SinePositionEncoding3D",
+    "add_lora",
+    "lora_parameters",
+    "merge_lora",
 ]
