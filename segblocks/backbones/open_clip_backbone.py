@@ -165,6 +165,11 @@ class OpenCLIPBackbone(Backbone):
             self.clip.eval()
         return self
 
+    def freeze_pyramid(self) -> None:
+        """Freeze a ViT CLIP's feature pyramid too (for models that read only ``clip_dense``; no-op for CNNs)."""
+        if self.fpn is not None:
+            self.fpn.requires_grad_(False)
+
     def output_shape(self) -> dict[str, ShapeSpec]:
         """``res2..res5`` and ``clip_dense`` (``embed_dim`` channels, stride 32 or the ViT patch)."""
         if self.fpn is not None:
