@@ -32,7 +32,15 @@ class ExtraLoss(Protocol):
         predictions: Mapping[str, MaskPredictions],
         targets: Mapping[str, Sequence[Targets]],
         matchings: Mapping[str, Matching],
-    ) -> Tensor: ...
+    ) -> Tensor:
+        """The unweighted scalar loss.
+
+        Args:
+            predictions: ``{group: final MaskPredictions}`` of the supervised groups.
+            targets: ``{group: B Targets}``.
+            matchings: ``{group: the final prediction's matching}``.
+        """
+        ...
 
 
 class GroupedCriterion(nn.Module):

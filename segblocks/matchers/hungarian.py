@@ -37,7 +37,16 @@ class Matcher(Protocol):
         class_logits: Tensor | None,
         targets: Sequence[Targets],
         generator: torch.Generator | None = None,
-    ) -> Matching: ...
+    ) -> Matching:
+        """Index pairs per image.
+
+        Args:
+            mask_logits: ``[B, Q, H, W]`` (tubes ``[B, Q, T, H, W]``).
+            class_logits: ``[B, Q, C + 1]`` or None.
+            targets: B :class:`~segblocks.structures.Targets`.
+            generator: random generator for point sampling.
+        """
+        ...
 
 
 def check_mask_logits(mask_logits: Tensor) -> None:
