@@ -21,17 +21,29 @@ from segblocks.inference.padding import (
 from segblocks.inference.panoptic import panoptic_inference
 from segblocks.inference.prompts import PromptPrediction, postprocess_prompts
 from segblocks.inference.semantic import semantic_inference
+from segblocks.inference.video_windows import (
+    TubeLinker,
+    assign_objects,
+    clip_windows,
+    link_queries,
+    object_masks,
+)
 
 __all__ = [
     "TASKS",
     "ClipPrediction",
     "PromptPrediction",
     "SegmentationPrediction",
+    "TubeLinker",
     "VideoInstanceResult",
     "VideoPanopticResult",
     "VideoSemanticResult",
+    "assign_objects",
     "check_tasks",
+    "clip_windows",
     "instance_inference",
+    "link_queries",
+    "object_masks",
     "pad_images",
     "pad_masks",
     "pad_targets",

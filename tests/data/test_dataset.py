@@ -68,3 +68,41 @@ def test_dataset_errors() -> None:
         collate_shapes([a, b])
     with pytest.raises(ValueError, match="at least one"):
         collate_shapes([])
+
+
+def test_clip_frames_become_tubes_one_per_track() -> None:
+    from segblocks.data import ShapesClipDataset, ShapesWorldConfig, tubes_from_frames
+
+    example = ShapesClipDataset(ShapesWorldConfig(image_size=(64, 64)), length=3, num_frames=4)[1]
+    tubes = tubes_from_frames(example.targets)
+    assert tubes.masks.shape[1:] == (4, 64, 64)
+    ids = sorted({i for t in example.targets for i in t.instance_ids.tolist()})
+    assert tubes.instance_ids.tolist() == ids
+    for t, frame in enumerate(example.targets):
+        for j, tid in enumerate(frame.instance_ids.tolist()):
+            assert torch.equal(tubes.masks[ids.index(tid), t], frame.masks[j])
+    assert torch.equal(tubes.present, tubes.masks.flatten(2).any(-1))
+
+
+def test_tubes_reject_bad_clips_clearly() -> None:
+    from segblocks.data import tubes_from_frames
+    from segblocks.structures import Targets
+
+    one = Targets(
+        masks=torch.ones(1, 4, 4, dtype=torch.bool), labels=torch.tensor([0]), instance_ids=torch.tensor([7])
+    )
+    with pytest.raises(ValueError, match="at least one frame"):
+        tubes_from_frames([])
+    relabelled = Targets(masks=one.masks, labels=torch.tensor([1]), instance_ids=torch.tensor([7]))
+    with pytest.raises(ValueError, match="track 7"):
+        tubes_from_frames([one, relabelled])
+    with pytest.raises(ValueError, match="frames\\[1\\]: masks of size"):
+        tubes_from_frames(
+            [one, Targets(masks=torch.ones(1, 5, 4, dtype=torch.bool), labels=torch.tensor([0]))]
+        )
+    with pytest.raises(ValueError, match="unique"):  # a track id reused for two objects in one frame
+        Targets(
+            masks=torch.ones(2, 4, 4, dtype=torch.bool),
+            labels=torch.tensor([0, 0]),
+            instance_ids=torch.tensor([7, 7]),
+        )
