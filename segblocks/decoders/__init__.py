@@ -21,6 +21,7 @@ from segblocks.decoders.query_groups import (
     QueryGroup,
     SelfAttentionRule,
     build_self_attention_mask,
+    check_query_groups,
     concat_query_groups,
 )
 from segblocks.layers.attention import (
@@ -53,5 +54,6 @@ __all__ = [
     "build_masked_attention_decoder",
     "build_msdeform_pixel_decoder",
     "build_self_attention_mask",
+    "check_query_groups",
     "concat_query_groups",
 ]

@@ -25,7 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
-from segblocks.decoders.query_groups import QueryGroup, build_self_attention_mask, concat_query_groups
+from segblocks.decoders.query_groups import (
+    QueryGroup,
+    build_self_attention_mask,
+    check_query_groups,
+    concat_query_groups,
+)
 from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.position_encoding import SinePositionEncoding3D
@@ -254,7 +259,8 @@ class MaskedAttentionDecoder(nn.Module):
                 raise ValueError(
                     f"features[{i}]: expected shape ({batch * t}, {c}, H, W), got {tuple(f.shape)}"
                 )
-        stacked = concat_query_groups(groups)
+        check_query_groups(groups)
+        stacked = concat_query_groups(groups, checked=True)
         if stacked.content.shape[0] != batch or stacked.content.shape[2] != self.dim:
             raise ValueError(
                 f"groups: expected queries [B={batch}, Q, D={self.dim}], got {tuple(stacked.content.shape)}"
@@ -264,7 +270,7 @@ class MaskedAttentionDecoder(nn.Module):
                 raise ValueError(
                     f"{g.name}.cross_mask: expected T={t} frames, got shape {tuple(g.cross_mask.shape)}"
                 )
-        self_mask = build_self_attention_mask(groups)
+        self_mask = build_self_attention_mask(groups, checked=True)
         if num_frames is not None:
             mask_features = mask_features.unflatten(0, (batch, t))  # [B, T, C, H, W]
 

@@ -35,6 +35,7 @@ __all__ = [
     "QueryGroup",
     "SelfAttentionRule",
     "build_self_attention_mask",
+    "check_query_groups",
     "concat_query_groups",
 ]
 
@@ -178,7 +179,15 @@ class ConcatenatedQueries:
     cross_attends: Tensor | None
 
 
-def _check_groups(groups: Sequence[QueryGroup]) -> None:
+def check_query_groups(groups: Sequence[QueryGroup]) -> None:
+    """Validate a decoder call's groups together (each group validated itself when it was made).
+
+    Raises:
+        ValueError: on an empty list, duplicate names, groups of different batch size, width or
+            device, a rule clause naming an unknown group, or a ``same_segment`` clause between groups
+            without ``segment_ids``.
+        TypeError: on an element that is not a :class:`QueryGroup`.
+    """
     if len(groups) == 0:
         raise ValueError("groups: expected at least one QueryGroup, got none")
     for i, g in enumerate(groups):
@@ -199,13 +208,28 @@ def _check_groups(groups: Sequence[QueryGroup]) -> None:
             raise ValueError(
                 f"groups: {g.name!r} is on {g.content.device}, {first.name!r} on {first.content.device}"
             )
+    by_name = {g.name: g for g in groups}
+    for g in groups:
+        for clause in g.self_attention.attend_to:
+            key_name = g.name if clause.group is None else clause.group
+            if key_name not in by_name:
+                raise ValueError(
+                    f"{g.name}.self_attention: clause names unknown group {key_name!r}; "
+                    f"groups are {list(by_name)}"
+                )
+            if clause.same_segment and (g.segment_ids is None or by_name[key_name].segment_ids is None):
+                raise ValueError(
+                    f"{g.name}.self_attention: a same_segment clause between {g.name!r} and {key_name!r} "
+                    "needs segment_ids on both groups"
+                )
 
 
-def concat_query_groups(groups: Sequence[QueryGroup]) -> ConcatenatedQueries:
+def concat_query_groups(groups: Sequence[QueryGroup], *, checked: bool = False) -> ConcatenatedQueries:
     """Lay the groups end to end along the query axis.
 
     Args:
         groups: the query groups, each ``[B, Q_g, D]``.
+        checked: the caller already validated ``groups`` (the decoder does, once per call).
 
     Returns:
         :class:`ConcatenatedQueries` with ``Qt = sum(Q_g)``.
@@ -214,7 +238,8 @@ def concat_query_groups(groups: Sequence[QueryGroup]) -> ConcatenatedQueries:
         ValueError: on an empty list, duplicate names, or groups of different batch size or width.
         TypeError: on an element that is not a :class:`QueryGroup`.
     """
-    _check_groups(groups)
+    if not checked:
+        check_query_groups(groups)
     slices: dict[str, slice] = {}
     start = 0
     for g in groups:
@@ -234,7 +259,7 @@ def concat_query_groups(groups: Sequence[QueryGroup]) -> ConcatenatedQueries:
     )
 
 
-def build_self_attention_mask(groups: Sequence[QueryGroup]) -> Tensor | None:
+def build_self_attention_mask(groups: Sequence[QueryGroup], *, checked: bool = False) -> Tensor | None:
     """Turn the groups' self-attention rules into one boolean mask over the concatenated queries.
 
     The queries are laid out as by :func:`concat_query_groups`. Row ``i`` says which keys query ``i``
@@ -244,6 +269,7 @@ def build_self_attention_mask(groups: Sequence[QueryGroup]) -> Tensor | None:
 
     Args:
         groups: the query groups.
+        checked: the caller already validated ``groups`` with :func:`check_query_groups`.
 
     Returns:
         ``[B, Qt, Qt]`` bool (True = may attend), or None for "attend everywhere".
@@ -253,21 +279,8 @@ def build_self_attention_mask(groups: Sequence[QueryGroup]) -> Tensor | None:
             group, or a ``same_segment`` clause between groups without ``segment_ids``.
         TypeError: on an element that is not a :class:`QueryGroup`.
     """
-    _check_groups(groups)
-    by_name = {g.name: g for g in groups}
-    for g in groups:
-        for clause in g.self_attention.attend_to:
-            key_name = g.name if clause.group is None else clause.group
-            if key_name not in by_name:
-                raise ValueError(
-                    f"{g.name}.self_attention: clause names unknown group {key_name!r}; "
-                    f"groups are {list(by_name)}"
-                )
-            if clause.same_segment and (g.segment_ids is None or by_name[key_name].segment_ids is None):
-                raise ValueError(
-                    f"{g.name}.self_attention: a same_segment clause between {g.name!r} and {key_name!r} "
-                    "needs segment_ids on both groups"
-                )
+    if not checked:
+        check_query_groups(groups)
     if all(g.self_attention.all_groups and g.valid is None for g in groups):
         return None
 
