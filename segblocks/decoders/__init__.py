@@ -1,6 +1,7 @@
 """Decoders: pixel decoders and the masked-attention mask decoder with query groups."""
 
 from segblocks.decoders.fpn_pixel_decoder import FPNPixelDecoder
+from segblocks.decoders.location_prompts import LocationPromptEncoder, prompt_boxes
 from segblocks.decoders.mask_decoder import (
     MaskDecoderOutput,
     MaskedAttentionDecoder,
@@ -38,6 +39,7 @@ __all__ = [
     "CrossAttentionLayer",
     "FFNLayer",
     "FPNPixelDecoder",
+    "LocationPromptEncoder",
     "MSDeformAttnEncoder",
     "MSDeformAttnEncoderLayer",
     "MSDeformAttnPixelDecoder",
@@ -56,4 +58,5 @@ __all__ = [
     "build_self_attention_mask",
     "check_query_groups",
     "concat_query_groups",
+    "prompt_boxes",
 ]
