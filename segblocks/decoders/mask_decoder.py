@@ -284,13 +284,14 @@ class MaskedAttentionDecoder(nn.Module):
             )  # [B, T*hw, D]
             memory_pos.append(pos.reshape(batch, -1, self.dim))
         regions = self._group_regions(groups, stacked.slices, sizes, num_frames)
+        shared = [(stacked.slices[g.name], g.segment_ids) for g in groups if g.union_by_segment]
 
         queries, query_pos = stacked.content, stacked.positional
         normed, logits = self.predict_masks(queries, mask_features)
         all_queries, all_logits = [normed], [logits]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
-            cross_mask = self._cross_mask(logits, sizes[level], regions[level], first=i == 0)
+            cross_mask = self._cross_mask(logits, sizes[level], regions[level], shared, first=i == 0)
             queries = layer(
                 queries,
                 query_pos,
@@ -323,11 +324,23 @@ class MaskedAttentionDecoder(nn.Module):
         ]
 
     def _cross_mask(
-        self, logits: Tensor, size: tuple[int, int], regions: list[tuple[slice, Tensor, bool]], first: bool
+        self,
+        logits: Tensor,
+        size: tuple[int, int],
+        regions: list[tuple[slice, Tensor, bool]],
+        shared: list[tuple[slice, Tensor | None]],
+        first: bool,
     ) -> Tensor:
-        """The layer's cross-attention mask: predicted regions, overridden by the groups' own."""
+        """The layer's cross-attention mask: predicted regions (unions within a segment where asked),
+        overridden by the groups' own regions."""
         mask = self.attention_mask(logits, size)
         overrides = [(s, region) for s, region, fixed in regions if fixed or first]
+        for s, segment_ids in shared:
+            assert segment_ids is not None
+            same = (segment_ids[:, :, None] == segment_ids[:, None, :]).float()  # [B, Qg, Qg]
+            union = torch.einsum("bij,bjk->bik", same, mask[:, s].float()) > 0
+            if not any(o[0] == s for o in overrides):
+                overrides.append((s, union))
         if not overrides:
             return mask
         parts, start = [], 0

@@ -116,6 +116,9 @@ class QueryGroup:
             A query whose region misses every pixel of a level attends everywhere there.
         fixed_cross_mask: keep ``cross_mask`` for every layer instead of following the queries' own
             predictions (SEEM's memory prompts). Needs ``cross_mask``.
+        union_by_segment: queries with the same segment id cross-attend under the union of their
+            predicted masks (Uni-OVSeg: a prompt's tokens share the union of its masks). Needs
+            ``segment_ids``.
     """
 
     name: str
@@ -127,6 +130,7 @@ class QueryGroup:
     valid: Tensor | None = None
     cross_mask: Tensor | None = None
     fixed_cross_mask: bool = False
+    union_by_segment: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -155,6 +159,10 @@ class QueryGroup:
             check_dtype(f"{self.name}.cross_mask", self.cross_mask, "bool")
         if self.fixed_cross_mask and self.cross_mask is None:
             raise ValueError(f"{self.name}.fixed_cross_mask: a fixed cross-attention mask needs cross_mask")
+        if self.union_by_segment and self.segment_ids is None:
+            raise ValueError(
+                f"{self.name}.union_by_segment: sharing masks within a segment needs segment_ids"
+            )
 
     @property
     def num_queries(self) -> int:

@@ -216,6 +216,34 @@ def test_prompt_tokens_are_attended_to_but_never_cross_attend() -> None:
     assert not torch.allclose(a.queries[-1][:, a.slices["semantic"]], plain.queries[-1])
 
 
+def test_a_prompts_tokens_share_the_union_of_their_masks() -> None:
+    model = ToyModel()
+    feats, mask_features = model.features(torch.rand(B, 3, 64, 64))
+    seen = capture_layer_inputs(model.decoder)
+    segments = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 1, 1, 1]])
+    tokens = QueryGroup(
+        "prompt",
+        torch.randn(B, 5, D),
+        torch.randn(B, 5, D),
+        self_attention=SelfAttentionRule.same_segment(),
+        segment_ids=segments,
+        union_by_segment=True,
+    )
+    decoded = model.decoder([model.semantic(B), tokens], feats, mask_features)
+    s = decoded.slices["prompt"]
+    for i, (cross, _, _) in enumerate(seen):
+        assert cross is not None
+        own = MaskedAttentionDecoder.attention_mask(decoded.mask_logits[i], tuple(feats[i % 2].shape[-2:]))[
+            :, s
+        ]
+        for b in range(B):
+            for seg in (0, 1):
+                rows = segments[b] == seg
+                assert (cross[b, s][rows] == own[b][rows].any(0)).all(), (i, b, seg)
+    with pytest.raises(ValueError, match="union_by_segment"):
+        QueryGroup("prompt", torch.randn(B, 5, D), torch.randn(B, 5, D), union_by_segment=True)
+
+
 def test_a_three_frame_clip_gives_mask_tubes_trained_per_group() -> None:
     model = ToyModel()
     t = 3
