@@ -359,7 +359,12 @@ class Batch:
         return int(self.images.shape[1]) if self.images.ndim == 5 else None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """Return a copy with images, targets and prompts on ``device`` (extras are left as they are)."""
+        """Return a copy with images, targets and prompts on ``device`` (extras are left as they are).
+
+        Args:
+            device: the target device.
+            non_blocking: copy the images asynchronously (from pinned memory).
+        """
         out = object.__new__(Batch)
         out.images = self.images.to(device, non_blocking=non_blocking)
         out.targets = None if self.targets is None else [t.to(device) for t in self.targets]

@@ -6,27 +6,20 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor
 
 from segblocks.engine.distributed import sum_over_ranks
+from segblocks.inference import TASKS
+from segblocks.inference.targets import EvalBatch, targets_to_panoptic
 from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetric
-from segblocks.structures import InstanceResult, PanopticResult, SegmentInfo, Targets
-from segblocks.zoo.mask2former.model import TASKS, Mask2Former
+from segblocks.structures import InstanceResult, PanopticResult
+from segblocks.zoo.mask2former.model import Mask2Former
 
-__all__ = ["EvalBatch", "Mask2FormerMetrics", "evaluate", "targets_to_panoptic"]
+__all__ = ["Mask2FormerMetrics", "evaluate"]
 
 logger = logging.getLogger(__name__)
-
-
-class EvalBatch(Protocol):
-    """A batch as evaluation reads it (e.g. :class:`segblocks.data.ShapesBatch`)."""
-
-    images: Tensor
-    targets: list[Targets]
-    semantic: Tensor
 
 
 @dataclass(frozen=True)
@@ -58,23 +51,6 @@ class Mask2FormerMetrics:
     def as_dict(self) -> dict[str, float]:
         """The fields as a ``{name: value}`` dictionary."""
         return {k: float(v) for k, v in asdict(self).items()}
-
-
-def targets_to_panoptic(targets: Targets) -> PanopticResult:
-    """Ground truth as a panoptic result: segment ids ``1..N`` in the order of the targets.
-
-    Pixels no target covers are VOID (0); where targets overlap, the later one wins.
-    """
-    assert targets.is_thing is not None
-    h, w = targets.masks.shape[-2:]
-    segment_map = torch.zeros((h, w), dtype=torch.int64)
-    segments = []
-    masks = targets.masks.cpu()
-    for k, (label, thing) in enumerate(zip(targets.labels.tolist(), targets.is_thing.tolist())):
-        segment_map[masks[k]] = k + 1
-        segments.append(SegmentInfo(id=k + 1, category_id=int(label), is_thing=bool(thing)))
-    present = set(segment_map.unique().tolist())
-    return PanopticResult(segment_map=segment_map, segments=[s for s in segments if s.id in present])
 
 
 def _pct(value: float) -> float:
