@@ -210,15 +210,20 @@ class TrainingRun:
         """True once ``options.steps`` steps are done or the time budget is spent."""
         return self.step >= self.options.steps or self.wall_seconds >= self._budget
 
-    def progress(self, batches: Iterable[T], *, desc: str = "train") -> Iterator[T]:
+    def progress(self, batches: Iterable[T], *, desc: str = "train", enabled: bool = True) -> Iterator[T]:
         """Yield training batches with a progress bar (rank 0) until :attr:`finished`.
 
         Args:
             batches: the (endless) training loader.
             desc: label of the progress bar.
+            enabled: show the bar (on rank 0).
         """
         self._bar = progress_bar(
-            batches, total=self.options.steps, initial=self.step, desc=desc, enabled=self.dist.is_main
+            batches,
+            total=self.options.steps,
+            initial=self.step,
+            desc=desc,
+            enabled=enabled and self.dist.is_main,
         )
         try:
             for batch in self._bar:
