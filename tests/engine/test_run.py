@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -209,3 +213,33 @@ def test_train_arguments_map_onto_options() -> None:
         parse_overrides(["no_equals"])
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         parse_overrides(["=3"])
+
+
+@pytest.mark.slow
+def test_the_ddp_wrapped_training_step_trains_what_one_process_trains(tmp_path: Path) -> None:
+    """Two gloo processes through ``training_step_fn`` (DDP) match one process with the same global batch."""
+    script = Path(__file__).with_name("step_train.py")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(script.parents[2]), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    finals = {}
+    for nproc in (1, 2):
+        run_dir = tmp_path / f"p{nproc}"
+        launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run"]
+        launcher += [] if nproc == 1 else ["--standalone", f"--nproc_per_node={nproc}"]
+        proc = subprocess.run(
+            [*launcher, str(script), str(run_dir), "4", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        finals[nproc] = load_file(str(run_dir / "final.safetensors"))
+    for key, value in finals[1].items():
+        torch.testing.assert_close(finals[2][key], value, rtol=0, atol=1e-5)
+    torch.manual_seed(0)
+    initial = nn.Conv2d(3, 1, 3, padding=1).weight  # step_train.py's initialisation
+    assert not torch.allclose(finals[1]["conv.weight"], initial, atol=1e-3), "the weights trained"
