@@ -1,23 +1,35 @@
-"""Ground truth in the shape of results, for evaluation: targets as a panoptic result."""
+"""Ground truth for evaluation: what a batch holds, and targets in the shape of a panoptic result."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from segblocks.structures import PanopticResult, SegmentInfo, Targets
+from segblocks.structures import Batch, PanopticResult, SegmentInfo, Targets
 
-__all__ = ["EvalBatch", "targets_to_panoptic"]
+__all__ = ["evaluation_truth", "targets_to_panoptic"]
 
 
-class EvalBatch(Protocol):
-    """A batch as evaluation reads it (e.g. :class:`segblocks.data.ShapesBatch`)."""
+def evaluation_truth(batch: Batch) -> tuple[list[Targets], Tensor]:
+    """The ground truth an evaluation reads from a batch: its targets and its semantic label maps.
 
-    images: Tensor
-    targets: list[Targets]
-    semantic: Tensor
+    Args:
+        batch: a :class:`~segblocks.structures.Batch` with ``targets`` and ``extras["semantic"]``
+            (``[B, H, W]`` class ids, e.g. from :func:`segblocks.data.collate_batch`).
+
+    Returns:
+        ``(targets, semantic)``.
+
+    Raises:
+        ValueError: when the batch has no targets or no ``[B, H, W]`` semantic maps.
+    """
+    semantic = batch.extras.get("semantic")
+    if batch.targets is None:
+        raise ValueError("batch: evaluation needs targets, got a batch with targets=None")
+    if not isinstance(semantic, Tensor) or semantic.ndim != 3 or semantic.shape[0] != len(batch):
+        shape = tuple(semantic.shape) if isinstance(semantic, Tensor) else type(semantic).__name__
+        raise ValueError(f'batch.extras["semantic"]: expected [B={len(batch)}, H, W] class ids, got {shape}')
+    return batch.targets, semantic
 
 
 def targets_to_panoptic(targets: Targets) -> PanopticResult:

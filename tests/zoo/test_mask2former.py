@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from segblocks.backbones import Backbone
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.heads import LinearClassHead, OpenVocabClassHead
 from segblocks.structures import ShapeSpec, Targets
 from segblocks.zoo import build_mask2former
@@ -92,7 +92,7 @@ def tiny_model(**kw: object) -> Mask2Former:
 @pytest.fixture(scope="module")
 def batch():
     ds = ShapesDataset(ShapesWorldConfig(image_size=(64, 64), num_things=(1, 2)), split="train", length=4)
-    return collate_shapes([ds[i] for i in range(4)])
+    return collate_batch([ds[i] for i in range(4)])
 
 
 def test_forward_outputs(batch) -> None:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from segblocks.backbones import register_clip_config
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.zoo import build_possam
 from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, PosSAMPredictor, get_config, seen_flags
 from segblocks.zoo.possam.config import WORLD_CLIP_MODEL, WORLD_SAM_MODEL
@@ -72,7 +72,7 @@ def tiny_possam(**kw: object) -> PosSAM:
 @pytest.fixture(scope="module")
 def batch():
     ds = ShapesDataset(ShapesWorldConfig(image_size=(64, 64), num_things=(1, 2)), split="train", length=4)
-    return collate_shapes([ds[i] for i in range(4)])
+    return collate_batch([ds[i] for i in range(4)])
 
 
 def test_forward_outputs_and_losses(batch) -> None:
@@ -83,7 +83,7 @@ def test_forward_outputs_and_losses(batch) -> None:
     assert out.class_logits is not None and out.class_logits.shape == (4, 8, c + 1)
     assert out.iou_scores is not None and out.iou_scores.shape == (4, 8)
     assert len(out.aux) == 2 and all(a.iou_scores is not None for a in out.aux)
-    losses = model.losses(out, seen_targets(batch.samples, SEEN))
+    losses = model.losses(out, seen_targets(batch.extras["samples"], SEEN))
     assert {"loss_class", "loss_mask", "loss_dice", "loss_iou", "loss_iou_1"} <= set(losses)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
     assert "text_embeddings" not in model.state_dict(), "rebuilt from class names, not checkpointed"
@@ -92,7 +92,7 @@ def test_forward_outputs_and_losses(batch) -> None:
 
 def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(batch) -> None:
     model = tiny_possam()
-    targets = seen_targets(batch.samples, SEEN)
+    targets = seen_targets(batch.extras["samples"], SEEN)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     history = []
     for step in range(12):
@@ -117,7 +117,7 @@ def test_bf16_autocast_has_no_nan_and_losses_stay_fp32(batch) -> None:
     model = tiny_possam()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch.images)
-        losses = model.losses(out, seen_targets(batch.samples, SEEN))
+        losses = model.losses(out, seen_targets(batch.extras["samples"], SEEN))
         preds = model.eval().predict(batch.images[:1], vocabulary=NAMES, is_thing=THINGS)
     assert out.mask_logits.dtype == torch.bfloat16
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
@@ -130,7 +130,7 @@ def test_a_vit_clip_works_and_its_unused_pyramid_stays_frozen(batch) -> None:
     model = tiny_possam(clip_model=TINY_VIT_CLIP)
     assert model.clip.kind == "vit" and not any(p.requires_grad for p in model.clip.parameters())
     out = model(batch.images)
-    sum(model.losses(out, seen_targets(batch.samples, SEEN)).values()).backward()
+    sum(model.losses(out, seen_targets(batch.extras["samples"], SEEN)).values()).backward()
     assert all(p.grad is None for p in model.clip.parameters())
     outputs = PosSAMPredictor(model.eval()).infer(batch.images[:1], ["star", "heart"])
     assert outputs.clip_logits.shape == (1, 8, 2)

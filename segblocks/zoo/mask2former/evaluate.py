@@ -12,9 +12,9 @@ import torch
 
 from segblocks.engine.distributed import sum_over_ranks
 from segblocks.inference import TASKS
-from segblocks.inference.targets import EvalBatch, targets_to_panoptic
+from segblocks.inference.targets import evaluation_truth, targets_to_panoptic
 from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetric
-from segblocks.structures import InstanceResult, PanopticResult
+from segblocks.structures import Batch, InstanceResult, PanopticResult
 from segblocks.zoo.mask2former.model import Mask2Former
 
 __all__ = ["Mask2FormerMetrics", "evaluate"]
@@ -61,7 +61,7 @@ def _pct(value: float) -> float:
 @torch.no_grad()
 def evaluate(
     model: Mask2Former,
-    batches: Iterable[EvalBatch],
+    batches: Iterable[Batch],
     *,
     tasks: tuple[str, ...] = TASKS,
     device: torch.device | str | None = None,
@@ -71,8 +71,9 @@ def evaluate(
 
     Args:
         model: a Mask2Former (put in eval mode here and restored afterwards).
-        batches: batches with ``images [B, 3, H, W]``, ``targets`` (one :class:`Targets` each, with
-            things and stuff) and ``semantic [B, H, W]`` label maps.
+        batches: :class:`~segblocks.structures.Batch` es with ``images [B, 3, H, W]``, ``targets``
+            (one :class:`Targets` each, with things and stuff) and ``extras["semantic"]``
+            ``[B, H, W]`` label maps (:func:`segblocks.data.collate_batch` makes them).
         tasks: which of ``"panoptic"``, ``"semantic"``, ``"instance"`` to evaluate.
         device: where to run (default: the model's device).
         autocast: an optional context manager factory (e.g. ``lambda: torch.autocast("cuda",
@@ -92,6 +93,7 @@ def evaluate(
     count = 0
     try:
         for batch in batches:
+            targets, semantic = evaluation_truth(batch)
             images = batch.images.to(device)
             if autocast is not None:
                 with autocast():
@@ -99,14 +101,14 @@ def evaluate(
             else:
                 preds = model.predict(images, tasks=tasks)
             for i, pred in enumerate(preds):
-                target = batch.targets[i].to("cpu")
+                target = targets[i].to("cpu")
                 if pred.panoptic is not None:
                     result = PanopticResult(
                         segment_map=pred.panoptic.segment_map.cpu(), segments=pred.panoptic.segments
                     )
                     pq.update(result, targets_to_panoptic(target))
                 if pred.semantic is not None:
-                    miou.update(pred.semantic.label_map.cpu(), batch.semantic[i].cpu())
+                    miou.update(pred.semantic.label_map.cpu(), semantic[i].cpu())
                 if pred.instance is not None and ap is not None:
                     inst = pred.instance
                     ap.update(

@@ -25,7 +25,6 @@ from segblocks.data import (
     ShapesWorldConfig,
     add_world_arguments,
     collate_batch,
-    collate_shapes,
 )
 from segblocks.engine import (
     TrainingRun,
@@ -90,7 +89,7 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size,
         dist=dist,
         num_workers=args.num_workers,
-        collate_fn=collate_shapes,
+        collate_fn=collate_batch,
     )
 
     # --- model ----------------------------------------------------------------------------

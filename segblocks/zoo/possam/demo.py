@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
@@ -76,11 +76,11 @@ def run_possam_demo(
     unseen = {n for n, seen in zip(names, vocabulary.seen) if not seen}
     world = ShapesWorldConfig(image_size=(_SIZE, _SIZE), seed=seed)
     dataset = ShapesDataset(world, split="val", length=num_images)
-    batch = collate_shapes([dataset[i] for i in range(num_images)])
+    batch = collate_batch([dataset[i] for i in range(num_images)])
     predictions = predictor.predict(batch.images, tasks=("panoptic",))
     scale = 3
     files = []
-    for index, (sample, pred) in enumerate(zip(batch.samples, predictions)):
+    for index, (sample, pred) in enumerate(zip(batch.extras["samples"], predictions)):
         assert pred.panoptic is not None
         seg_map = pred.panoptic.segment_map.cpu().numpy().astype(np.int32)
         truth = overlay_segments(sample.image, sample.panoptic, scale=scale)

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from segblocks.engine.distributed import sum_over_ranks
-from segblocks.inference.targets import EvalBatch, targets_to_panoptic
+from segblocks.inference.targets import evaluation_truth, targets_to_panoptic
 from segblocks.metrics import PanopticQuality, SemanticSegmentationMetric
 from segblocks.metrics.panoptic_quality import PanopticQualityResult
-from segblocks.structures import PanopticResult
+from segblocks.structures import Batch, PanopticResult
 from segblocks.zoo.possam.outputs import CLASSIFIERS
 from segblocks.zoo.possam.predictor import PosSAMPredictor
 from segblocks.zoo.possam.vocabulary import Vocabulary
@@ -77,7 +77,7 @@ def _subset_pq(result: PanopticQualityResult, ids: Sequence[int]) -> float:
 @torch.no_grad()
 def evaluate(
     predictor: PosSAMPredictor,
-    batches: Iterable[EvalBatch],
+    batches: Iterable[Batch],
     *,
     vocabulary: Vocabulary | None = None,
     classifiers: Sequence[str] = CLASSIFIERS,
@@ -88,8 +88,9 @@ def evaluate(
 
     Args:
         predictor: a :class:`PosSAMPredictor` (its model is put in eval mode here and restored afterwards).
-        batches: batches with ``images [B, 3, H, W]``, ``targets`` (labels indexing ``vocabulary``,
-            things and stuff) and ``semantic [B, H, W]`` label maps (same ids).
+        batches: :class:`~segblocks.structures.Batch` es with ``images [B, 3, H, W]``, ``targets``
+            (labels indexing ``vocabulary``, things and stuff) and ``extras["semantic"]`` ``[B, H, W]``
+            label maps (same ids; :func:`segblocks.data.collate_batch` makes them).
         vocabulary: the evaluation vocabulary (e.g. every class, seen and unseen); default the
             predictor's current one. Its ``seen`` flags split PQ into seen and unseen.
         classifiers: which of :data:`~segblocks.zoo.possam.CLASSIFIERS` to evaluate.
@@ -118,6 +119,7 @@ def evaluate(
     count = 0
     try:
         for batch in batches:
+            targets, semantic = evaluation_truth(batch)
             images = batch.images.to(device)
             if autocast is not None:
                 with autocast():
@@ -125,7 +127,7 @@ def evaluate(
             else:
                 outputs = predictor.infer(images, vocab)
             size = (images.shape[-2], images.shape[-1])
-            truths = [targets_to_panoptic(t.to("cpu")) for t in batch.targets]
+            truths = [targets_to_panoptic(t.to("cpu")) for t in targets]
             for name in classifiers:
                 logits = predictor.classify(outputs, name)
                 preds = predictor.postprocess(
@@ -137,7 +139,7 @@ def evaluate(
                         segment_map=pred.panoptic.segment_map.cpu(), segments=pred.panoptic.segments
                     )
                     pq[name].update(result, truths[i])
-                    miou[name].update(pred.semantic.label_map.cpu(), batch.semantic[i].cpu())
+                    miou[name].update(pred.semantic.label_map.cpu(), semantic[i].cpu())
             count += len(truths)
     finally:
         model.train(was_training)

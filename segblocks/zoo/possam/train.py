@@ -29,7 +29,14 @@ from pathlib import Path
 
 import torch
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, add_world_arguments, collate_shapes
+from segblocks.data import (
+    CATEGORIES,
+    ShapesDataset,
+    ShapesWorldConfig,
+    add_world_arguments,
+    collate_batch,
+    collate_shapes,
+)
 from segblocks.data.shapes.dataset import ShapesExample
 from segblocks.data.shapes.sample import ShapesSample
 from segblocks.engine import (
@@ -178,7 +185,7 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size,
         dist=dist,
         num_workers=args.num_workers,
-        collate_fn=collate_shapes,
+        collate_fn=collate_batch,
     )
 
     # --- model: the training vocabulary is the seen classes' names ----------------------------
