@@ -60,7 +60,7 @@ def make_model(scale: str, backbone: str, backend: str, device: torch.device) ->
         num_classes=len(NAMES) if scale == "world" else 133,
         class_names=NAMES if scale == "world" else None,
         is_thing=THINGS if scale == "world" else None,
-        scale=scale,
+        variant=scale,
         attention_backend=backend if backend == "reference" else "auto",
         deform_backend=backend if backend == "reference" else "auto",
     )

@@ -15,6 +15,7 @@ from segblocks.decoders.msdeform_pixel_decoder import (
     MSDeformAttnPixelDecoder,
     build_msdeform_pixel_decoder,
 )
+from segblocks.decoders.pixel_decoder import PixelDecoder
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput
 from segblocks.decoders.query_groups import (
     AttendTo,
@@ -48,6 +49,7 @@ __all__ = [
     "MaskedAttentionDecoderLayer",
     "MultiHeadAttention",
     "MultiScaleDeformableAttention",
+    "PixelDecoder",
     "PixelDecoderOutput",
     "QueryGroup",
     "SelfAttentionLayer",

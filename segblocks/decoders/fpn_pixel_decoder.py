@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segblocks.decoders.pixel_decoder import PixelDecoder
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput, check_backbone_features
 from segblocks.structures import ShapeSpec
 
@@ -41,7 +42,7 @@ def conv_norm_relu(
     return nn.Sequential(*layers)
 
 
-class FPNPixelDecoder(nn.Module):
+class FPNPixelDecoder(PixelDecoder):
     """Feature pyramid over the backbone levels, ending in stride-4 mask features.
 
     The coarsest level goes through a 3x3 conv; every finer level adds its lateral 1x1 projection to

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from segblocks.decoders.fpn_pixel_decoder import conv_norm_relu
 from segblocks.decoders.ms_deform_attention import MultiScaleDeformableAttention
+from segblocks.decoders.pixel_decoder import PixelDecoder
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput, check_backbone_features
 from segblocks.layers.attention import FFNLayer
 from segblocks.layers.position_encoding import SinePositionEncoding
@@ -111,7 +112,7 @@ class MSDeformAttnEncoder(nn.Module):
         return src
 
 
-class MSDeformAttnPixelDecoder(nn.Module):
+class MSDeformAttnPixelDecoder(PixelDecoder):
     """Deformable-attention encoder on the coarse levels + FPN to stride-4 mask features.
 
     Args:

@@ -1,9 +1,8 @@
 """What every training loop shares: distributed set-up, autocast, checkpoints, logging, seeding.
 
-Small functions rather than a framework: each zoo model's ``train.py`` calls them in a loop that
-reads top to bottom (set-up, data, model, optimizer, resume, loop, evaluation, checkpoint). The
-zoo recipes write out their data, model, optimizer and evaluation and share the rest through
-:func:`fit`.
+Small functions rather than a framework: each recipe's ``train.py`` writes its loop out top to
+bottom (set-up, data, model, optimizer, loop, evaluation, checkpoint) and calls the helpers of
+:class:`TrainingRun` (resume, timing, logging, checkpoints) where every loop does the same thing.
 """
 
 from .checkpoint import (
@@ -25,7 +24,6 @@ from .distributed import (
     unwrap_model,
     wrap_ddp,
 )
-from .fit import FitOptions, FitResult, add_fit_arguments, fit, parse_overrides
 from .logs import MetricLogger, progress_bar
 from .optim import (
     WarmupCosine,
@@ -35,8 +33,10 @@ from .optim import (
     warmup_cosine_schedule,
     warmup_multistep_schedule,
 )
+from .options import TrainOptions, add_train_arguments, parse_overrides
 from .precision import PRECISIONS, autocast, backward_step, clip_grad_norm, fp32, make_grad_scaler, to_fp32
 from .resume import load_checkpoint, resume
+from .run import TrainingRun, training_step_fn
 from .samplers import InfiniteSampler, ShardedSampler, build_eval_loader, build_train_loader
 from .seeding import derive_seed, seed_everything, seed_worker
 from .weights import CheckpointError, load_weights
@@ -46,14 +46,14 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "DistInfo",
-    "FitOptions",
-    "FitResult",
     "InfiniteSampler",
     "MetricLogger",
     "ShardedSampler",
+    "TrainOptions",
+    "TrainingRun",
     "WarmupCosine",
     "WarmupMultiStep",
-    "add_fit_arguments",
+    "add_train_arguments",
     "all_reduce",
     "autocast",
     "backward_step",
@@ -65,7 +65,6 @@ __all__ = [
     "clip_grad_norm",
     "derive_seed",
     "find_latest_checkpoint",
-    "fit",
     "fp32",
     "list_checkpoints",
     "load_checkpoint",
@@ -83,6 +82,7 @@ __all__ = [
     "setup_logging",
     "sum_over_ranks",
     "to_fp32",
+    "training_step_fn",
     "unwrap_model",
     "verify_checkpoint",
     "warmup_cosine_schedule",

@@ -1,9 +1,15 @@
-"""Every public class, function and method has a docstring that documents its arguments.
+"""Every public class, function and method has a docstring that tells a reader what they need.
 
 "Public" is what the API reference shows (``docs/_ext/apipages.py``): the ``__all__`` of every
-public module. Each such function, method and constructor must have a docstring, and every one of
-its parameters must be named in it (the Google ``Args:`` section the site renders). How cleanly
-the docstrings render is checked by the docs build itself (``make docs``, warnings are errors).
+public module. What a reader needs, and what this test asks for:
+
+- a **summary line**: the docstring opens with a sentence, not with a section (``Args:``) or a blank;
+- every **parameter named** (the Google ``Args:`` section the site renders), ``**options`` included,
+  so a reader knows where keyword arguments go.
+
+Length is not asked for: a method that only delegates is complete with its summary and its Args
+(say, "Results of ``Predictor(self).predict(images, **options)``." and an ``Args:`` section). How
+cleanly the docstrings render is checked by the docs build itself (``make docs``, warnings are errors).
 """
 
 from __future__ import annotations
@@ -47,14 +53,34 @@ def _own_members(cls: type) -> Iterator[tuple[str, Any]]:
 
 
 def _parameters(func: Any) -> list[str]:
+    """Parameter names a reader must find documented (``*args`` excepted; ``**kwargs`` included)."""
+    if getattr(func, "__module__", None) == "typing":  # a Protocol's placeholder __init__
+        return []
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
         return []
-    skip = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
     return [
-        p.name for p in signature.parameters.values() if p.name not in ("self", "cls") and p.kind not in skip
+        p.name
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls") and p.kind is not inspect.Parameter.VAR_POSITIONAL
     ]
+
+
+SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Yields|Raises|Attributes|Examples?|Notes?):")
+
+
+def _summary_problem(obj: Any) -> str | None:
+    """Why the docstring of ``obj`` has no summary line, or None (an inherited docstring counts)."""
+    doc = getattr(obj, "__doc__", None) or inspect.getdoc(obj) or ""
+    if not doc.strip():
+        return "no docstring"
+    first = doc.splitlines()[0].strip()
+    if not first:
+        return "no summary line (the docstring opens with a blank line)"
+    if SECTION.match(first):
+        return f"no summary line (it opens with the section {first!r})"
+    return None
 
 
 def _undocumented(params: list[str], doc: str) -> list[str]:
@@ -65,8 +91,11 @@ def docstring_problems(path: str, obj: Any) -> list[str]:
     """What is missing from the docstrings of one documented object (and its public methods)."""
     problems: list[str] = []
     doc = inspect.getdoc(obj) or ""
-    if not doc.strip():
+    summary = _summary_problem(obj)
+    if summary == "no docstring":
         return [f"{path}: no docstring"]
+    if summary:
+        problems.append(f"{path}: {summary}")
     if inspect.isclass(obj):
         init = vars(obj).get("__init__")
         # A dataclass's generated __init__ takes the fields, documented as "Attributes:".
@@ -77,8 +106,9 @@ def docstring_problems(path: str, obj: Any) -> list[str]:
                 problems.append(f"{path}(): arguments not documented: {', '.join(missing)}")
         for name, member in _own_members(obj):
             member_doc = inspect.getdoc(member) or ""
-            if not member_doc.strip():
-                problems.append(f"{path}.{name}: no docstring")
+            member_summary = _summary_problem(member) if member_doc.strip() else "no docstring"
+            if member_summary:
+                problems.append(f"{path}.{name}: {member_summary}")
             elif not isinstance(member, property):
                 missing = _undocumented(_parameters(member), member_doc)
                 if missing:
@@ -131,6 +161,50 @@ def _bad_function(x: int, y: int) -> int:
     return x + y
 
 
+class _Delegating:
+    """A short class whose method only delegates.
+
+    Args:
+        inner: the object that does the work.
+    """
+
+    def __init__(self, inner: _Good) -> None:
+        self.inner = inner
+
+    def scale(self, factor: float, **options: Any) -> int:
+        """``inner.scale(factor)``.
+
+        Args:
+            factor: the multiplier.
+            **options: ignored.
+        """
+        return self.inner.scale(factor)
+
+
+def _no_summary(x: int) -> int:
+    """
+    Args:
+        x: a number.
+    """
+    return x
+
+
+def _section_first(x: int) -> int:
+    """Args:
+    x: a number.
+    """
+    return x
+
+
+def _undocumented_options(x: int, **options: Any) -> int:
+    """Return ``x``.
+
+    Args:
+        x: a number.
+    """
+    return x
+
+
 @pytest.mark.parametrize(
     ("obj", "expected"),
     [
@@ -138,6 +212,10 @@ def _bad_function(x: int, y: int) -> int:
         (_Bad, ["p(): arguments not documented: size", "p.scale: no docstring"]),
         (_bad_function, ["p(): arguments not documented: y"]),
         (lambda: None, ["p: no docstring"]),
+        (_Delegating, []),
+        (_no_summary, ["p: no summary line (the docstring opens with a blank line)"]),
+        (_section_first, ["p: no summary line (it opens with the section 'Args:')"]),
+        (_undocumented_options, ["p(): arguments not documented: options"]),
     ],
 )
 def test_the_checker_reports_what_is_missing(obj: Any, expected: list[str]) -> None:

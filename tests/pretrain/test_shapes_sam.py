@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from segblocks.pretrain.shapes_sam import (
     sample_training_prompts,
     save_shapes_sam,
 )
+from segblocks.structures import Prompts
 
 # Measured on the shipped weights: 16 val images (world seed 0), see zoo/shapes-sam-tiny/README.md;
 # the guards sit a few points below the measured values (1-point oracle 0.797, 1-box 0.803).
@@ -255,20 +257,79 @@ def test_training_prompts_lie_in_their_targets(val_samples: list[ShapesSample]) 
     rng = np.random.default_rng(0)
     counts = PromptCounts(points=6, boxes=4, multi_points=3)
     for sample in val_samples[:6]:
-        p = sample_training_prompts(sample, rng, counts)
+        single, box, multi = sample_training_prompts(sample, rng, counts)
+        assert [g.multimask for g in (single, box, multi)] == [True, False, False]
         wholes = torch.from_numpy(sample.instance_masks)
         parts = torch.from_numpy(sample.part_masks)
         candidates = torch.cat([wholes, parts])
-        for targets in (p.point_targets, p.box_targets, p.multi_targets):
-            for t in targets:  # every target is a thing's mask or its part
+        for group in (single, box, multi):
+            assert isinstance(group.prompts, Prompts)
+            for t in group.targets:  # every target is a thing's mask or its part
                 assert any(torch.equal(t, c) for c in candidates)
-        for (x, y), t in zip(p.point_coords[:, 0].long().tolist(), p.point_targets, strict=True):
+        assert single.prompts.points is not None and single.prompts.point_labels is not None
+        assert bool((single.prompts.point_labels == 1).all())
+        for (x, y), t in zip(single.prompts.points[:, 0].long().tolist(), single.targets, strict=True):
             assert t[y, x]
-        for coords, labels, t in zip(p.multi_coords.long(), p.multi_labels, p.multi_targets, strict=True):
-            for (x, y), label in zip(coords.tolist(), labels.tolist(), strict=True):
+        assert multi.prompts.points is not None and multi.prompts.point_labels is not None
+        points, labels = multi.prompts.points.long(), multi.prompts.point_labels
+        for coords, row, t in zip(points, labels, multi.targets, strict=True):
+            for (x, y), label in zip(coords.tolist(), row.tolist(), strict=True):
                 if label >= 0:
                     assert bool(t[y, x]) == (label == 1)
-        assert p.multi_coords.shape[1:] == (4, 2) and p.box_coords.shape == (4, 4)
+        assert (
+            points.shape[1:] == (4, 2) and box.prompts.boxes is not None and box.prompts.boxes.shape == (4, 4)
+        )
+
+
+BEFORE = json.loads((Path(__file__).parent / "data" / "shapes_sam_before.json").read_text())
+
+
+def _digest(mask: torch.Tensor) -> str:
+    return hashlib.sha256(mask.numpy().tobytes()).hexdigest()[:16]
+
+
+def test_training_prompts_are_those_drawn_before_structures_prompts() -> None:
+    """The move from the recipe's own ImagePrompts to structures.Prompts draws the same prompts.
+
+    ``data/shapes_sam_before.json`` was recorded with the ImagePrompts code (val world, seed 0, rng 0).
+    """
+    world = ShapesWorld(ShapesWorldConfig(image_size=(64, 64), seed=0), split="val")
+    rng = np.random.default_rng(0)
+    counts = PromptCounts(points=6, boxes=4, multi_points=3)
+    for i, before in enumerate(BEFORE["prompts"]):
+        single, box, multi = sample_training_prompts(world.sample(i), rng, counts)
+        assert single.prompts.points is not None and multi.prompts.point_labels is not None
+        assert single.prompts.points.tolist() == before["points"]
+        assert box.prompts.boxes is not None and box.prompts.boxes.tolist() == before["boxes"]
+        assert multi.prompts.points is not None and multi.prompts.points.tolist() == before["multi_points"]
+        assert multi.prompts.point_labels.float().tolist() == before["multi_labels"]
+        for group, key in ((single, "point_targets"), (box, "box_targets"), (multi, "multi_targets")):
+            assert [_digest(t) for t in group.targets] == before[key]
+
+
+def test_recipe_trains_as_before(tmp_path: Path) -> None:
+    """The recipe on the engine's helpers and structures.Prompts: first loss and 3-step accuracy as before."""
+    argv = ["--model-name", "vit_tiny", "--steps", "3", "--batch-size", "2", "--val-images", "1"]
+    argv += [
+        "--decoder-mlp-dim",
+        "32",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--threads",
+        "1",
+        "--seed",
+        "0",
+    ]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "train/loss" in r]
+    assert len(train) == len(BEFORE["losses"]) == 1
+    for name, value in BEFORE["losses"][0].items():
+        assert train[0][name] == pytest.approx(value, rel=1e-5), name
+    final = json.loads((tmp_path / "metrics.json").read_text())
+    for name, value in BEFORE["final"].items():
+        assert final[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
 
 
 def test_prompt_errors(val_samples: list[ShapesSample]) -> None:

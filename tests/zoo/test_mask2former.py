@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.backbones import Backbone
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.heads import LinearClassHead, OpenVocabClassHead
 from segblocks.structures import ShapeSpec, Targets
 from segblocks.zoo import build_mask2former
@@ -35,13 +36,13 @@ TINY = dict(
 )
 
 
-class TinyBackbone(nn.Module):
+class TinyBackbone(Backbone):
     """A four-stage conv net with the backbone contract (res2..res5, output_shape, size_divisibility)."""
 
-    size_divisibility = 32
+    _size_divisibility = 32
 
     def __init__(self, *, frozen: bool = False) -> None:
-        super().__init__()
+        super().__init__(pixel_mean=(0.0, 0.0, 0.0), pixel_std=(1.0, 1.0, 1.0))
 
         def block(i: int, o: int) -> nn.Module:
             return nn.Sequential(nn.Conv2d(i, o, 3, 2, 1), nn.GroupNorm(4, o), nn.ReLU())
@@ -80,7 +81,9 @@ class TextBackbone(TinyBackbone):
 def tiny_model(**kw: object) -> Mask2Former:
     torch.manual_seed(0)
     backbone = kw.pop("backbone", None) or TinyBackbone()
-    args: dict[str, object] = dict(num_classes=len(NAMES), class_names=NAMES, is_thing=THINGS, scale="world")
+    args: dict[str, object] = dict(
+        num_classes=len(NAMES), class_names=NAMES, is_thing=THINGS, variant="world"
+    )
     args.update(TINY)
     args.update(kw)
     return build_mask2former(backbone, **args)  # type: ignore[arg-type]
@@ -89,7 +92,7 @@ def tiny_model(**kw: object) -> Mask2Former:
 @pytest.fixture(scope="module")
 def batch():
     ds = ShapesDataset(ShapesWorldConfig(image_size=(64, 64), num_things=(1, 2)), split="train", length=4)
-    return collate_shapes([ds[i] for i in range(4)])
+    return collate_batch([ds[i] for i in range(4)])
 
 
 def test_forward_outputs(batch) -> None:
@@ -202,7 +205,7 @@ def test_open_vocabulary(batch) -> None:
         TextBackbone(),
         vocabulary=vocab,
         is_thing=THINGS[:5],
-        scale="world",
+        variant="world",
         **TINY,  # type: ignore[arg-type]
     )
     assert isinstance(model.class_head, OpenVocabClassHead)
@@ -211,7 +214,7 @@ def test_open_vocabulary(batch) -> None:
     model.set_vocabulary(NAMES, THINGS, torch.randn(len(NAMES), 12))
     assert model(batch.images).class_logits.shape[-1] == len(NAMES) + 1  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="cannot encode text"):
-        build_mask2former(TinyBackbone(), vocabulary=vocab, scale="world", **TINY)  # type: ignore[arg-type]
+        build_mask2former(TinyBackbone(), vocabulary=vocab, variant="world", **TINY)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="width 12"):
         model.set_vocabulary(["a"], [True], torch.randn(1, 7))
     with pytest.raises(TypeError, match="closed-set"):
@@ -234,20 +237,20 @@ def test_configs_and_build_errors() -> None:
         5.0,
         0.1,
     )
-    model = build_mask2former(TinyBackbone(), num_classes=133, scale="paper")
-    assert len(model.transformer_decoder.layers) == 9 and model.query_feat.num_embeddings == 100
+    model = build_mask2former(TinyBackbone(), num_classes=133, variant="paper")
+    assert len(model.mask_decoder.layers) == 9 and model.query_feat.num_embeddings == 100
     with pytest.raises(ValueError, match="exactly one"):
         build_mask2former(TinyBackbone(), num_classes=3, vocabulary=["a"])
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(ValueError, match="variant"):
         get_config("huge")
     with pytest.raises(TypeError, match="unknown Mask2FormerConfig fields"):
         get_config("world", hidden=3)
     with pytest.raises(ValueError, match="pixel_decoder"):
         get_config("world", pixel_decoder="bifpn")
     with pytest.raises(ValueError, match="class_names"):
-        build_mask2former(TinyBackbone(), num_classes=3, class_names=["a"], scale="world")
+        build_mask2former(TinyBackbone(), num_classes=3, class_names=["a"], variant="world")
     with pytest.raises(TypeError, match="output_shape"):
-        build_mask2former(nn.Linear(2, 2), num_classes=3, scale="world")
+        build_mask2former(nn.Linear(2, 2), num_classes=3, variant="world")
 
 
 def test_training_recipe_runs_and_resumes(tmp_path) -> None:

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from segblocks.backbones import register_clip_config
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.zoo import build_possam
-from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, get_config, seen_flags
+from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, PosSAMPredictor, get_config, seen_flags
 from segblocks.zoo.possam.config import WORLD_CLIP_MODEL, WORLD_SAM_MODEL
 from segblocks.zoo.possam.evaluate import evaluate
 from segblocks.zoo.possam.train import seen_targets, seen_world
@@ -72,7 +72,7 @@ def tiny_possam(**kw: object) -> PosSAM:
 @pytest.fixture(scope="module")
 def batch():
     ds = ShapesDataset(ShapesWorldConfig(image_size=(64, 64), num_things=(1, 2)), split="train", length=4)
-    return collate_shapes([ds[i] for i in range(4)])
+    return collate_batch([ds[i] for i in range(4)])
 
 
 def test_forward_outputs_and_losses(batch) -> None:
@@ -83,7 +83,7 @@ def test_forward_outputs_and_losses(batch) -> None:
     assert out.class_logits is not None and out.class_logits.shape == (4, 8, c + 1)
     assert out.iou_scores is not None and out.iou_scores.shape == (4, 8)
     assert len(out.aux) == 2 and all(a.iou_scores is not None for a in out.aux)
-    losses = model.losses(out, seen_targets(batch.samples, SEEN))
+    losses = model.losses(out, seen_targets(batch.extras["samples"], SEEN))
     assert {"loss_class", "loss_mask", "loss_dice", "loss_iou", "loss_iou_1"} <= set(losses)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
     assert "text_embeddings" not in model.state_dict(), "rebuilt from class names, not checkpointed"
@@ -92,7 +92,7 @@ def test_forward_outputs_and_losses(batch) -> None:
 
 def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(batch) -> None:
     model = tiny_possam()
-    targets = seen_targets(batch.samples, SEEN)
+    targets = seen_targets(batch.extras["samples"], SEEN)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     history = []
     for step in range(12):
@@ -117,7 +117,7 @@ def test_bf16_autocast_has_no_nan_and_losses_stay_fp32(batch) -> None:
     model = tiny_possam()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch.images)
-        losses = model.losses(out, seen_targets(batch.samples, SEEN))
+        losses = model.losses(out, seen_targets(batch.extras["samples"], SEEN))
         preds = model.eval().predict(batch.images[:1], vocabulary=NAMES, is_thing=THINGS)
     assert out.mask_logits.dtype == torch.bfloat16
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
@@ -130,9 +130,9 @@ def test_a_vit_clip_works_and_its_unused_pyramid_stays_frozen(batch) -> None:
     model = tiny_possam(clip_model=TINY_VIT_CLIP)
     assert model.clip.kind == "vit" and not any(p.requires_grad for p in model.clip.parameters())
     out = model(batch.images)
-    sum(model.losses(out, seen_targets(batch.samples, SEEN)).values()).backward()
+    sum(model.losses(out, seen_targets(batch.extras["samples"], SEEN)).values()).backward()
     assert all(p.grad is None for p in model.clip.parameters())
-    outputs = model.eval().infer(batch.images[:1], ["star", "heart"])
+    outputs = PosSAMPredictor(model.eval()).infer(batch.images[:1], ["star", "heart"])
     assert outputs.clip_logits.shape == (1, 8, 2)
 
 
@@ -146,21 +146,28 @@ def test_predict_any_vocabulary_with_every_classifier(batch) -> None:
         assert preds[1].semantic is not None and preds[1].semantic.label_map.shape == (50, 61)
         assert preds[1].instance is not None and preds[1].instance.masks.shape[1:] == (50, 61)
         assert int(preds[0].semantic.label_map.max()) < len(NAMES)  # type: ignore[union-attr]
-    outputs = model.infer(images, ["a red star", "sky"])
+    predictor = PosSAMPredictor(model, classifier="ldp")
+    outputs = predictor.infer(images, ["a red star", "sky"])
     assert outputs.clip_logits.shape == (2, 8, 2) and outputs.ldp_logits.shape == (2, 8, 3)
     assert outputs.vocabulary.seen.tolist() == [False, True]
     for classifier in CLASSIFIERS:
-        probs = model.classify(outputs, classifier).softmax(-1)
+        probs = predictor.classify(outputs, classifier).softmax(-1)
         torch.testing.assert_close(probs.sum(-1), torch.ones(2, 8))
-    model.set_vocabulary(["star", "dog"], [True, True])
-    assert model.class_names == ("star", "dog") and model.text_embeddings.shape == (2, 24)
-    assert model(batch.images).class_logits.shape[-1] == 3  # type: ignore[union-attr]
+    torch.testing.assert_close(predictor.classify(outputs), outputs.ldp_logits)  # the predictor's default
+    predictor.set_vocabulary(["star", "dog"], [True, True])
+    assert predictor.vocabulary.names == ("star", "dog") and predictor.vocabulary.text_embeddings.shape == (
+        2,
+        24,
+    )
+    preds = predictor.predict(images, tasks=("semantic",))
+    assert int(preds[0].semantic.label_map.max()) < 2  # type: ignore[union-attr]
+    assert model(batch.images).class_logits.shape[-1] == len(SEEN) + 1, "training keeps its vocabulary"  # type: ignore[union-attr]
 
 
 def test_seen_flags_match_names_and_synonyms() -> None:
     flags = seen_flags(["Star", "heart", "dog, sky", "grass"], ["star", "sky", "grass"])
     assert flags.tolist() == [True, False, True, True]
-    vocab = tiny_possam().encode_vocabulary(NAMES, THINGS)
+    vocab = PosSAMPredictor(tiny_possam()).encode_vocabulary(NAMES, THINGS)
     assert [n for n, s in zip(NAMES, vocab.seen.tolist()) if not s] == sorted(SPLIT.unseen, key=NAMES.index)
 
 
@@ -196,14 +203,14 @@ def test_bad_inputs_raise_clearly(batch) -> None:
         iou_head=model.iou_head,
         ldp=model.ldp,
         criterion=model.criterion,
-        mase=model.mase,
-        geometric=model.geometric,
         num_queries=8,
-        vocabulary=model.vocabulary,
+        vocabulary=model.train_vocabulary,
     )
-    with pytest.raises(TypeError, match=r"sam: expected a segblocks\.backbones\.SAMBackbone"):
+    with pytest.raises(ValueError, match="classifier: expected one of"):
+        PosSAMPredictor(model, classifier="vote")
+    with pytest.raises(TypeError, match="sam: expected a SAMBackbone"):
         PosSAM(**{**parts, "sam": torch.nn.Identity()})  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"clip: expected a segblocks\.backbones\.OpenCLIPBackbone"):
+    with pytest.raises(TypeError, match="clip: expected a OpenCLIPBackbone"):
         PosSAM(**{**parts, "clip": model.sam})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="vocabulary: expected a Vocabulary"):
         PosSAM(**{**parts, "vocabulary": ["star"]})  # type: ignore[arg-type]
@@ -237,14 +244,14 @@ def test_paper_parameter_counts_on_the_meta_device(variant: str, frozen: float) 
 
 def test_evaluate_reports_every_classifier(batch) -> None:
     model = tiny_possam()
-    vocab = model.encode_vocabulary(NAMES, THINGS)
-    results = evaluate(model, [batch], vocabulary=vocab)
+    predictor = PosSAMPredictor(model, vocabulary=NAMES, is_thing=THINGS)
+    results = evaluate(predictor, [batch])
     assert sorted(results) == sorted(CLASSIFIERS)
     for m in results.values():
         assert m.num_images == 4 and 0.0 <= m.miou <= 100.0
         assert set(m.as_dict()) >= {"pq", "pq_seen", "pq_unseen", "sq", "rq", "miou"}
     with pytest.raises(ValueError, match="classifiers"):
-        evaluate(model, [batch], classifiers=("vote",))
+        evaluate(predictor, [batch], classifiers=("vote",))
 
 
 def recipe_args(tmp_path) -> list[str]:

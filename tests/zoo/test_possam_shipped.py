@@ -58,14 +58,15 @@ def test_shipped_weights_keep_their_measured_accuracy() -> None:
     16 images MASE sits 0.7 below CLIP and 0.2 below the fixed ensemble; on the card's 100 images it
     leads both (25.7 against 25.2 and 24.9), so the comparisons carry a tolerance for the small set.
     """
-    from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+    from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
+    from segblocks.zoo.possam import PosSAMPredictor
     from segblocks.zoo.possam.evaluate import evaluate
 
-    model = load_shipped_possam()
-    vocabulary = model.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
+    names, flags = [c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES]
+    predictor = PosSAMPredictor(load_shipped_possam(), vocabulary=names, is_thing=flags)
     data = ShapesDataset(ShapesWorldConfig(image_size=(128, 128), seed=0), split="val", length=16)
-    batches = [collate_shapes([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
-    results = evaluate(model, batches, vocabulary=vocabulary)
+    batches = [collate_batch([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
+    results = evaluate(predictor, batches)
     assert results["mase"].pq >= 24.0, results["mase"]
     assert results["mase"].pq_unseen >= 12.0, results["mase"]
     assert results["mase"].pq >= results["ldp"].pq, results

@@ -16,10 +16,12 @@ from segblocks.data.shapes.dataset import (
     ShapesClipExample,
     ShapesDataset,
     ShapesExample,
+    collate_batch,
     collate_clips,
     collate_shapes,
 )
 from segblocks.data.shapes.language import resolve_referring
+from segblocks.data.shapes.options import add_world_arguments
 from segblocks.data.shapes.prompts import (
     Click,
     coarse_mask,
@@ -53,8 +55,10 @@ __all__ = [
     "ShapesSample",
     "ShapesWorld",
     "ShapesWorldConfig",
+    "add_world_arguments",
     "category_id",
     "coarse_mask",
+    "collate_batch",
     "collate_clips",
     "collate_shapes",
     "first_click",

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from segblocks.data.shapes.config import ShapesWorldConfig
 from segblocks.data.shapes.sample import ShapesClip, ShapesSample
 from segblocks.data.shapes.world import ShapesWorld
-from segblocks.structures import Targets
+from segblocks.structures import Batch, Targets
 
 __all__ = [
     "ShapesBatch",
@@ -19,6 +19,7 @@ __all__ = [
     "ShapesClipExample",
     "ShapesDataset",
     "ShapesExample",
+    "collate_batch",
     "collate_clips",
     "collate_shapes",
 ]
@@ -105,6 +106,26 @@ def collate_shapes(batch: list[ShapesExample]) -> ShapesBatch:
         targets=[e.targets for e in batch],
         semantic=torch.stack([e.semantic for e in batch]),
         samples=[e.sample for e in batch],
+    )
+
+
+def collate_batch(batch: list[ShapesExample]) -> Batch:
+    """Collate examples into a :class:`~segblocks.structures.Batch` (what a ``training_step`` takes).
+
+    ``extras`` keeps ``"semantic"`` (``[B, H, W]`` category ids) and ``"samples"`` (the
+    :class:`ShapesSample` of each image, for prompts, captions or other targets).
+
+    Args:
+        batch: examples from :class:`ShapesDataset` (all of one image size).
+
+    Raises:
+        ValueError: on an empty batch or images of different sizes.
+    """
+    shapes = collate_shapes(batch)
+    return Batch(
+        images=shapes.images,
+        targets=shapes.targets,
+        extras={"semantic": shapes.semantic, "samples": shapes.samples},
     )
 
 

@@ -17,18 +17,19 @@ from segblocks.pretrain.shapes_sam.model import (
     save_shapes_sam,
 )
 from segblocks.pretrain.shapes_sam.prompts import (
-    ImagePrompts,
     PromptCounts,
+    PromptGroup,
     edge_box_to_sam,
     eval_prompts,
     sample_training_prompts,
 )
+from segblocks.pretrain.shapes_sam.step import sam_training_step
 from segblocks.pretrain.shapes_sam.train import build_parser, build_sam_optimizer, main
 
 __all__ = [
     "SHAPES_SAM_MODEL",
-    "ImagePrompts",
     "PromptCounts",
+    "PromptGroup",
     "SamLossWeights",
     "ShapesSamDecoderConfig",
     "ShapesSamMetrics",
@@ -44,6 +45,7 @@ __all__ = [
     "main",
     "mask_iou_per_output",
     "prompt_losses",
+    "sam_training_step",
     "sample_training_prompts",
     "save_shapes_sam",
 ]

@@ -27,11 +27,12 @@ from torch import Tensor
 
 from segblocks.data.shapes.prompts import first_click, jitter_box, sample_point
 from segblocks.data.shapes.sample import ShapesSample
+from segblocks.structures import Prompts
 
 __all__ = [
     "MAX_BOX_JITTER",
-    "ImagePrompts",
     "PromptCounts",
+    "PromptGroup",
     "edge_box_to_sam",
     "eval_prompts",
     "sample_training_prompts",
@@ -80,26 +81,19 @@ class PromptCounts:
 
 
 @dataclass
-class ImagePrompts:
-    """The prompts of one image, grouped by kind (each group is one ``MaskDecoder`` call).
+class PromptGroup:
+    """Prompts of one kind for one image, each with its target mask (one ``MaskDecoder`` call).
 
     Attributes:
-        point_coords: ``[P, 1, 2]`` float single points ``(x, y)``.
-        point_targets: ``[P, H, W]`` bool target mask of each single point.
-        box_coords: ``[Q, 4]`` float boxes ``(x_min, y_min, x_max, y_max)``.
-        box_targets: ``[Q, H, W]`` bool.
-        multi_coords: ``[R, 4, 2]`` float points of the several-point prompts.
-        multi_labels: ``[R, 4]`` float labels (1 positive, 0 negative, -1 padding).
-        multi_targets: ``[R, H, W]`` bool.
+        prompts: N :class:`~segblocks.structures.Prompts` rows: ``points [N, P, 2]`` with
+            ``point_labels [N, P]`` (1 positive, 0 negative, -1 padding), or ``boxes [N, 4]``.
+        targets: ``[N, H, W]`` bool target mask of each prompt.
+        multimask: the decoder predicts three masks (ambiguous single points) instead of one.
     """
 
-    point_coords: Tensor
-    point_targets: Tensor
-    box_coords: Tensor
-    box_targets: Tensor
-    multi_coords: Tensor
-    multi_labels: Tensor
-    multi_targets: Tensor
+    prompts: Prompts
+    targets: Tensor
+    multimask: bool
 
 
 def edge_box_to_sam(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -128,20 +122,20 @@ def _target(
 
 def _multi_prompt(
     target: NDArray[np.bool_], rng: np.random.Generator
-) -> tuple[list[tuple[int, int]], list[float]]:
+) -> tuple[list[tuple[int, int]], list[int]]:
     n_pos = int(rng.integers(2, _MAX_POINTS))
     points = [sample_point(target, rng) for _ in range(n_pos)]
-    labels = [1.0] * n_pos
+    labels = [1] * n_pos
     x1, y1, x2, y2 = (round(v) for v in jitter_box(target, rng, jitter=0.0))
     ring = np.zeros_like(target)
     ring[y1:y2, x1:x2] = True
     ring &= ~target
     if ring.any() and rng.random() < 0.5:
         points.append(sample_point(ring, rng))
-        labels.append(0.0)
+        labels.append(0)
     while len(points) < _MAX_POINTS:
         points.append((0, 0))
-        labels.append(-1.0)
+        labels.append(-1)
     return points, labels
 
 
@@ -153,7 +147,7 @@ def _stack(masks: list[NDArray[np.bool_]], size: tuple[int, int]) -> Tensor:
 
 def sample_training_prompts(
     sample: ShapesSample, rng: np.random.Generator, counts: PromptCounts
-) -> ImagePrompts:
+) -> list[PromptGroup]:
     """Draw the training prompts of one image (each prompt picks a thing uniformly at random).
 
     Args:
@@ -162,7 +156,8 @@ def sample_training_prompts(
         counts: how many prompts of each kind, and how they are drawn.
 
     Returns:
-        The prompts; every group is empty when the image has no thing.
+        The non-empty groups, in the order single points, boxes, several points (none when the
+        image has no thing).
 
     Raises:
         TypeError: on a ``sample`` that is not a ``ShapesSample`` or ``counts`` that is not
@@ -191,19 +186,23 @@ def sample_training_prompts(
         for _ in range(counts.multi_points):
             i = int(rng.integers(n))
             target = _target(wholes[i], parts[i], counts.part_prob, rng)
-            points, labels = _multi_prompt(target, rng)
-            mc.append(points)
-            ml.append(labels)
+            clicks, click_labels = _multi_prompt(target, rng)
+            mc.append(clicks)
+            ml.append(click_labels)
             mt.append(target)
-    return ImagePrompts(
-        point_coords=torch.tensor(pts, dtype=torch.float32).reshape(-1, 1, 2),
-        point_targets=_stack(pt_t, size),
-        box_coords=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        box_targets=_stack(box_t, size),
-        multi_coords=torch.tensor(mc, dtype=torch.float32).reshape(-1, _MAX_POINTS, 2),
-        multi_labels=torch.tensor(ml, dtype=torch.float32).reshape(-1, _MAX_POINTS),
-        multi_targets=_stack(mt, size),
-    )
+    groups: list[PromptGroup] = []
+    if pts:  # single points: ambiguous, three outputs
+        points = torch.tensor(pts, dtype=torch.float32).reshape(-1, 1, 2)
+        labels = torch.ones(points.shape[:2], dtype=torch.int64)
+        groups.append(PromptGroup(Prompts(points=points, point_labels=labels), _stack(pt_t, size), True))
+    if boxes:
+        box_prompts = Prompts(boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+        groups.append(PromptGroup(box_prompts, _stack(box_t, size), False))
+    if mc:  # several points, padded with label -1
+        points = torch.tensor(mc, dtype=torch.float32).reshape(-1, _MAX_POINTS, 2)
+        labels = torch.tensor(ml, dtype=torch.int64).reshape(-1, _MAX_POINTS)
+        groups.append(PromptGroup(Prompts(points=points, point_labels=labels), _stack(mt, size), False))
+    return groups
 
 
 def eval_prompts(sample: ShapesSample) -> tuple[Tensor, Tensor, Tensor]:

@@ -21,37 +21,34 @@ import json
 import logging
 import math
 import platform
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from segblocks.data import ShapesSample, ShapesWorld, ShapesWorldConfig
+from segblocks.data import ShapesWorld, ShapesWorldConfig
 from segblocks.engine import (
-    MetricLogger,
+    TrainingRun,
+    TrainOptions,
     backward_step,
     build_adamw,
-    progress_bar,
     seed_everything,
     setup_distributed,
     setup_logging,
     warmup_cosine_schedule,
 )
-from segblocks.pretrain.shapes_sam.evaluate import ShapesSamMetrics, embed_images, evaluate_shapes_sam
-from segblocks.pretrain.shapes_sam.losses import SamLossWeights, prompt_losses
+from segblocks.pretrain.shapes_sam.evaluate import evaluate_shapes_sam
+from segblocks.pretrain.shapes_sam.losses import SamLossWeights
 from segblocks.pretrain.shapes_sam.model import (
     SHAPES_SAM_MODEL,
     ShapesSamDecoderConfig,
     build_shapes_sam,
-    decode_prompts,
     init_pos_embed_sincos,
     save_shapes_sam,
 )
 from segblocks.pretrain.shapes_sam.prompts import MAX_BOX_JITTER, PromptCounts, sample_training_prompts
+from segblocks.pretrain.shapes_sam.step import sam_training_step
 
 __all__ = ["build_parser", "build_sam_optimizer", "main"]
 
@@ -217,8 +214,6 @@ def main(argv: list[str]) -> int:
     seed_everything(args.seed)
     device = dist.device
     run_dir = Path(args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     # --- model ----------------------------------------------------------------------------
     decoder_config = ShapesSamDecoderConfig(mlp_dim=args.decoder_mlp_dim, num_heads=args.decoder_heads)
@@ -253,88 +248,52 @@ def main(argv: list[str]) -> int:
         warmup_factor=0.01,
         min_factor=0.02,
     )
-    log = MetricLogger(run_dir, tensorboard=False)
-
-    def run_eval(step: int, samples: list[ShapesSample], wall: float) -> ShapesSamMetrics:
-        metrics = evaluate_shapes_sam(sam, samples)
-        log.log(step, {**metrics.as_dict(), "wall_minutes": wall / 60.0}, prefix="val")
-        logger.info("step %d (%.1f min): %s", step, wall / 60.0, json.dumps(metrics.as_dict()))
-        return metrics
+    # no resume and no checkpoints: the run ends by writing the weights
+    options = TrainOptions(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        time_budget_min=args.time_budget_min,
+        clip_grad=args.clip_grad,
+        eval_every=args.eval_every,
+        log_every=10,
+        checkpoint_every=0,
+        seed=args.seed,
+    )
+    run = TrainingRun.start(
+        sam, optimizer=optimizer, scheduler=scheduler, options=options, run_dir=run_dir, dist=dist,
+        args=vars(args), tensorboard=False,
+    )  # fmt: skip
 
     # --- loop -----------------------------------------------------------------------------
-    budget = args.time_budget_min * 60.0 if args.time_budget_min else math.inf
-    t0 = time.perf_counter()
-    step = 0
     sam.train()
-    bar = progress_bar(range(args.steps), desc="shapes-sam", enabled=args.progress)
-    for step in bar:
-        if time.perf_counter() - t0 >= budget:
-            logger.warning(
-                "time budget reached at step %d of %d; the schedule did not finish", step, args.steps
-            )
-            break
+    for step in run.progress(range(args.steps), desc="shapes-sam", enabled=args.progress):
         samples = [train_world.sample(step * args.batch_size + b) for b in range(args.batch_size)]
-        prompts = [sample_training_prompts(s, rng, counts) for s in samples]
+        prompts = [sample_training_prompts(s, rng, counts) for s in samples]  # per image, its prompt groups
         images = torch.stack([s.image_tensor() for s in samples]).to(device)
-        embeddings = embed_images(sam, images)
-        sums = {
-            "focal": embeddings.new_zeros(()),
-            "dice": embeddings.new_zeros(()),
-            "iou": embeddings.new_zeros(()),
-        }
-        num_prompts = 0
-        for i, p in enumerate(prompts):
-            emb = embeddings[i : i + 1]
-            ones = torch.ones(p.point_coords.shape[:2])
-            groups: list[tuple[tuple[Tensor, Tensor] | None, Tensor | None, bool, Tensor]] = [
-                ((p.point_coords, ones), None, True, p.point_targets),  # ambiguous: 3 outputs
-                (None, p.box_coords, False, p.box_targets),
-                ((p.multi_coords, p.multi_labels), None, False, p.multi_targets),
-            ]
-            for points, boxes, multimask, targets in groups:
-                if len(targets) == 0:
-                    continue
-                # the loss is taken at the decoder's resolution, on area-averaged targets
-                logits, iou_pred = decode_prompts(
-                    sam,
-                    emb,
-                    points=None if points is None else (points[0].to(device), points[1].to(device)),
-                    boxes=None if boxes is None else boxes.to(device),
-                    multimask_output=multimask,
-                    upsample=False,
-                )
-                low_res = (int(logits.shape[-2]), int(logits.shape[-1]))
-                soft = F.adaptive_avg_pool2d(targets.to(device).float()[:, None], low_res)[:, 0]
-                for k, v in prompt_losses(logits, iou_pred, soft, weights).items():
-                    sums[k] = sums[k] + v
-                num_prompts += len(targets)
-        losses = {k: v / max(num_prompts, 1) for k, v in sums.items()}
+        losses = sam_training_step(sam, images, prompts, weights)  # focal (or CE), dice, IoU MSE
         loss = sum(losses.values())
         assert isinstance(loss, torch.Tensor)
         grad_norm = backward_step(loss, optimizer=optimizer, max_norm=args.clip_grad or None)
         scheduler.step()
-        if (step + 1) % 10 == 0 or step == 0:
-            values = {**{k: v.detach() for k, v in losses.items()}, "loss": loss.detach()}
-            values["lr"] = optimizer.param_groups[0]["lr"]
-            if grad_norm is not None:
-                values["grad_norm"] = grad_norm
-            log.log(step + 1, values, prefix="train")
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
-            run_eval(step + 1, val_samples[: args.eval_images], time.perf_counter() - t0)
-    else:
-        step = args.steps
-    bar.close()
-    train_seconds = time.perf_counter() - t0
+        run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
+        if run.eval_due() and run.step < args.steps:  # the final evaluation follows the last step
+            run.log_eval(evaluate_shapes_sam(sam, val_samples[: args.eval_images]).as_dict())
+    if run.step < args.steps:
+        logger.warning(
+            "time budget reached at step %d of %d; the schedule did not finish", run.step, args.steps
+        )
+    step = run.step
+    train_seconds = run.wall_seconds
 
     # --- final evaluation and weights ---------------------------------------------------------
-    final = run_eval(step, val_samples, train_seconds)
+    final = evaluate_shapes_sam(sam, val_samples)
+    run.finish(final.as_dict(), wall_seconds=train_seconds, checkpoint=False)
     weights_path = save_shapes_sam(sam, run_dir / "shapes.safetensors", dtype=args.store_dtype)
     summary = {
         "model_name": args.model_name,
         "steps": step,
         "train_minutes": train_seconds / 60.0,
-        "total_minutes": (time.perf_counter() - t0) / 60.0,
+        "total_minutes": run.wall_seconds / 60.0,
         **final.as_dict(),
         "val_world_seed": VAL_WORLD_SEED,
         "weights": str(weights_path),
@@ -346,5 +305,4 @@ def main(argv: list[str]) -> int:
         "torch": torch.__version__,
     }
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    log.close()
     return 0

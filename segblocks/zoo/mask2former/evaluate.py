@@ -6,27 +6,20 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor
 
 from segblocks.engine.distributed import sum_over_ranks
+from segblocks.inference import TASKS
+from segblocks.inference.targets import evaluation_truth, targets_to_panoptic
 from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetric
-from segblocks.structures import InstanceResult, PanopticResult, SegmentInfo, Targets
-from segblocks.zoo.mask2former.model import TASKS, Mask2Former
+from segblocks.structures import Batch, InstanceResult, PanopticResult
+from segblocks.zoo.mask2former.model import Mask2Former
 
-__all__ = ["EvalBatch", "Mask2FormerMetrics", "evaluate", "targets_to_panoptic"]
+__all__ = ["Mask2FormerMetrics", "evaluate"]
 
 logger = logging.getLogger(__name__)
-
-
-class EvalBatch(Protocol):
-    """A batch as evaluation reads it (e.g. :class:`segblocks.data.ShapesBatch`)."""
-
-    images: Tensor
-    targets: list[Targets]
-    semantic: Tensor
 
 
 @dataclass(frozen=True)
@@ -60,23 +53,6 @@ class Mask2FormerMetrics:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-def targets_to_panoptic(targets: Targets) -> PanopticResult:
-    """Ground truth as a panoptic result: segment ids ``1..N`` in the order of the targets.
-
-    Pixels no target covers are VOID (0); where targets overlap, the later one wins.
-    """
-    assert targets.is_thing is not None
-    h, w = targets.masks.shape[-2:]
-    segment_map = torch.zeros((h, w), dtype=torch.int64)
-    segments = []
-    masks = targets.masks.cpu()
-    for k, (label, thing) in enumerate(zip(targets.labels.tolist(), targets.is_thing.tolist())):
-        segment_map[masks[k]] = k + 1
-        segments.append(SegmentInfo(id=k + 1, category_id=int(label), is_thing=bool(thing)))
-    present = set(segment_map.unique().tolist())
-    return PanopticResult(segment_map=segment_map, segments=[s for s in segments if s.id in present])
-
-
 def _pct(value: float) -> float:
     """A fraction as a percentage; NaN and COCOeval's -1 (undefined) become NaN."""
     return 100.0 * value if not math.isnan(value) and value >= 0 else float("nan")
@@ -85,7 +61,7 @@ def _pct(value: float) -> float:
 @torch.no_grad()
 def evaluate(
     model: Mask2Former,
-    batches: Iterable[EvalBatch],
+    batches: Iterable[Batch],
     *,
     tasks: tuple[str, ...] = TASKS,
     device: torch.device | str | None = None,
@@ -95,8 +71,9 @@ def evaluate(
 
     Args:
         model: a Mask2Former (put in eval mode here and restored afterwards).
-        batches: batches with ``images [B, 3, H, W]``, ``targets`` (one :class:`Targets` each, with
-            things and stuff) and ``semantic [B, H, W]`` label maps.
+        batches: :class:`~segblocks.structures.Batch` es with ``images [B, 3, H, W]``, ``targets``
+            (one :class:`Targets` each, with things and stuff) and ``extras["semantic"]``
+            ``[B, H, W]`` label maps (:func:`segblocks.data.collate_batch` makes them).
         tasks: which of ``"panoptic"``, ``"semantic"``, ``"instance"`` to evaluate.
         device: where to run (default: the model's device).
         autocast: an optional context manager factory (e.g. ``lambda: torch.autocast("cuda",
@@ -116,6 +93,7 @@ def evaluate(
     count = 0
     try:
         for batch in batches:
+            targets, semantic = evaluation_truth(batch)
             images = batch.images.to(device)
             if autocast is not None:
                 with autocast():
@@ -123,14 +101,14 @@ def evaluate(
             else:
                 preds = model.predict(images, tasks=tasks)
             for i, pred in enumerate(preds):
-                target = batch.targets[i].to("cpu")
+                target = targets[i].to("cpu")
                 if pred.panoptic is not None:
                     result = PanopticResult(
                         segment_map=pred.panoptic.segment_map.cpu(), segments=pred.panoptic.segments
                     )
                     pq.update(result, targets_to_panoptic(target))
                 if pred.semantic is not None:
-                    miou.update(pred.semantic.label_map.cpu(), batch.semantic[i].cpu())
+                    miou.update(pred.semantic.label_map.cpu(), semantic[i].cpu())
                 if pred.instance is not None and ap is not None:
                     inst = pred.instance
                     ap.update(

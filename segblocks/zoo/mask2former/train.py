@@ -19,24 +19,32 @@ from pathlib import Path
 
 import torch
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import (
+    CATEGORIES,
+    ShapesDataset,
+    ShapesWorldConfig,
+    add_world_arguments,
+    collate_batch,
+)
 from segblocks.engine import (
-    FitOptions,
-    add_fit_arguments,
+    TrainingRun,
+    TrainOptions,
+    add_train_arguments,
     autocast,
+    backward_step,
     build_adamw,
     build_eval_loader,
+    build_train_loader,
     cleanup_distributed,
-    fit,
     parse_overrides,
     seed_everything,
     setup_distributed,
     setup_logging,
+    training_step_fn,
     warmup_multistep_schedule,
 )
 from segblocks.zoo.mask2former.build import build_mask2former
-from segblocks.zoo.mask2former.evaluate import Mask2FormerMetrics, evaluate
-from segblocks.zoo.mask2former.model import Mask2Former
+from segblocks.zoo.mask2former.evaluate import evaluate
 
 __all__ = ["build_parser", "main"]
 
@@ -51,16 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="resnet18", help="timm name, 'timm:NAME' or 'clip:MODEL@TAG'")
     p.add_argument("--pretrained", default=None, help="backbone weights: a tag/file, or 'timm' for timm's")
     p.add_argument("--open-vocab", action="store_true", help="cosine class head on the CLIP text embeddings")
-    p.add_argument("--scale", default="world", choices=("world", "paper"))
+    p.add_argument("--variant", default="world", choices=("world", "paper"))
     p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="paper: 0.1 for a pretrained backbone")
-    add_fit_arguments(p, out="runs/mask2former", eval_every=250, lr=4e-4)
+    add_train_arguments(p, out="runs/mask2former", eval_every=250, lr=4e-4)
+    add_world_arguments(p)
     return p
 
 
 def main(argv: list[str]) -> int:
     """Run the recipe with command-line arguments ``argv``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    options = FitOptions.from_args(args)
+    options = TrainOptions.from_args(args)
 
     # --- set-up ---------------------------------------------------------------------------
     dist = setup_distributed(device=args.device)
@@ -80,7 +89,7 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size,
         dist=dist,
         num_workers=args.num_workers,
-        collate_fn=collate_shapes,
+        collate_fn=collate_batch,
     )
 
     # --- model ----------------------------------------------------------------------------
@@ -92,7 +101,7 @@ def main(argv: list[str]) -> int:
         args.backbone,
         **classes,
         is_thing=is_thing,
-        scale=args.scale,
+        variant=args.variant,
         pretrained=pretrained,
         **parse_overrides(args.set),
     )
@@ -105,34 +114,60 @@ def main(argv: list[str]) -> int:
     optimizer = build_adamw(
         model, lr=args.lr, weight_decay=args.weight_decay, backbone_lr_multiplier=args.backbone_lr_mult
     )
+    first = int(0.889 * args.steps)
     scheduler = warmup_multistep_schedule(
         optimizer,
-        milestones=[int(0.889 * args.steps), max(int(0.889 * args.steps) + 1, int(0.963 * args.steps))],
+        milestones=[first, max(first + 1, int(0.963 * args.steps))],
         warmup_steps=args.warmup_steps,
         warmup_factor=0.01,
     )
 
-    # --- resume, loop, evaluation (PQ, mIoU, mask AP on val), checkpoints ---------------------
-    def run_eval(model_: torch.nn.Module) -> Mask2FormerMetrics:
-        assert isinstance(model_, Mask2Former)
-        return evaluate(model_, val_loader, device=device, autocast=lambda: autocast(device, args.precision))
+    def run_eval() -> dict[str, float]:  # PQ, mIoU and mask AP on val
+        return evaluate(
+            model, val_loader, device=device, autocast=lambda: autocast(device, args.precision)
+        ).as_dict()
 
-    result = fit(
+    # --- resume, then the loop --------------------------------------------------------------
+    run = TrainingRun.start(
         model,
-        train_set=train_set,
-        collate_fn=collate_shapes,
         optimizer=optimizer,
         scheduler=scheduler,
         options=options,
         run_dir=run_dir,
         dist=dist,
-        evaluate=run_eval,
-        flatten=Mask2FormerMetrics.as_dict,
         args=vars(args),
-        desc="mask2former",
     )
+    train_loader = build_train_loader(  # the batch of step s is the same whether resumed or not
+        train_set,
+        batch_size=args.batch_size,
+        dist=dist,
+        seed=args.seed,
+        start_step=run.step,
+        num_workers=args.num_workers,
+        collate_fn=collate_batch,
+    )
+    training_step = training_step_fn(model, dist)  # model.training_step, through DDP under torchrun
+    model.train()
+    for batch in run.progress(train_loader, desc="mask2former"):  # until --steps or the time budget
+        with autocast(device, args.precision):
+            losses = training_step(batch.to(device, non_blocking=True))  # class, mask, dice (+ deep sup.)
+        loss = sum(losses.values(), torch.zeros((), device=device))
+        grad_norm = backward_step(
+            loss, optimizer=optimizer, scaler=run.scaler, max_norm=args.clip_grad or None
+        )
+        scheduler.step()
+        run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
+        if run.eval_due():
+            run.log_eval(run_eval())
+        if run.checkpoint_due():
+            run.save_checkpoint()
+
+    # --- final evaluation and checkpoint ----------------------------------------------------
+    wall = run.wall_seconds
+    final = run_eval()
+    run.finish(final, wall_seconds=wall)
     if dist.is_main:
-        summary = {"step": result.step, "wall_minutes": result.wall_seconds / 60.0, **result.final.as_dict()}
+        summary = {"step": run.step, "wall_minutes": wall / 60.0, **final}
         (run_dir / "final.json").write_text(json.dumps(summary, indent=2))
     cleanup_distributed()
     return 0

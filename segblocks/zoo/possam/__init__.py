@@ -10,6 +10,7 @@ from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.outputs import CLASSIFIERS, PosSAMOutputs, PosSAMPrediction
 from segblocks.zoo.possam.predict import load_possam, predict_image, write_overlay
+from segblocks.zoo.possam.predictor import PosSAMPredictor
 from segblocks.zoo.possam.vocabulary import Vocabulary, encode_vocabulary, seen_flags
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PosSAMConfig",
     "PosSAMOutputs",
     "PosSAMPrediction",
+    "PosSAMPredictor",
     "Vocabulary",
     "build_possam",
     "encode_vocabulary",

@@ -10,13 +10,11 @@ from typing import Any
 import torch
 
 from segblocks.heads import (
-    GeometricEnsemble,
     IoUHead,
     LocalDiscriminativePooling,
-    MaskAwareSelectiveEnsemble,
     OpenVocabClassHead,
 )
-from segblocks.zoo.mask2former.build import build_criterion, build_pixel_decoder, build_transformer_decoder
+from segblocks.zoo.common.build import build_criterion, build_mask_decoder, build_pixel_decoder
 from segblocks.zoo.possam.config import get_config
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.vocabulary import encode_vocabulary, placeholder_vocabulary
@@ -104,7 +102,7 @@ def build_possam(
     input_shape = {k: v for k, v in sam.output_shape().items() if k in ("res2", "res3", "res4", "res5")}
     with torch.device(device):
         pixel_decoder = build_pixel_decoder(cfg, input_shape, deform_backend=deform_backend)
-        mask_decoder = build_transformer_decoder(cfg, attention_backend=attention_backend)
+        mask_decoder = build_mask_decoder(cfg, attention_backend=attention_backend)
         class_head = OpenVocabClassHead(
             dim=cfg.mask_dim + embed_dim,
             embed_dim=embed_dim,
@@ -128,14 +126,9 @@ def build_possam(
             iou_head=IoUHead(dim=cfg.hidden_dim, num_layers=cfg.iou_layers),
             ldp=ldp,
             criterion=build_criterion(cfg, iou_weight=cfg.iou_weight),
-            mase=MaskAwareSelectiveEnsemble(alpha=cfg.alpha, beta=cfg.beta, use_iou=cfg.mase_use_iou),
-            geometric=GeometricEnsemble(alpha=cfg.alpha, beta=cfg.beta),
             num_queries=cfg.num_queries,
             vocabulary=vocab,
             pad_inputs=pad_inputs,
-            object_mask_threshold=cfg.object_mask_threshold,
-            overlap_threshold=cfg.overlap_threshold,
-            top_k=cfg.top_k,
             config=cfg,
         )
     counts = model.state_summary()

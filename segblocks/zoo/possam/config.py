@@ -1,17 +1,16 @@
 """PosSAM configurations: the paper's three SAM sizes (COCO, 1024x1024) and the shapes world's "tiny".
 
-A :class:`PosSAMConfig` is a :class:`~segblocks.zoo.mask2former.Mask2FormerConfig` (the pixel and
+A :class:`PosSAMConfig` is a :class:`~segblocks.zoo.common.MaskDecodingConfig` (the pixel and
 mask decoders are Mask2Former's) plus the two frozen foundation models, the IoU loss, LDP and the
 ensembles. Values the paper does not give are our choices, listed in ``zoo/possam/README.md``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from segblocks.zoo.mask2former.config import SCALES as MASK2FORMER_SCALES
-from segblocks.zoo.mask2former.config import Mask2FormerConfig
+from segblocks.zoo.common.config import WORLD_DECODING, MaskDecodingConfig
 
 __all__ = [
     "VARIANTS",
@@ -36,7 +35,7 @@ PAPER_CLIP_PRETRAINED = "laion2b_s29b_b131k_ft_soup"
 
 
 @dataclass(frozen=True)
-class PosSAMConfig(Mask2FormerConfig):
+class PosSAMConfig(MaskDecodingConfig):
     """Every size and weight of a PosSAM build (defaults: the paper with SAM ViT-B).
 
     Attributes:
@@ -85,7 +84,6 @@ class PosSAMConfig(Mask2FormerConfig):
 
 
 _PAPER = PosSAMConfig()
-WORLD_MASK2FORMER = MASK2FORMER_SCALES["world"]
 
 #: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``: the paper (SAM encoder of that size, ConvNeXt-L CLIP,
 #: Mask2Former decoders at 256 channels). ``"tiny"``: the shapes world on a CPU, with the shipped tiny
@@ -96,7 +94,7 @@ VARIANTS: dict[str, PosSAMConfig] = {
     "vit_h": replace(_PAPER, sam_model="vit_h"),
     # The decoders of Mask2Former's world scale, on the shipped tiny SAM and CLIP.
     "tiny": PosSAMConfig(
-        **{f.name: getattr(WORLD_MASK2FORMER, f.name) for f in fields(Mask2FormerConfig)},
+        **asdict(WORLD_DECODING),
         sam_model=WORLD_SAM_MODEL,
         sam_checkpoint=WORLD_SAM_CHECKPOINT,
         clip_model=WORLD_CLIP_MODEL,

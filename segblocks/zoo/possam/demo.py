@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
 from segblocks.zoo.possam.model import PosSAM
+from segblocks.zoo.possam.predictor import PosSAMPredictor
 from segblocks.zoo.possam.shipped import load_shipped_possam
 
 __all__ = ["PossamDemo", "run_possam_demo"]
@@ -70,15 +71,16 @@ def run_possam_demo(
     model = model if model is not None else load_shipped_possam()
     names = [c.name for c in CATEGORIES]
     flags = [c.is_thing for c in CATEGORIES]
-    vocabulary = model.encode_vocabulary(names, flags)
+    predictor = PosSAMPredictor(model, vocabulary=names, is_thing=flags)
+    vocabulary = predictor.vocabulary
     unseen = {n for n, seen in zip(names, vocabulary.seen) if not seen}
     world = ShapesWorldConfig(image_size=(_SIZE, _SIZE), seed=seed)
     dataset = ShapesDataset(world, split="val", length=num_images)
-    batch = collate_shapes([dataset[i] for i in range(num_images)])
-    predictions = model.predict(batch.images, vocabulary=vocabulary, tasks=("panoptic",))
+    batch = collate_batch([dataset[i] for i in range(num_images)])
+    predictions = predictor.predict(batch.images, tasks=("panoptic",))
     scale = 3
     files = []
-    for index, (sample, pred) in enumerate(zip(batch.samples, predictions)):
+    for index, (sample, pred) in enumerate(zip(batch.extras["samples"], predictions)):
         assert pred.panoptic is not None
         seg_map = pred.panoptic.segment_map.cpu().numpy().astype(np.int32)
         truth = overlay_segments(sample.image, sample.panoptic, scale=scale)
@@ -92,5 +94,5 @@ def run_possam_demo(
         path = out / f"possam_{index:02d}.png"
         sheet.save(path)
         files.append(path)
-    metrics = evaluate(model, [batch], vocabulary=vocabulary)
+    metrics = evaluate(predictor, [batch])
     return PossamDemo(files=files, metrics=metrics, unseen=sorted(unseen))

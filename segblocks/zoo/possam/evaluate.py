@@ -1,7 +1,7 @@
 """Open-vocabulary evaluation of PosSAM: PQ (all / seen / unseen), SQ, RQ and mIoU per classifier.
 
 One forward pass per batch serves every classifier (LDP alone, frozen CLIP alone, the fixed
-geometric ensemble, MASE): :meth:`PosSAM.infer` computes the masks and both classifiers' logits once,
+geometric ensemble, MASE): :meth:`PosSAMPredictor.infer` computes the masks and both classifiers' logits once,
 and each classifier only changes the post-processing input.
 """
 
@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from segblocks.engine.distributed import sum_over_ranks
+from segblocks.inference.targets import evaluation_truth, targets_to_panoptic
 from segblocks.metrics import PanopticQuality, SemanticSegmentationMetric
 from segblocks.metrics.panoptic_quality import PanopticQualityResult
-from segblocks.structures import PanopticResult
-from segblocks.zoo.mask2former.evaluate import EvalBatch, targets_to_panoptic
-from segblocks.zoo.possam.model import CLASSIFIERS, PosSAM
+from segblocks.structures import Batch, PanopticResult
+from segblocks.zoo.possam.outputs import CLASSIFIERS
+from segblocks.zoo.possam.predictor import PosSAMPredictor
 from segblocks.zoo.possam.vocabulary import Vocabulary
 
 __all__ = ["OpenVocabMetrics", "evaluate"]
@@ -75,8 +76,8 @@ def _subset_pq(result: PanopticQualityResult, ids: Sequence[int]) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: PosSAM,
-    batches: Iterable[EvalBatch],
+    predictor: PosSAMPredictor,
+    batches: Iterable[Batch],
     *,
     vocabulary: Vocabulary | None = None,
     classifiers: Sequence[str] = CLASSIFIERS,
@@ -86,11 +87,12 @@ def evaluate(
     """Open-vocabulary panoptic and semantic evaluation of every classifier.
 
     Args:
-        model: a PosSAM (put in eval mode here and restored afterwards).
-        batches: batches with ``images [B, 3, H, W]``, ``targets`` (labels indexing ``vocabulary``,
-            things and stuff) and ``semantic [B, H, W]`` label maps (same ids).
+        predictor: a :class:`PosSAMPredictor` (its model is put in eval mode here and restored afterwards).
+        batches: :class:`~segblocks.structures.Batch` es with ``images [B, 3, H, W]``, ``targets``
+            (labels indexing ``vocabulary``, things and stuff) and ``extras["semantic"]`` ``[B, H, W]``
+            label maps (same ids; :func:`segblocks.data.collate_batch` makes them).
         vocabulary: the evaluation vocabulary (e.g. every class, seen and unseen); default the
-            model's current one. Its ``seen`` flags split PQ into seen and unseen.
+            predictor's current one. Its ``seen`` flags split PQ into seen and unseen.
         classifiers: which of :data:`~segblocks.zoo.possam.CLASSIFIERS` to evaluate.
         device: where to run (default: the model's device).
         autocast: an optional context-manager factory wrapped around each forward pass.
@@ -106,7 +108,8 @@ def evaluate(
         raise ValueError(
             f"classifiers: expected a non-empty subset of {CLASSIFIERS}, got {list(classifiers)}"
         )
-    vocab = vocabulary if vocabulary is not None else model.vocabulary
+    vocab = vocabulary if vocabulary is not None else predictor.vocabulary
+    model = predictor.model
     was_training = model.training
     model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -116,24 +119,27 @@ def evaluate(
     count = 0
     try:
         for batch in batches:
+            targets, semantic = evaluation_truth(batch)
             images = batch.images.to(device)
             if autocast is not None:
                 with autocast():
-                    outputs = model.infer(images, vocab)
+                    outputs = predictor.infer(images, vocab)
             else:
-                outputs = model.infer(images, vocab)
+                outputs = predictor.infer(images, vocab)
             size = (images.shape[-2], images.shape[-1])
-            truths = [targets_to_panoptic(t.to("cpu")) for t in batch.targets]
+            truths = [targets_to_panoptic(t.to("cpu")) for t in targets]
             for name in classifiers:
-                logits = model.classify(outputs, name)
-                preds = model.postprocess(outputs, logits, input_size=size, tasks=("panoptic", "semantic"))
+                logits = predictor.classify(outputs, name)
+                preds = predictor.postprocess(
+                    outputs, logits, input_size=size, tasks=("panoptic", "semantic")
+                )
                 for i, pred in enumerate(preds):
                     assert pred.panoptic is not None and pred.semantic is not None
                     result = PanopticResult(
                         segment_map=pred.panoptic.segment_map.cpu(), segments=pred.panoptic.segments
                     )
                     pq[name].update(result, truths[i])
-                    miou[name].update(pred.semantic.label_map.cpu(), batch.semantic[i].cpu())
+                    miou[name].update(pred.semantic.label_map.cpu(), semantic[i].cpu())
             count += len(truths)
     finally:
         model.train(was_training)

@@ -20,7 +20,8 @@ from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import PanopticResult
 from segblocks.zoo.possam.build import DEFAULT, build_possam
-from segblocks.zoo.possam.model import CLASSIFIERS, PosSAM
+from segblocks.zoo.possam.model import PosSAM
+from segblocks.zoo.possam.outputs import CLASSIFIERS
 
 __all__ = ["load_image", "load_possam", "predict_image", "write_overlay"]
 

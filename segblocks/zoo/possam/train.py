@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -28,28 +29,39 @@ from pathlib import Path
 
 import torch
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+from segblocks.data import (
+    CATEGORIES,
+    ShapesDataset,
+    ShapesWorldConfig,
+    add_world_arguments,
+    collate_batch,
+    collate_shapes,
+)
+from segblocks.data.shapes.dataset import ShapesExample
 from segblocks.data.shapes.sample import ShapesSample
 from segblocks.engine import (
-    FitOptions,
-    add_fit_arguments,
+    TrainingRun,
+    TrainOptions,
+    add_train_arguments,
     autocast,
+    backward_step,
     build_adamw,
     build_eval_loader,
+    build_train_loader,
     cleanup_distributed,
-    fit,
     parse_overrides,
     seed_everything,
     setup_distributed,
     setup_logging,
+    training_step_fn,
     warmup_multistep_schedule,
 )
-from segblocks.structures import Targets
+from segblocks.structures import Batch, Targets
 from segblocks.zoo.possam.build import DEFAULT, build_possam
 from segblocks.zoo.possam.evaluate import OpenVocabMetrics, evaluate
-from segblocks.zoo.possam.model import PosSAM
+from segblocks.zoo.possam.predictor import PosSAMPredictor
 
-__all__ = ["UNSEEN_PROTOCOLS", "build_parser", "main", "seen_targets", "seen_world"]
+__all__ = ["UNSEEN_PROTOCOLS", "build_parser", "collate_seen", "main", "seen_targets", "seen_world"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="training images: 'absent' draws them without unseen classes; 'background' lets unseen "
         "classes appear, their pixels in no target (the model then learns them as void)",
     )
-    add_fit_arguments(p, out="runs/possam", eval_every=500, lr=4e-4)  # paper: lr 1e-4 at batch 16
+    add_train_arguments(p, out="runs/possam", eval_every=500, lr=4e-4)  # paper: lr 1e-4 at batch 16
+    add_world_arguments(p)
     return p
 
 
@@ -124,6 +137,24 @@ def seen_targets(samples: Sequence[ShapesSample], seen_ids: Sequence[int]) -> li
     return out
 
 
+def collate_seen(examples: list[ShapesExample], seen_ids: Sequence[int]) -> Batch:
+    """A training :class:`~segblocks.structures.Batch` whose targets hold the seen classes only.
+
+    Args:
+        examples: shapes-world examples (all of one image size).
+        seen_ids: sorted category ids of the training vocabulary.
+
+    Returns:
+        The batch; ``extras["samples"]`` keeps the samples.
+    """
+    shapes = collate_shapes(examples)
+    return Batch(
+        images=shapes.images,
+        targets=seen_targets(shapes.samples, seen_ids),
+        extras={"samples": shapes.samples},
+    )
+
+
 def _flatten(results: dict[str, OpenVocabMetrics]) -> dict[str, float]:
     return {f"{name}/{k}": v for name, m in results.items() for k, v in m.as_dict().items()}
 
@@ -131,7 +162,7 @@ def _flatten(results: dict[str, OpenVocabMetrics]) -> dict[str, float]:
 def main(argv: list[str]) -> int:
     """Run the recipe with command-line arguments ``argv``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    options = FitOptions.from_args(args)
+    options = TrainOptions.from_args(args)
 
     # --- set-up ---------------------------------------------------------------------------
     dist = setup_distributed(device=args.device)
@@ -154,7 +185,7 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size,
         dist=dist,
         num_workers=args.num_workers,
-        collate_fn=collate_shapes,
+        collate_fn=collate_batch,
     )
 
     # --- model: the training vocabulary is the seen classes' names ----------------------------
@@ -172,7 +203,9 @@ def main(argv: list[str]) -> int:
     model.to(device)
     counts = model.state_summary()
     logger.info("trainable parameters %.2fM, frozen %.2fM", counts["trainable"] / 1e6, counts["frozen"] / 1e6)
-    eval_vocab = model.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
+    predictor = PosSAMPredictor(
+        model, vocabulary=[c.name for c in CATEGORIES], is_thing=[c.is_thing for c in CATEGORIES]
+    )
 
     # --- optimizer and schedule (paper: AdamW; x0.1 at 150k and 200k of 250k iterations) --------
     optimizer = build_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
@@ -184,43 +217,63 @@ def main(argv: list[str]) -> int:
         warmup_factor=0.01,
     )
 
-    # --- resume, loop on the seen classes, open-vocabulary evaluation, checkpoints -------------
-    def run_eval(model_: torch.nn.Module) -> dict[str, OpenVocabMetrics]:
-        assert isinstance(model_, PosSAM)
+    def run_eval() -> dict[str, OpenVocabMetrics]:  # open-vocabulary PQ of every classifier, all classes
         return evaluate(
-            model_,
-            val_loader,
-            vocabulary=eval_vocab,
-            device=device,
-            autocast=lambda: autocast(device, args.precision),
+            predictor, val_loader, device=device, autocast=lambda: autocast(device, args.precision)
         )
 
-    result = fit(
+    # --- resume, then the loop on the seen classes ----------------------------------------------
+    run = TrainingRun.start(
         model,
-        train_set=train_set,
-        collate_fn=collate_shapes,
         optimizer=optimizer,
         scheduler=scheduler,
         options=options,
         run_dir=run_dir,
         dist=dist,
-        evaluate=run_eval,
-        flatten=_flatten,
-        targets=lambda batch: seen_targets(batch.samples, seen_ids),
+        args=vars(args),
         checkpoint_extra={
             "vocabulary": list(model.train_vocabulary.names),
             "is_thing": list(model.train_vocabulary.is_thing),
         },
-        args=vars(args),
-        desc="possam",
     )
+    train_loader = build_train_loader(  # the batch of step s is the same whether resumed or not
+        train_set,
+        batch_size=args.batch_size,
+        dist=dist,
+        seed=args.seed,
+        start_step=run.step,
+        num_workers=args.num_workers,
+        collate_fn=functools.partial(collate_seen, seen_ids=seen_ids),
+    )
+    training_step = training_step_fn(model, dist)  # model.training_step, through DDP under torchrun
+    model.train()
+    for batch in run.progress(train_loader, desc="possam"):  # until --steps or the time budget
+        with autocast(device, args.precision):
+            losses = training_step(
+                batch.to(device, non_blocking=True)
+            )  # class, mask, dice, IoU (+ deep sup.)
+        loss = sum(losses.values(), torch.zeros((), device=device))
+        grad_norm = backward_step(
+            loss, optimizer=optimizer, scaler=run.scaler, max_norm=args.clip_grad or None
+        )
+        scheduler.step()
+        run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
+        if run.eval_due():
+            run.log_eval(_flatten(run_eval()))
+        if run.checkpoint_due():
+            run.save_checkpoint()
+
+    # --- final open-vocabulary evaluation and checkpoint ---------------------------------------
+    wall = run.wall_seconds
+    final = run_eval()
+    run.finish(_flatten(final), wall_seconds=wall)
     if dist.is_main:
         summary = {
-            "step": result.step,
-            "wall_minutes": result.wall_seconds / 60.0,
+            "step": run.step,
+            "wall_minutes": wall / 60.0,
             "seen": [by_id[i].name for i in seen_ids],
             "unseen": sorted(split.unseen),
-            "classifiers": {name: m.as_dict() for name, m in result.final.items()},
+            "classifiers": {name: m.as_dict() for name, m in final.items()},
         }
         (run_dir / "final.json").write_text(json.dumps(summary, indent=2))
     cleanup_distributed()
