@@ -134,6 +134,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "shapes-clip": "segblocks.pretrain.shapes_clip",
     "shapes-sam": "segblocks.pretrain.shapes_sam",
     "mask2former": "segblocks.zoo.mask2former.train",
+    "mask2former-video": "segblocks.zoo.mask2former.train_video",
     "possam": "segblocks.zoo.possam.train",
 }
 

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from segblocks.structures import Batch, PanopticResult, SegmentInfo, Targets
 
-__all__ = ["evaluation_truth", "targets_to_panoptic"]
+__all__ = ["evaluation_truth", "targets_to_panoptic", "tubes_to_panoptic"]
 
 
 def evaluation_truth(batch: Batch) -> tuple[list[Targets], Tensor]:
@@ -53,3 +53,34 @@ def targets_to_panoptic(targets: Targets) -> PanopticResult:
         segments.append(SegmentInfo(id=k + 1, category_id=int(label), is_thing=bool(thing)))
     present = set(segment_map.unique().tolist())
     return PanopticResult(segment_map=segment_map, segments=[s for s in segments if s.id in present])
+
+
+def tubes_to_panoptic(tubes: Targets) -> list[PanopticResult]:
+    """A clip's ground-truth tubes as per-frame panoptic results whose segment ids are ``1..N`` in every frame.
+
+    Args:
+        tubes: one clip's targets with ``[N, T, H, W]`` masks and ``is_thing`` flags.
+
+    Returns:
+        ``T`` panoptic results (each lists the segments present in its frame).
+
+    Raises:
+        ValueError: on image targets (``[N, H, W]`` masks).
+    """
+    if tubes.masks.ndim != 4:
+        raise ValueError(f"tubes: expected clip targets [N, T, H, W], got masks {tuple(tubes.masks.shape)}")
+    n, t, h, w = tubes.masks.shape
+    tall = Targets(
+        masks=tubes.masks.reshape(n, t * h, w),
+        labels=tubes.labels,
+        instance_ids=tubes.instance_ids,
+        is_thing=tubes.is_thing,
+    )
+    whole = targets_to_panoptic(tall)
+    frames = []
+    for frame in whole.segment_map.reshape(t, h, w):
+        present = set(frame.unique().tolist())
+        frames.append(
+            PanopticResult(segment_map=frame, segments=[s for s in whole.segments if s.id in present])
+        )
+    return frames

@@ -17,6 +17,7 @@ from segblocks.data.shapes.dataset import (
     ShapesDataset,
     ShapesExample,
     collate_batch,
+    collate_clip_batch,
     collate_clips,
     collate_shapes,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "category_id",
     "coarse_mask",
     "collate_batch",
+    "collate_clip_batch",
     "collate_clips",
     "collate_shapes",
     "first_click",

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from segblocks.data.shapes.config import ShapesWorldConfig
 from segblocks.data.shapes.sample import ShapesClip, ShapesSample
 from segblocks.data.shapes.world import ShapesWorld
+from segblocks.data.tubes import tubes_from_frames
 from segblocks.structures import Batch, Targets
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ShapesDataset",
     "ShapesExample",
     "collate_batch",
+    "collate_clip_batch",
     "collate_clips",
     "collate_shapes",
 ]
@@ -187,3 +189,42 @@ def collate_clips(batch: list[ShapesClipExample]) -> list[ShapesClipExample]:
     if not batch:
         raise ValueError("batch: expected at least one clip")
     return list(batch)
+
+
+def collate_clip_batch(batch: list[ShapesClipExample]) -> Batch:
+    """Collate clips into a :class:`~segblocks.structures.Batch` of ``[B, T, 3, H, W]`` with tube targets.
+
+    Each clip's per-frame targets become one :class:`~segblocks.structures.Targets` of mask tubes
+    ``[N, T, H, W]`` (one per track, empty where it is absent; stuff regions are tracks too).
+    ``extras`` keeps ``"semantic"`` (``[B, T, H, W]`` category ids, 255 where no segment) and
+    ``"clips"`` (the :class:`ShapesClip` of each example).
+
+    Args:
+        batch: examples from :class:`ShapesClipDataset` (all of one length and frame size).
+
+    Raises:
+        ValueError: on an empty batch or clips of different lengths or sizes.
+    """
+    if not batch:
+        raise ValueError("batch: expected at least one clip")
+    shapes = {tuple(e.frames.shape) for e in batch}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"batch: clips of different lengths or sizes {sorted(shapes)}; collate one size at a time"
+        )
+    tubes = [tubes_from_frames(e.targets) for e in batch]
+    semantic = torch.stack([_semantic_of(t) for t in tubes])
+    return Batch(
+        images=torch.stack([e.frames for e in batch]),
+        targets=tubes,
+        extras={"semantic": semantic, "clips": [e.clip for e in batch]},
+    )
+
+
+def _semantic_of(tubes: Targets) -> Tensor:
+    """``[T, H, W]`` category ids of a clip's tubes, 255 where no tube covers a pixel."""
+    t, h, w = tubes.masks.shape[1:]
+    out = torch.full((t, h, w), 255, dtype=torch.int64)
+    for mask, label in zip(tubes.masks, tubes.labels.tolist()):
+        out[mask] = label
+    return out

@@ -171,20 +171,34 @@ class Mask2Former(nn.Module):
     def forward(self, images: Tensor) -> MaskPredictions:
         """The figure: backbone -> pixel decoder -> mask decoder (semantic queries) -> class head, per layer.
 
+        Clips (Mask2Former-VIS): the backbone and pixel decoder run on every frame, the decoder attends
+        to all frames of a clip at once and each query predicts a mask tube.
+
         Args:
-            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``; padded to the size divisibility if needed.
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``, or clips ``[B, T, 3, H, W]``; padded to the
+                size divisibility if needed.
 
         Returns:
             The final prediction (``mask_logits [B, Q, H'/4, W'/4]`` for the padded size ``H' x W'``,
-            ``class_logits [B, Q, C + 1]``, ``query_embeddings``) with the earlier ones in ``aux``.
+            ``[B, Q, T, H'/4, W'/4]`` tubes for clips, ``class_logits [B, Q, C + 1]``,
+            ``query_embeddings``) with the earlier ones in ``aux``.
 
         Raises:
-            ValueError, TypeError: on bad images (wrong shape or dtype, indivisible with padding off).
+            ValueError, TypeError: on bad images (wrong shape or dtype, indivisible with padding off,
+                a clip of no frames).
         """
+        frames = None
+        if images.ndim == 5:
+            frames = int(images.shape[1])
+            if frames == 0:
+                raise ValueError(f"images: a clip needs at least one frame, got shape {tuple(images.shape)}")
+            images = images.flatten(0, 1)
         images = prepare_images(images, self.size_divisibility, pad=self.pad_inputs)
         pixels = self.pixel_decoder(self.backbone(images))
-        queries = [self.semantic_queries(images.shape[0])]
-        decoded = self.mask_decoder(queries, pixels.multi_scale_features, pixels.mask_features)
+        queries = [self.semantic_queries(images.shape[0] // (frames or 1))]
+        decoded = self.mask_decoder(
+            queries, pixels.multi_scale_features, pixels.mask_features, num_frames=frames
+        )
         predictions = [
             MaskPredictions(
                 mask_logits=masks, class_logits=self.classify(embeddings), query_embeddings=embeddings
@@ -199,7 +213,8 @@ class Mask2Former(nn.Module):
         """The named, weighted losses of one training batch (total = their sum; deep supervision included).
 
         Args:
-            batch: ``images [B, 3, H, W]`` with one :class:`~segblocks.structures.Targets` per image.
+            batch: ``images [B, 3, H, W]`` with one :class:`~segblocks.structures.Targets` per image,
+                or clips ``[B, T, 3, H, W]`` with mask tubes ``[N, T, H, W]``.
 
         Raises:
             ValueError: on a batch without targets (and as :meth:`forward` and :meth:`losses`).

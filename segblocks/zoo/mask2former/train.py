@@ -45,10 +45,24 @@ from segblocks.engine import (
 )
 from segblocks.zoo.mask2former.build import build_mask2former
 from segblocks.zoo.mask2former.evaluate import evaluate
+from segblocks.zoo.mask2former.model import Mask2Former
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_model_arguments", "build_parser", "main", "model_from_args", "optimizer_from_args"]
 
 logger = logging.getLogger(__name__)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The model options shared by the image and the video recipe.
+
+    Args:
+        p: the recipe's parser.
+    """
+    p.add_argument("--backbone", default="resnet18", help="timm name, 'timm:NAME' or 'clip:MODEL@TAG'")
+    p.add_argument("--pretrained", default=None, help="backbone weights: a tag/file, or 'timm' for timm's")
+    p.add_argument("--open-vocab", action="store_true", help="cosine class head on the CLIP text embeddings")
+    p.add_argument("--variant", default="world", choices=("world", "paper"))
+    p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="paper: 0.1 for a pretrained backbone")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,14 +70,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="segblocks train mask2former", description="Train and evaluate Mask2Former on the shapes world."
     )
-    p.add_argument("--backbone", default="resnet18", help="timm name, 'timm:NAME' or 'clip:MODEL@TAG'")
-    p.add_argument("--pretrained", default=None, help="backbone weights: a tag/file, or 'timm' for timm's")
-    p.add_argument("--open-vocab", action="store_true", help="cosine class head on the CLIP text embeddings")
-    p.add_argument("--variant", default="world", choices=("world", "paper"))
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0, help="paper: 0.1 for a pretrained backbone")
+    add_model_arguments(p)
     add_train_arguments(p, out="runs/mask2former", eval_every=250, lr=4e-4)
     add_world_arguments(p)
     return p
+
+
+def model_from_args(args: argparse.Namespace) -> Mask2Former:
+    """The shapes world's Mask2Former (all 18 classes) as the options ask for.
+
+    Args:
+        args: options parsed with :func:`add_model_arguments` (and ``--set`` overrides).
+    """
+    names = [c.name for c in CATEGORIES]
+    pretrained: bool | str | None = True if args.pretrained == "timm" else args.pretrained
+    classes = {"vocabulary": names} if args.open_vocab else {"num_classes": len(names), "class_names": names}
+    return build_mask2former(
+        args.backbone,
+        **classes,
+        is_thing=[c.is_thing for c in CATEGORIES],
+        variant=args.variant,
+        pretrained=pretrained,
+        **parse_overrides(args.set),
+    )
+
+
+def optimizer_from_args(
+    model: Mask2Former, args: argparse.Namespace
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW and the paper's schedule (warm-up, x0.1 at 0.889 and 0.963 of the steps).
+
+    Args:
+        model: the model to train.
+        args: the recipe's options (``lr``, ``weight_decay``, ``backbone_lr_mult``, ``steps``, ``warmup_steps``).
+    """
+    optimizer = build_adamw(
+        model, lr=args.lr, weight_decay=args.weight_decay, backbone_lr_multiplier=args.backbone_lr_mult
+    )
+    first = int(0.889 * args.steps)
+    scheduler = warmup_multistep_schedule(
+        optimizer,
+        milestones=[first, max(first + 1, int(0.963 * args.steps))],
+        warmup_steps=args.warmup_steps,
+        warmup_factor=0.01,
+    )
+    return optimizer, scheduler
 
 
 def main(argv: list[str]) -> int:
@@ -92,35 +143,13 @@ def main(argv: list[str]) -> int:
         collate_fn=collate_batch,
     )
 
-    # --- model ----------------------------------------------------------------------------
-    names = [c.name for c in CATEGORIES]
-    is_thing = [c.is_thing for c in CATEGORIES]
-    pretrained: bool | str | None = True if args.pretrained == "timm" else args.pretrained
-    classes = {"vocabulary": names} if args.open_vocab else {"num_classes": len(names), "class_names": names}
-    model = build_mask2former(
-        args.backbone,
-        **classes,
-        is_thing=is_thing,
-        variant=args.variant,
-        pretrained=pretrained,
-        **parse_overrides(args.set),
-    )
+    # --- model, optimizer and schedule (paper: AdamW, steps at 0.889 and 0.963 of training) -----
+    model = model_from_args(args)
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     logger.info("trainable parameters %.2fM, frozen %.2fM", trainable / 1e6, frozen / 1e6)
-
-    # --- optimizer and schedule (paper: AdamW, steps at 0.889 and 0.963 of training) ----------
-    optimizer = build_adamw(
-        model, lr=args.lr, weight_decay=args.weight_decay, backbone_lr_multiplier=args.backbone_lr_mult
-    )
-    first = int(0.889 * args.steps)
-    scheduler = warmup_multistep_schedule(
-        optimizer,
-        milestones=[first, max(first + 1, int(0.963 * args.steps))],
-        warmup_steps=args.warmup_steps,
-        warmup_factor=0.01,
-    )
+    optimizer, scheduler = optimizer_from_args(model, args)
 
     def run_eval() -> dict[str, float]:  # PQ, mIoU and mask AP on val
         return evaluate(
