@@ -10,7 +10,7 @@ their first-frame masks with the queries whose first-frame masks overlap them be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,24 +93,35 @@ class Mask2FormerVideoPredictor(Mask2FormerPredictor):
             )
 
     @torch.no_grad()
-    def link(self, frames: Tensor) -> LinkedVideo:
+    def link(self, frames: Tensor | Iterable[Tensor]) -> LinkedVideo:
         """Run the model window by window over a video and link the windows' queries.
 
         Args:
-            frames: ``[T, 3, H, W]`` RGB in ``[0, 1]``.
+            frames: ``[T, 3, H, W]`` RGB in ``[0, 1]``, or any iterable of ``[3, H, W]`` frames (a
+                reader that decodes them one by one: then no more than a window is ever in memory).
 
         Raises:
-            ValueError, TypeError: on a video of no frames or bad frames.
+            ValueError, TypeError: on a video of no frames, bad frames, or frames of different sizes.
         """
-        self._check_frames(frames)
+        if isinstance(frames, Tensor):
+            self._check_frames(frames)
         model = self.model
-        h, w = int(frames.shape[-2]), int(frames.shape[-1])
         linker = TubeLinker()
-        for window in clip_windows(int(frames.shape[0]), self.window):
-            out = model(frames[window][None])
+        size: tuple[int, int] | None = None
+        for window in _windows(frames, self.window):
+            if size is None:
+                size = (int(window.shape[-2]), int(window.shape[-1]))
+            elif tuple(window.shape[-2:]) != size:
+                raise ValueError(
+                    f"frames: every frame must be {size[0]}x{size[1]}, got {tuple(window.shape[-2:])}"
+                )
+            out = model(window[None])
             assert out.class_logits is not None and out.query_embeddings is not None
             linker.add(out.mask_logits[0], out.class_logits[0], out.query_embeddings[0])
+        if size is None:
+            raise ValueError("frames: expected a video of at least one frame, got none")
         masks, classes = linker.result()
+        h, w = size
         padded = padded_size(h, w, model.size_divisibility) if model.pad_inputs else (h, w)
         return LinkedVideo(mask_logits=masks, class_logits=classes, padded=padded, frame_size=(h, w))
 
@@ -133,11 +144,13 @@ class Mask2FormerVideoPredictor(Mask2FormerPredictor):
             top_k=self.top_k,
         )[0]
 
-    def predict_video(self, frames: Tensor, *, tasks: Sequence[str] = TASKS) -> ClipPrediction:
+    def predict_video(
+        self, frames: Tensor | Iterable[Tensor], *, tasks: Sequence[str] = TASKS
+    ) -> ClipPrediction:
         """Results of a video of any length, run in windows (ids and classes hold over the video).
 
         Args:
-            frames: ``[T, 3, H, W]`` RGB in ``[0, 1]``.
+            frames: ``[T, 3, H, W]`` RGB in ``[0, 1]``, or an iterable of ``[3, H, W]`` frames.
             tasks: any of ``"panoptic"``, ``"semantic"``, ``"instance"``.
 
         Raises:
@@ -178,3 +191,23 @@ class Mask2FormerVideoPredictor(Mask2FormerPredictor):
         tubes = full.reshape(q, t, *linked.frame_size)
         assignment = assign_objects(first_masks.to(tubes.device), tubes[:, 0])
         return object_masks(tubes, assignment)
+
+
+def _windows(frames: Tensor | Iterable[Tensor], window: int) -> Iterator[Tensor]:
+    """``[T_w, 3, H, W]`` windows of a video given as a tensor or as an iterable of ``[3, H, W]`` frames."""
+    if isinstance(frames, Tensor):
+        for s in clip_windows(int(frames.shape[0]), window):
+            yield frames[s]
+        return
+    chunk: list[Tensor] = []
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, Tensor) or frame.ndim != 3 or frame.shape[0] != 3:
+            raise ValueError(
+                f"frames[{i}]: expected a [3, H, W] tensor, got {getattr(frame, 'shape', type(frame))}"
+            )
+        chunk.append(frame)
+        if len(chunk) == window:
+            yield torch.stack(chunk)
+            chunk = []
+    if chunk:
+        yield torch.stack(chunk)
