@@ -1,6 +1,6 @@
-"""Assembled models: Mask2Former, PosSAM, OMG-Seg, Uni-OVSeg, SEEM."""
+"""Assembled models: Mask2Former, PosSAM, OMG-Seg, Uni-OVSeg, SEEM, and their predictors."""
 
-from segblocks.zoo.mask2former import build_mask2former
-from segblocks.zoo.possam import build_possam
+from segblocks.zoo.mask2former import Mask2FormerPredictor, build_mask2former
+from segblocks.zoo.possam import PosSAMPredictor, build_possam
 
-__all__ = ["build_mask2former", "build_possam"]
+__all__ = ["Mask2FormerPredictor", "PosSAMPredictor", "build_mask2former", "build_possam"]

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from segblocks.engine import (
     TrainingRun,
@@ -32,26 +30,8 @@ from segblocks.engine import (
     training_step_fn,
     warmup_multistep_schedule,
 )
-from segblocks.structures import Batch, Targets
-
-
-class _Blobs(Dataset[tuple[Tensor, Targets]]):
-    """8x8 images with one bright square; the target is its mask."""
-
-    def __len__(self) -> int:
-        return 64
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Targets]:
-        g = torch.Generator().manual_seed(index)
-        y, x = (int(v) for v in torch.randint(0, 5, (2,), generator=g))
-        mask = torch.zeros(1, 8, 8, dtype=torch.bool)
-        mask[0, y : y + 3, x : x + 3] = True
-        image = 0.1 * torch.rand(3, 8, 8, generator=g) + mask.float()
-        return image, Targets(masks=mask, labels=torch.zeros(1, dtype=torch.int64))
-
-
-def _collate(items: list[tuple[Tensor, Targets]]) -> Batch:
-    return Batch(images=torch.stack([i for i, _ in items]), targets=[t for _, t in items])
+from segblocks.structures import Batch
+from tests.engine.step_train import Blobs, MaskNet, collate
 
 
 @dataclass
@@ -59,27 +39,22 @@ class _Config:
     width: int = 4
 
 
-class _MaskNet(nn.Module):
-    """One conv predicting a mask; ``training_step`` is its BCE against the (single) target mask."""
+class _MaskNet(MaskNet):
+    """step_train's mask net with a dataclass config, counting the batches it trains on."""
 
     def __init__(self) -> None:
         super().__init__()
         self.config = _Config()
-        self.conv = nn.Conv2d(3, 1, 3, padding=1)
         self.seen_targets: list[int] = []
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.conv(images)[:, 0]
 
     def training_step(self, batch: Batch) -> dict[str, Tensor]:
         assert batch.targets is not None
         self.seen_targets.append(len(batch.targets))
-        masks = torch.stack([t.masks[0] for t in batch.targets]).float()
-        return {"loss_mask": F.binary_cross_entropy_with_logits(self(batch.images), masks)}
+        return super().training_step(batch)
 
 
 def _evaluate(model: nn.Module) -> dict[str, float]:
-    data = _Blobs()
+    data = Blobs()
     images = torch.stack([data[i][0] for i in range(8)])
     masks = torch.stack([data[i][1].masks[0] for i in range(8)])
     with torch.no_grad():
@@ -106,7 +81,7 @@ def _fit(run_dir: Path, **options: Any) -> tuple[_MaskNet, TrainingRun, dict[str
         checkpoint_extra={"note": "kept"},
     )
     loader = build_train_loader(
-        _Blobs(), batch_size=4, dist=dist, seed=0, start_step=run.step, collate_fn=_collate
+        Blobs(), batch_size=4, dist=dist, seed=0, start_step=run.step, collate_fn=collate
     )
     step = training_step_fn(model, dist)
     for batch in run.progress(loader, desc="test"):
