@@ -92,8 +92,7 @@ def build_possam(
     with torch.device(device):  # on "meta" no memory is allocated and no initialiser runs
         sam = SAMBackbone(cfg.sam_model, checkpoint=sam_weights, fpn_channels=cfg.fpn_channels)
         clip = OpenCLIPBackbone(cfg.clip_model, pretrained=clip_weights, frozen=True, device=device)
-    if clip.fpn is not None:  # a ViT CLIP's pyramid: PosSAM reads only the dense CLIP map, so keep it frozen
-        clip.fpn.requires_grad_(False)
+    clip.freeze_pyramid()  # a ViT CLIP's pyramid: PosSAM reads only the dense CLIP map
     embed_dim = int(clip.embed_dim)
     if meta:
         vocab = placeholder_vocabulary(vocabulary, is_thing, embed_dim, device)
