@@ -99,6 +99,7 @@ segblocks_nav = {
             [
                 "data*",
                 "training*",
+                "video*",
                 "cli*",
                 "backbones*",
                 "blocks*",
