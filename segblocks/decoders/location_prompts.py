@@ -106,7 +106,11 @@ class LocationPromptEncoder(nn.Module):
         self.pos_proj = nn.Linear(4 * sine_dim, dim)
 
     def encode_boxes(self, boxes: Tensor) -> Tensor:
-        """Sine codes of normalised ``(cx, cy, w, h)``: ``[..., 4]`` in ``[0, 1]`` -> ``[..., 4 * sine_dim]``."""
+        """Sine codes of boxes: ``[..., 4]`` -> ``[..., 4 * sine_dim]``.
+
+        Args:
+            boxes: ``[..., 4]`` normalised ``(cx, cy, w, h)`` in ``[0, 1]``.
+        """
         freq = torch.arange(self.sine_dim, device=boxes.device, dtype=torch.float32)
         freq = self.temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / self.sine_dim)
         pos = boxes.float()[..., None] * 2 * math.pi / freq  # [..., 4, sine_dim]
