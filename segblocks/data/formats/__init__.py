@@ -1,9 +1,12 @@
 """Real dataset formats: readers and writers for COCO panoptic, COCO instances (and results),
 ADE20K-style semantic PNGs, YouTube-VIS and DAVIS, around format-neutral records.
 
-Readers check the annotation files when called and decode images when an item is read; every
+Readers check the annotation files when called and decode images when an item is read (or, with
+``images=False`` / ``frames=False``, only the annotations, as the field's evaluators do); every
 inconsistency (missing file, malformed JSON, an id in a PNG without segment info, a mask of the
 wrong size, unknown ids) raises ``FileNotFoundError`` or :class:`DatasetFormatError` naming the file.
+Writers check every record before an existing file is replaced: they write temporary files and
+rename them at the end, so a failed write leaves the dataset as it was.
 """
 
 from segblocks.data.formats._io import DatasetFormatError
@@ -15,6 +18,7 @@ from segblocks.data.formats.coco_instances import (
     write_coco_results,
 )
 from segblocks.data.formats.coco_panoptic import read_coco_panoptic, write_coco_panoptic
+from segblocks.data.formats.coco_panoptic_results import PanopticPredictions, read_coco_panoptic_results
 from segblocks.data.formats.dataset import RecordDataset
 from segblocks.data.formats.davis import read_davis, write_davis
 from segblocks.data.formats.records import (
@@ -50,6 +54,7 @@ __all__ = [
     "CategoryRecord",
     "DatasetFormatError",
     "InstanceRecord",
+    "PanopticPredictions",
     "PanopticRecord",
     "PanopticSegment",
     "RecordDataset",
@@ -60,6 +65,7 @@ __all__ = [
     "read_ade20k",
     "read_coco_instances",
     "read_coco_panoptic",
+    "read_coco_panoptic_results",
     "read_coco_results",
     "read_davis",
     "read_youtube_vis",

@@ -14,23 +14,34 @@ RLE; polygons and uncompressed RLE are read too), ``area``, ``bbox`` ``[x, y, w,
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segblocks.data.formats._coco_common import (
+    categories_json,
+    check_categories,
+    check_file_name,
+    check_record_id,
+    parse_categories,
+    parse_images,
+)
 from segblocks.data.formats._io import (
     DatasetFormatError,
+    check_json_size,
     decode_segmentation,
+    encode_json,
     encode_rle,
     read_json,
     read_rgb,
     require,
+    staged_files,
     write_json,
     write_rgb,
 )
-from segblocks.data.formats.coco_panoptic import categories_json, parse_categories, parse_images
 from segblocks.data.formats.dataset import RecordDataset
 from segblocks.data.formats.records import CategoryRecord, InstanceRecord
 
@@ -53,7 +64,10 @@ def write_coco_instances(
     split: str = "val",
     categories: Sequence[CategoryRecord] | None = None,
 ) -> Path:
-    """Write instance records (with images) in the COCO instances layout.
+    """Write instance records (with images) in the COCO instances layout, atomically.
+
+    Files are written under temporary names and renamed once every record is checked and the JSON
+    encoded: on an error an existing dataset at ``root`` is left as it was.
 
     Args:
         records: ground-truth records with images.
@@ -65,46 +79,59 @@ def write_coco_instances(
         The path of the JSON file.
 
     Raises:
-        ValueError: missing categories or images, unknown categories, repeated image or annotation ids.
+        ValueError: missing categories or images, repeated category ids or names, unknown
+            categories, repeated image or annotation ids, a file name outside the dataset folder.
+        TypeError: a record that is not an :class:`InstanceRecord`, or an id that is not an int.
     """
-    cats = list(categories if categories is not None else getattr(records, "categories", []))
-    if not cats:
-        raise ValueError("categories: expected the dataset's categories, got none")
+    cats = check_categories(records, categories)
     known = {c.id for c in cats}
     root = Path(root)
     images, annotations = [], []
     seen_images: set[int] = set()
     seen_anns: set[int] = set()
-    for rec in records:
-        if rec.image is None:
-            raise ValueError(f"records: image {rec.image_id} has no image to write")
-        if rec.image_id in seen_images:
-            raise ValueError(f"records: image id {rec.image_id} appears twice")
-        seen_images.add(rec.image_id)
-        h, w = rec.size
-        images.append({"id": rec.image_id, "file_name": rec.file_name, "height": h, "width": w})
-        assert rec.areas is not None
-        for k in range(len(rec.category_ids)):
-            aid, cid = int(rec.instance_ids[k]), int(rec.category_ids[k])
-            if cid not in known:
-                raise ValueError(f"records: image {rec.image_id} has unknown category {cid}")
-            if aid in seen_anns:
-                raise ValueError(f"records: annotation id {aid} appears twice")
-            seen_anns.add(aid)
-            annotations.append(
-                {
-                    "id": aid,
-                    "image_id": rec.image_id,
-                    "category_id": cid,
-                    "segmentation": encode_rle(rec.masks[k]),
-                    "area": float(rec.areas[k]),
-                    "bbox": _bbox(rec.masks[k]),
-                    "iscrowd": int(rec.iscrowd[k]),
-                }
-            )
-        write_rgb(root / split / rec.file_name, rec.image)
     path = root / "annotations" / f"instances_{split}.json"
-    write_json(path, {"images": images, "annotations": annotations, "categories": categories_json(cats)})
+    with staged_files() as staging:
+        for i, rec in enumerate(records):
+            where = f"records[{i}]"
+            if not isinstance(rec, InstanceRecord):
+                raise TypeError(f"{where}: expected an InstanceRecord, got {type(rec).__name__}")
+            if rec.image is None:
+                raise ValueError(f"{where}: image {rec.image_id} has no image to write")
+            iid = check_record_id(f"{where}.image_id", rec.image_id)
+            file_name = check_file_name(f"{where}.file_name", rec.file_name)
+            if iid in seen_images:
+                raise ValueError(f"records: image id {iid} appears twice")
+            seen_images.add(iid)
+            h, w = rec.size
+            images.append({"id": iid, "file_name": file_name, "height": h, "width": w})
+            assert rec.areas is not None
+            for k in range(len(rec.category_ids)):
+                aid, cid = int(rec.instance_ids[k]), int(rec.category_ids[k])
+                if cid not in known:
+                    raise ValueError(f"records: image {iid} has unknown category {cid}")
+                if aid in seen_anns:
+                    raise ValueError(f"records: annotation id {aid} appears twice")
+                if not math.isfinite(float(rec.areas[k])) or rec.areas[k] < 0:
+                    raise ValueError(
+                        f"{where}.areas[{k}]: expected a finite non-negative area, got {rec.areas[k]}"
+                    )
+                seen_anns.add(aid)
+                annotations.append(
+                    {
+                        "id": aid,
+                        "image_id": iid,
+                        "category_id": cid,
+                        "segmentation": encode_rle(rec.masks[k]),
+                        "area": float(rec.areas[k]),
+                        "bbox": _bbox(rec.masks[k]),
+                        "iscrowd": int(rec.iscrowd[k]),
+                    }
+                )
+            write_rgb(staging.path(root / split / file_name), rec.image)
+        text = encode_json(
+            {"images": images, "annotations": annotations, "categories": categories_json(cats)}, str(path)
+        )
+        staging.path(path).write_text(text, encoding="utf-8")
     logger.info("wrote %d COCO instance images to %s", len(images), root)
     return path
 
@@ -115,6 +142,7 @@ def read_coco_instances(
     split: str = "val",
     json_file: str | Path | None = None,
     image_dir: str | Path | None = None,
+    images: bool = True,
 ) -> RecordDataset[InstanceRecord]:
     """Read a COCO instances dataset (masks decoded on access).
 
@@ -123,6 +151,7 @@ def read_coco_instances(
         split: split name (sets the default paths).
         json_file: the JSON file (default ``root/annotations/instances_{split}.json``).
         image_dir: the image folder (default ``root/{split}``).
+        images: read the images; False gives records with ``image=None`` and needs only the JSON.
 
     Returns:
         One :class:`InstanceRecord` per image (in the order of ``images``), annotations in file order.
@@ -139,8 +168,8 @@ def read_coco_instances(
     where = str(json_path)
     cats = parse_categories(data, where)
     known = {c.id for c in cats}
-    images = parse_images(data, where)
-    per_image: dict[int, list[dict[str, Any]]] = {iid: [] for iid in images}
+    image_info = parse_images(data, where)
+    per_image: dict[int, list[dict[str, Any]]] = {iid: [] for iid in image_info}
     seen: set[int] = set()
     for i, ann in enumerate(require(data, "annotations", where, list)):
         w = f"{where}: annotations[{i}]"
@@ -151,20 +180,23 @@ def read_coco_instances(
         if aid in seen:
             raise DatasetFormatError(f"{w}: annotation id {aid} appears twice")
         seen.add(aid)
-        if iid not in images:
+        if iid not in image_info:
             raise DatasetFormatError(f"{w}: image_id {iid} is not in 'images'")
         if cid not in known:
             raise DatasetFormatError(f"{w}: unknown category_id {cid}")
+        area = ann.get("area")
+        if area is not None and (isinstance(area, bool) or not isinstance(area, int | float) or area < 0):
+            raise DatasetFormatError(f"{w}: 'area' should be a non-negative number, got {area!r}")
         per_image[iid].append({**ann, "_where": w})
-    order = list(images)
+    order = list(image_info)
 
     def load(index: int) -> InstanceRecord:
         iid = order[index]
-        im = images[iid]
+        im = image_info[iid]
         h, w = im["height"], im["width"]
         image_path = img_root / im["file_name"]
-        image = read_rgb(image_path, "image")
-        if image.shape[:2] != (h, w):
+        image = read_rgb(image_path, "image") if images else None
+        if image is not None and image.shape[:2] != (h, w):
             raise DatasetFormatError(
                 f"{image_path}: image of the wrong size {image.shape[:2]}, the JSON says {(h, w)}"
             )
@@ -203,10 +235,12 @@ def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> P
     for rec in records:
         if rec.scores is None:
             raise ValueError(f"records: image {rec.image_id} has no scores (ground truth?)")
+        if not np.isfinite(rec.scores).all():
+            raise ValueError(f"records: image {rec.image_id} has non-finite scores")
         for k in range(len(rec.category_ids)):
             out.append(
                 {
-                    "image_id": rec.image_id,
+                    "image_id": check_record_id("records image_id", rec.image_id),
                     "category_id": int(rec.category_ids[k]),
                     "segmentation": encode_rle(rec.masks[k]),
                     "score": float(rec.scores[k]),
@@ -244,10 +278,13 @@ def read_coco_results(
         iid = require(det, "image_id", w, int)
         cid = require(det, "category_id", w, int)
         score = float(require(det, "score", w, (int, float)))
+        if not math.isfinite(score):
+            raise DatasetFormatError(f"{w}: 'score' should be a finite number, got {score}")
         segm = require(det, "segmentation", w, dict)
         size = require(segm, "size", w, list)
-        if len(size) != 2:
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
             raise DatasetFormatError(f"{w}: 'size' should be [height, width], got {size}")
+        check_json_size(size[0], size[1], w)
         if known is not None and cid not in known:
             raise DatasetFormatError(f"{w}: unknown category_id {cid}")
         mask = decode_segmentation(segm, int(size[0]), int(size[1]), w)
