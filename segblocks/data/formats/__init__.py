@@ -12,6 +12,7 @@ rename them at the end, so a failed write leaves the dataset as it was.
 from segblocks.data.formats._io import DatasetFormatError
 from segblocks.data.formats.ade20k import IGNORE_INDEX, read_ade20k, write_ade20k
 from segblocks.data.formats.coco_instances import (
+    CocoResults,
     read_coco_instances,
     read_coco_results,
     write_coco_instances,
@@ -41,10 +42,11 @@ from segblocks.data.formats.shapes_export import (
     to_video_instance_record,
     to_video_object_record,
 )
-from segblocks.data.formats.youtube_vis import (
-    read_youtube_vis,
+from segblocks.data.formats.youtube_vis import read_youtube_vis, write_youtube_vis
+from segblocks.data.formats.youtube_vis_results import (
+    VisResults,
+    group_youtube_vis_results,
     read_youtube_vis_results,
-    write_youtube_vis,
     write_youtube_vis_results,
 )
 
@@ -52,6 +54,7 @@ __all__ = [
     "FORMATS",
     "IGNORE_INDEX",
     "CategoryRecord",
+    "CocoResults",
     "DatasetFormatError",
     "InstanceRecord",
     "PanopticPredictions",
@@ -61,7 +64,9 @@ __all__ = [
     "SemanticRecord",
     "VideoInstanceRecord",
     "VideoObjectRecord",
+    "VisResults",
     "export_shapes_world",
+    "group_youtube_vis_results",
     "read_ade20k",
     "read_coco_instances",
     "read_coco_panoptic",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,28 +251,63 @@ def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> P
     return p
 
 
-def read_coco_results(
-    path: str | Path, *, categories: Sequence[CategoryRecord] | None = None
-) -> dict[int, InstanceRecord]:
+class CocoResults(Mapping[int, InstanceRecord]):
+    """``{image_id: InstanceRecord}`` of checked detections; masks are decoded when a record is accessed."""
+
+    def __init__(self, grouped: dict[int, list[tuple[dict[str, Any], int, float, str]]]) -> None:
+        self._grouped = grouped
+
+    def __getitem__(self, image_id: int) -> InstanceRecord:
+        rows = self._grouped[image_id]
+        masks = [decode_segmentation(segm, segm["size"][0], segm["size"][1], w) for segm, _, _, w in rows]
+        return InstanceRecord(
+            image_id=image_id,
+            file_name="",
+            image=None,
+            masks=np.stack(masks),
+            category_ids=np.array([r[1] for r in rows], np.int64),
+            instance_ids=np.arange(len(rows), dtype=np.int64),
+            iscrowd=np.zeros(len(rows), bool),
+            scores=np.array([r[2] for r in rows], np.float64),
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._grouped)
+
+    def __len__(self) -> int:
+        return len(self._grouped)
+
+    def size_of(self, image_id: int) -> tuple[int, int]:
+        """``(H, W)`` of an image's detections (from the RLE ``size``), without decoding them."""
+        h, w = self._grouped[image_id][0][0]["size"]
+        return int(h), int(w)
+
+
+def read_coco_results(path: str | Path, *, categories: Sequence[CategoryRecord] | None = None) -> CocoResults:
     """Read a COCO results JSON list into one detection record per image id.
 
-    Records have no image, ``file_name`` ``""``, ``instance_ids`` ``0..N-1`` in file order.
+    Every entry is checked now; masks are decoded when a record is accessed (so a results file of a
+    whole dataset is never decoded at once). Records have no image, ``file_name`` ``""``,
+    ``instance_ids`` ``0..N-1`` in file order.
 
     Args:
-        path: the results file.
+        path: the results file (entries ``{image_id, category_id, segmentation (RLE), score}``).
         categories: if given, category ids are checked against them.
+
+    Returns:
+        ``{image_id: record}`` (a read-only mapping).
 
     Raises:
         FileNotFoundError: missing file.
-        DatasetFormatError: malformed JSON or entries, unknown categories, masks of different sizes
-            within one image.
+        DatasetFormatError: malformed JSON or entries, non-finite scores, unknown categories, masks
+            of different sizes within one image; on access: an RLE that cannot be decoded.
     """
     p = Path(path)
     data = read_json(p, "COCO results JSON")
     if not isinstance(data, list):
         raise DatasetFormatError(f"{p}: expected a JSON list of detections, got {type(data).__name__}")
     known = None if categories is None else {c.id for c in categories}
-    grouped: dict[int, list[tuple[np.ndarray, int, float]]] = {}
+    grouped: dict[int, list[tuple[dict[str, Any], int, float, str]]] = {}
     for i, det in enumerate(data):
         w = f"{p}: [{i}]"
         iid = require(det, "image_id", w, int)
@@ -282,28 +317,16 @@ def read_coco_results(
             raise DatasetFormatError(f"{w}: 'score' should be a finite number, got {score}")
         segm = require(det, "segmentation", w, dict)
         size = require(segm, "size", w, list)
+        require(segm, "counts", w, (list, str))
         if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
             raise DatasetFormatError(f"{w}: 'size' should be [height, width], got {size}")
         check_json_size(size[0], size[1], w)
         if known is not None and cid not in known:
             raise DatasetFormatError(f"{w}: unknown category_id {cid}")
-        mask = decode_segmentation(segm, int(size[0]), int(size[1]), w)
         rows = grouped.setdefault(iid, [])
-        if rows and rows[0][0].shape != mask.shape:
+        if rows and list(rows[0][0]["size"]) != list(size):
             raise DatasetFormatError(
-                f"{w}: mask of the wrong size {mask.shape}, image {iid} has {rows[0][0].shape}"
+                f"{w}: mask of the wrong size {tuple(size)}, image {iid} has {tuple(rows[0][0]['size'])}"
             )
-        rows.append((mask, cid, score))
-    return {
-        iid: InstanceRecord(
-            image_id=iid,
-            file_name="",
-            image=None,
-            masks=np.stack([r[0] for r in rows]),
-            category_ids=np.array([r[1] for r in rows], np.int64),
-            instance_ids=np.arange(len(rows), dtype=np.int64),
-            iscrowd=np.zeros(len(rows), bool),
-            scores=np.array([r[2] for r in rows], np.float64),
-        )
-        for iid, rows in grouped.items()
-    }
+        rows.append((segm, cid, score, w))
+    return CocoResults(grouped)

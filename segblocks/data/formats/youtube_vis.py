@@ -14,8 +14,7 @@ are lists of ``{video_id, category_id, segmentations, score}``.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,18 @@ from segblocks.data.formats._io import (
     read_rgb,
     require,
     staged_files,
-    write_json,
     write_rgb,
 )
 from segblocks.data.formats.dataset import RecordDataset
 from segblocks.data.formats.records import CategoryRecord, VideoInstanceRecord
 
-__all__ = ["read_youtube_vis", "read_youtube_vis_results", "write_youtube_vis", "write_youtube_vis_results"]
+__all__ = ["decode_tube", "per_frame_rle", "read_youtube_vis", "write_youtube_vis"]
 
 logger = logging.getLogger(__name__)
 
 
-def _per_frame(tube: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
+def per_frame_rle(tube: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
+    """Per-frame RLEs, areas and boxes of a ``[T, H, W]`` tube (None where the track is absent)."""
     segs: list[Any] = []
     areas: list[Any] = []
     boxes: list[Any] = []
@@ -124,7 +123,7 @@ def write_youtube_vis(
                 if tid in seen_tracks:
                     raise ValueError(f"records: track id {tid} appears twice")
                 seen_tracks.add(tid)
-                segs, areas, boxes = _per_frame(rec.masks[k])
+                segs, areas, boxes = per_frame_rle(rec.masks[k])
                 annotations.append(
                     {
                         "id": tid,
@@ -149,7 +148,7 @@ def write_youtube_vis(
     return path
 
 
-def _check_rle_sizes(segs: list[Any], h: int, w: int, where: str) -> None:
+def check_rle_sizes(segs: list[Any], h: int, w: int, where: str) -> None:
     """Compare the ``size`` of every RLE with the video's size before anything is allocated."""
     for f, seg in enumerate(segs):
         if isinstance(seg, dict) and "size" in seg and list(seg["size"]) != [h, w]:
@@ -171,7 +170,8 @@ def _mean_area(areas: Any, where: str) -> float | None:
     return sum(present) / len(present) if present else 0.0
 
 
-def _decode_tube(segs: Any, t: int, h: int, w: int, where: str) -> np.ndarray:
+def decode_tube(segs: Any, t: int, h: int, w: int, where: str) -> np.ndarray:
+    """Decode one track's per-frame segmentations (null where absent) to ``[T, H, W]`` bool."""
     if not isinstance(segs, list) or len(segs) != t:
         n = len(segs) if isinstance(segs, list) else type(segs).__name__
         raise DatasetFormatError(f"{where}: 'segmentations' should list {t} frames, got {n}")
@@ -254,7 +254,7 @@ def read_youtube_vis(
             raise DatasetFormatError(
                 f"{w}: 'segmentations' lists {len(segs)} frames, video {vid} has {len(videos[vid]['file_names'])}"
             )
-        _check_rle_sizes(segs, videos[vid]["height"], videos[vid]["width"], w)
+        check_rle_sizes(segs, videos[vid]["height"], videos[vid]["width"], w)
         tracks[vid].append({**ann, "_where": w, "_area": _mean_area(ann.get("areas"), w)})
     order = list(videos)
 
@@ -275,7 +275,7 @@ def read_youtube_vis(
         areas = [a["_area"] for a in anns]
         masks = np.zeros((len(anns), t, h, w), bool)
         for k, a in enumerate(anns):
-            masks[k] = _decode_tube(a["segmentations"], t, h, w, a["_where"])
+            masks[k] = decode_tube(a["segmentations"], t, h, w, a["_where"])
         return VideoInstanceRecord(
             video_id=vid,
             file_names=list(v["file_names"]),
@@ -288,93 +288,3 @@ def read_youtube_vis(
         )
 
     return RecordDataset(loader=load, length=len(order), categories=cats)
-
-
-def write_youtube_vis_results(records: Iterable[VideoInstanceRecord], path: str | Path) -> Path:
-    """Write predicted tracks (records with scores) as a YouTube-VIS results JSON list.
-
-    Args:
-        records: prediction records (with ``scores``).
-        path: the JSON file to write.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: a record has no scores.
-    """
-    out = []
-    for rec in records:
-        if rec.scores is None:
-            raise ValueError(f"records: video {rec.video_id} has no scores (ground truth?)")
-        if not np.isfinite(rec.scores).all():
-            raise ValueError(f"records: video {rec.video_id} has non-finite scores")
-        for k in range(len(rec.category_ids)):
-            segs, _, _ = _per_frame(rec.masks[k])
-            out.append(
-                {
-                    "video_id": check_record_id("records video_id", rec.video_id),
-                    "category_id": int(rec.category_ids[k]),
-                    "segmentations": segs,
-                    "score": float(rec.scores[k]),
-                }
-            )
-    p = Path(path)
-    write_json(p, out)
-    return p
-
-
-def read_youtube_vis_results(
-    path: str | Path, videos: RecordDataset[VideoInstanceRecord] | Sequence[VideoInstanceRecord]
-) -> dict[int, VideoInstanceRecord]:
-    """Read YouTube-VIS results into one prediction record per video of ``videos``.
-
-    Args:
-        path: the results file.
-        videos: the ground-truth videos (for frame counts, sizes and names); videos without
-            predictions get an empty record.
-
-    Returns:
-        ``{video_id: record}`` with no frames, ``track_ids`` ``0..N-1`` in file order.
-
-    Raises:
-        FileNotFoundError: missing file.
-        DatasetFormatError: malformed entries, unknown videos or categories, masks of the wrong size.
-    """
-    p = Path(path)
-    data = read_json(p, "YouTube-VIS results JSON")
-    if not isinstance(data, list):
-        raise DatasetFormatError(f"{p}: expected a JSON list of predictions, got {type(data).__name__}")
-    info = {v.video_id: v for v in videos}
-    known = {c.id for c in getattr(videos, "categories", [])} or None
-    rows: dict[int, list[tuple[np.ndarray, int, float]]] = {vid: [] for vid in info}
-    for i, det in enumerate(data):
-        w = f"{p}: [{i}]"
-        vid = require(det, "video_id", w, int)
-        cid = require(det, "category_id", w, int)
-        score = float(require(det, "score", w, (int, float)))
-        if not math.isfinite(score):
-            raise DatasetFormatError(f"{w}: 'score' should be a finite number, got {score}")
-        if vid not in info:
-            raise DatasetFormatError(f"{w}: video_id {vid} is not a ground-truth video")
-        if known is not None and cid not in known:
-            raise DatasetFormatError(f"{w}: unknown category_id {cid}")
-        t, h, wd = info[vid].masks.shape[1:]
-        segs = require(det, "segmentations", w, list)
-        if len(segs) == t:
-            _check_rle_sizes(segs, h, wd, w)
-        rows[vid].append((_decode_tube(segs, t, h, wd, w), cid, score))
-    out = {}
-    for vid, rs in rows.items():
-        t, h, w = info[vid].masks.shape[1:]
-        out[vid] = VideoInstanceRecord(
-            video_id=vid,
-            file_names=list(info[vid].file_names),
-            frames=None,
-            masks=np.stack([r[0] for r in rs]) if rs else np.zeros((0, t, h, w), bool),
-            category_ids=np.array([r[1] for r in rs], np.int64),
-            track_ids=np.arange(len(rs), dtype=np.int64),
-            iscrowd=np.zeros(len(rs), bool),
-            scores=np.array([r[2] for r in rs], np.float64),
-        )
-    return out
