@@ -75,7 +75,8 @@ def evaluate_semantic(
     for gt_file in gt_files:
         pred_file = pred_root / gt_file.name
         gt = _decode(read_index_png(gt_file, "label PNG"), reduce_zero_label)
-        pred = _decode(read_index_png(pred_file, "prediction PNG"), reduce_zero_label)
+        raw = read_index_png(pred_file, "prediction PNG")
+        pred = _decode(raw, reduce_zero_label)
         if pred.shape != gt.shape:
             raise DatasetFormatError(
                 f"{pred_file}: prediction of size {pred.shape}, the ground truth is {gt.shape}"
@@ -83,8 +84,7 @@ def evaluate_semantic(
         bad = (pred < 0) | (pred >= c)
         if bad.any():
             raise DatasetFormatError(
-                f"{pred_file}: predicted PNG values {sorted(set(np.unique(pred[bad] + int(reduce_zero_label)).tolist()))[:10]}"
-                f" are not classes of 0..{c - 1}"
+                f"{pred_file}: predicted PNG values {np.unique(raw[bad]).tolist()[:10]} are not classes of 0..{c - 1}"
             )
         try:
             metric.update(pred, gt)

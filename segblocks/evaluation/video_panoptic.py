@@ -10,6 +10,7 @@ a JSON with ``annotations`` in the same form (frames matched by position), PNGs 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def evaluate_vpq(
     For each window size ``k`` every run of ``k`` consecutive frames is one tube-level PQ sample:
     tracks are matched over the window with the COCO panoptic rules (ground-truth areas: the JSON
     areas summed over the window; VOID and crowd as panopticapi). Statistics are summed over all
-    windows of all videos per ``k``; VPQ is the mean over ``k`` of PQ (all, things, stuff).
+    windows of all videos per ``k``; VPQ is the mean over ``k`` of PQ (all, things, stuff), over the
+    window sizes that yield a score (a size longer than every video has no window).
 
     Args:
         gt_json: the ground-truth JSON.
@@ -159,7 +161,8 @@ def evaluate_vpq(
     per = {k: summarise_counts(c, categories) for k, c in counts.items()}
     summary: dict[str, float] = {}
     for key, part in (("VPQ", "all"), ("VPQ_th", "things"), ("VPQ_st", "stuff")):
-        summary[key] = float(np.mean([getattr(r, part).pq for r in per.values()]))
+        scores = [getattr(r, part).pq for r in per.values() if math.isfinite(getattr(r, part).pq)]
+        summary[key] = sum(scores) / len(scores) if scores else math.nan
     summary.update({f"PQ@{k}": r.all.pq for k, r in per.items()})
     _, n = pq_summary(per[sizes[-1]])
     names_by_id = {c.id: c.name for c in cats}

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from panoptic_files import CATEGORIES, write_panoptic
 
 from segblocks.data.formats import DatasetFormatError
 from segblocks.evaluation import evaluate_coco_panoptic
 from segblocks.metrics import PanopticQuality
 from segblocks.structures import PanopticResult, SegmentInfo
-from panoptic_files import CATEGORIES, write_panoptic
 
 
 def _case() -> tuple[np.ndarray, list[dict[str, object]], np.ndarray, list[dict[str, object]]]:
@@ -105,5 +105,5 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     pred_json, _ = write_panoptic(tmp_path, "pred", {7: pred}, {7: bad}, gt=False)
     with pytest.raises(DatasetFormatError, match="unknown category_id 99"):
         evaluate_coco_panoptic(gt_json, pred_json)
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
         evaluate_coco_panoptic(gt_json, tmp_path / "missing.json")
