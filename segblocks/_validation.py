@@ -88,7 +88,7 @@ def check_vocabulary(name: str, value: object) -> list[str]:
         if not isinstance(n, str):
             raise TypeError(f"{name}[{i}]: expected a class name (str), got {type(n).__name__}")
         if not n.strip():
-            raise ValueError(f"{name}[{i}]: class names must not be empty")
+            raise ValueError(f"{name}: expected non-empty class names, got {n!r} at position {i}")
     seen: dict[str, int] = {}
     for i, n in enumerate(names):
         key = n.strip()
@@ -182,7 +182,7 @@ def check_images(
     images = check_tensor(name, value)
     check_ndim(name, images, ndim, layout)
     if images.shape[-3] != 3:
-        raise ValueError(f"{name}: expected 3 RGB channels {layout}, got shape {tuple(images.shape)}")
+        raise ValueError(f"{name}: expected 3 (RGB) channels {layout}, got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         hint = " (divide uint8 images by 255)" if images.dtype == torch.uint8 else ""
         raise TypeError(f"{name}: expected a floating dtype with values in [0, 1]{hint}, got {images.dtype}")

@@ -100,9 +100,12 @@ class Staging:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._created: list[Path] = []  # folders made here, removed again on abort
 
     def path(self, target: Path) -> Path:
         """A temporary path in ``target``'s folder (same extension), renamed to ``target`` at the end."""
+        missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
+        self._created.extend(reversed(missing))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}"
         self._pending.append((tmp, target))
@@ -115,10 +118,16 @@ class Staging:
         self._pending.clear()
 
     def abort(self) -> None:
-        """Delete the temporary files; the targets stay as they were."""
+        """Delete the temporary files and the folders made for them; the targets stay as they were."""
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): leave it
+                pass
+        self._created.clear()
 
 
 @contextmanager
