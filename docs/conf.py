@@ -106,6 +106,7 @@ segblocks_nav = {
                 "heads*",
                 "ops*",
                 "metrics*",
+                "evaluating-files",
             ],
         ),
         ("Models", ["zoo/index"]),

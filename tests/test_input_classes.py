@@ -35,8 +35,10 @@ from segblocks.data.formats import (
     write_coco_results,
 )
 from segblocks.evaluation import evaluate_semantic
+from segblocks.heads import MaskPooling
 from segblocks.inference.padding import pad_masks, unpad_mask_logits
 from segblocks.metrics import DavisJF, MaskAP, PanopticQuality, VideoAP, VideoInstances, VideoPanopticQuality
+from segblocks.ops import mask_pool
 from segblocks.structures import InstanceResult, Targets
 from segblocks.zoo.possam.vocabulary import encode_vocabulary
 
@@ -257,3 +259,20 @@ def test_sizes_in_json_files_are_checked_before_allocating(tmp_path: Path) -> No
     (tmp_path / "r.json").write_text(json.dumps(results))
     with pytest.raises(DatasetFormatError, match="implausible image size"):
         read_coco_results(tmp_path / "r.json")
+
+
+# ---------------------------------------------------------------- masks: weights, not logits
+
+POOLING_ENTRY_POINTS: dict[str, Callable[[torch.Tensor], object]] = {
+    "mask_pool": lambda m: mask_pool(torch.rand(1, 4, 8, 8), m),
+    "MaskPooling": lambda m: MaskPooling()(torch.rand(1, 4, 8, 8), m),
+}
+
+
+@pytest.mark.parametrize("entry", POOLING_ENTRY_POINTS)
+def test_logits_are_not_pooled_as_masks(entry: str) -> None:
+    logits = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(0)) * 5
+    with pytest.raises(ValueError, match="logits\\? apply sigmoid first"):
+        POOLING_ENTRY_POINTS[entry](logits)
+    pooled = POOLING_ENTRY_POINTS[entry](logits.sigmoid())
+    assert isinstance(pooled, torch.Tensor) and bool((pooled >= 0).all() and (pooled <= 1).all())
