@@ -93,3 +93,19 @@ def test_verbose_adds_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad.write_text("not an image")
     assert main(["-v", *_predict(bad)]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_failed_resume(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+    import types
+
+    from segblocks import cli
+    from segblocks.engine.weights import CheckpointError
+
+    def fail(argv: list[str]) -> int:
+        raise CheckpointError("runs/x/checkpoints: no usable checkpoint among 2 (corrupt)")
+
+    monkeypatch.setitem(sys.modules, "fake_recipe", types.SimpleNamespace(main=fail))
+    monkeypatch.setitem(cli.TRAIN_RECIPES, "fake", "fake_recipe")
+    assert main(["train", "fake", "--resume"]) == 2
+    _one_line_error(capsys, "no usable checkpoint")

@@ -97,3 +97,15 @@ def test_eval_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     ]
     assert main(argv) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_possam_with_the_shipped_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "possam.json"
+    argv = ["eval", "possam", "--val-images", "1", "--image-size", "64", "--json", str(out)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert all(name in table for name in ("ldp", "clip", "geometric", "mase"))
+    data = json.loads(out.read_text())
+    assert data["counts"] == {"images": 1, "classes": 18}
+    assert data["summary"] == data["rows"]["mase"] and 0.0 <= data["summary"]["pq"] <= 1.0
