@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,7 +17,7 @@ from segblocks.data.formats import (
     read_youtube_vis,
 )
 from segblocks.evaluation.report import EvaluationReport
-from segblocks.metrics import APResult, MaskAP, VideoAP
+from segblocks.metrics import MaskAP, VideoAP
 from segblocks.metrics._coco_engine import STAT_NAMES
 from segblocks.structures import InstanceResult, Targets
 
@@ -25,11 +26,21 @@ __all__ = ["evaluate_coco_instances", "evaluate_youtube_vis"]
 logger = logging.getLogger(__name__)
 
 
-def _report(task: str, result: APResult, names: dict[int, str], units: str, count: int) -> EvaluationReport:
+def _report(
+    task: str, metric: MaskAP | VideoAP, gt: RecordDataset[Any], extra: list[int], units: str, where: str
+) -> EvaluationReport:
+    """The report of a COCO-style AP evaluation; results for ``extra`` ids not in the ground truth fail."""
+    if extra:  # COCO.loadRes: "Results do not correspond to current coco set"
+        raise DatasetFormatError(
+            f"{where}: results for {units} {sorted(extra)[:10]} that are not in the ground truth"
+        )
+    result = metric.compute()
+    names = {c.id: c.name for c in gt.categories}
+    logger.info("%s: AP %.4f over %d %s", task, result.ap, len(gt), units)
     return EvaluationReport(
         task=task,
         summary=dict(zip(STAT_NAMES, result.as_list())),
-        counts={units: count, "categories": len(names)},
+        counts={units: len(gt), "categories": len(names)},
         rows={names[cid]: {"AP": ap} for cid, ap in result.per_class.items()},
         result=result,
     )
@@ -86,15 +97,9 @@ def evaluate_coco_instances(gt_json: str | Path, results_json: str | Path) -> Ev
             target_areas=torch.from_numpy(rec.areas),
             image_id=rec.image_id,
         )
-    unknown = sorted(set(results) - seen)
-    if unknown:  # COCO.loadRes: "Results do not correspond to current coco set"
-        raise DatasetFormatError(
-            f"{results_json}: results for images {unknown[:10]} that are not in {gt_path}"
-        )
-    names = {c.id: c.name for c in gt.categories}
-    result = metric.compute()
-    logger.info("COCO instances: AP %.4f over %d images", result.ap, len(gt))
-    return _report("coco_instances", result, names, "images", len(gt))
+    return _report(
+        "coco_instances", metric, gt, [i for i in results if i not in seen], "images", str(results_json)
+    )
 
 
 def evaluate_youtube_vis(gt_json: str | Path, results_json: str | Path) -> EvaluationReport:
@@ -117,7 +122,7 @@ def evaluate_youtube_vis(gt_json: str | Path, results_json: str | Path) -> Evalu
             scores, masks of the wrong size or frame count.
     """
     gt_path = Path(gt_json)
-    gt: RecordDataset = read_youtube_vis(gt_path.parent, json_file=gt_path, frames=False)
+    gt: RecordDataset[Any] = read_youtube_vis(gt_path.parent, json_file=gt_path, frames=False)
     results = group_youtube_vis_results(results_json, categories=gt.categories)
     metric = VideoAP(categories=[c.id for c in gt.categories])
     seen: set[int] = set()
@@ -130,12 +135,5 @@ def evaluate_youtube_vis(gt_json: str | Path, results_json: str | Path) -> Evalu
             video_id=video.video_id,
             target_areas=video.areas if video.areas is not None else None,
         )
-    unknown = sorted(set(results.video_ids) - seen)
-    if unknown:
-        raise DatasetFormatError(
-            f"{results_json}: results for videos {unknown[:10]} that are not in {gt_path}"
-        )
-    names = {c.id: c.name for c in gt.categories}
-    result = metric.compute()
-    logger.info("YouTube-VIS: AP %.4f over %d videos", result.ap, len(gt))
-    return _report("youtube_vis", result, names, "videos", len(gt))
+    extra = [v for v in results.video_ids if v not in seen]
+    return _report("youtube_vis", metric, gt, extra, "videos", str(results_json))

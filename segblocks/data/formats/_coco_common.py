@@ -16,7 +16,9 @@ __all__ = [
     "categories_json",
     "check_categories",
     "check_file_name",
+    "check_prediction_scores",
     "check_record_id",
+    "check_written_record",
     "parse_categories",
     "parse_images",
 ]
@@ -51,6 +53,41 @@ def check_record_id(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name}: expected an int id, got {type(value).__name__} {value!r}")
     return int(value)
+
+
+def check_written_record(
+    index: int, rec: object, kind: type, seen: set[int], id_field: str
+) -> tuple[str, int]:
+    """Writer-side checks of one record: its type, and an int id (``id_field``) not seen before.
+
+    Returns:
+        ``("records[i]", id)``; the id is added to ``seen``.
+
+    Raises:
+        TypeError: ``rec`` is not a ``kind`` or its id is not an int.
+        ValueError: the id appears twice.
+    """
+    where = f"records[{index}]"
+    if not isinstance(rec, kind):
+        raise TypeError(f"{where}: expected a {kind.__name__}, got {type(rec).__name__}")
+    rid = check_record_id(f"{where}.{id_field}", getattr(rec, id_field))
+    if rid in seen:
+        raise ValueError(f"records: {id_field.replace('_', ' ')} {rid} appears twice")
+    seen.add(rid)
+    return where, rid
+
+
+def check_prediction_scores(rec: Any, name: str) -> np.ndarray:
+    """The ``[N]`` scores of a prediction record (``name`` says which, e.g. ``"image 3"``).
+
+    Raises:
+        ValueError: no scores (ground truth?) or NaN / infinite scores.
+    """
+    if rec.scores is None:
+        raise ValueError(f"records: {name} has no scores (ground truth?)")
+    if not np.isfinite(rec.scores).all():
+        raise ValueError(f"records: {name} has non-finite scores")
+    return np.asarray(rec.scores)
 
 
 def check_file_name(name: str, value: object) -> str:

@@ -176,6 +176,16 @@ def check_json_size(height: int, width: int, where: str) -> None:
         )
 
 
+@contextmanager
+def _pil_errors(path: Path, what: str) -> Iterator[None]:
+    """Check that ``path`` exists; turn PIL's errors (not an image, truncated) into a format error."""
+    _exists(path, what)
+    try:
+        yield
+    except (OSError, SyntaxError) as e:  # PIL: not an image, truncated, or a corrupt header
+        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+
+
 def image_size(path: Path, what: str) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header, without decoding the pixels.
 
@@ -183,12 +193,8 @@ def image_size(path: Path, what: str) -> tuple[int, int]:
         FileNotFoundError: the file does not exist.
         DatasetFormatError: the file is not a readable image.
     """
-    _exists(path, what)
-    try:
-        with Image.open(path) as im:
-            return int(im.height), int(im.width)
-    except (OSError, SyntaxError) as e:
-        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+    with _pil_errors(path, what), Image.open(path) as im:
+        return int(im.height), int(im.width)
 
 
 def read_rgb(path: Path, what: str = "image") -> np.ndarray:
@@ -198,12 +204,8 @@ def read_rgb(path: Path, what: str = "image") -> np.ndarray:
         FileNotFoundError: the file does not exist.
         DatasetFormatError: the file is not a readable image.
     """
-    _exists(path, what)
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as e:  # PIL: not an image, truncated, or a corrupt header
-        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+    with _pil_errors(path, what), Image.open(path) as im:
+        return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8).copy()
 
 
 def write_rgb(path: Path, image: np.ndarray) -> None:
@@ -219,16 +221,12 @@ def read_index_png(path: Path, what: str) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         DatasetFormatError: not readable, or a colour image where indices are expected.
     """
-    _exists(path, what)
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P"):
-                raise DatasetFormatError(
-                    f"{path}: expected a single-channel {what} (PNG mode L or P), got mode {im.mode}"
-                )
-            return np.asarray(im, dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as e:  # PIL: not an image, truncated, or a corrupt header
-        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+    with _pil_errors(path, what), Image.open(path) as im:
+        if im.mode not in ("L", "P"):
+            raise DatasetFormatError(
+                f"{path}: expected a single-channel {what} (PNG mode L or P), got mode {im.mode}"
+            )
+        return np.asarray(im, dtype=np.uint8).copy()
 
 
 def _palette() -> list[int]:

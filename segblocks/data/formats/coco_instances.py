@@ -25,7 +25,9 @@ from segblocks.data.formats._coco_common import (
     categories_json,
     check_categories,
     check_file_name,
+    check_prediction_scores,
     check_record_id,
+    check_written_record,
     parse_categories,
     parse_images,
 )
@@ -92,16 +94,10 @@ def write_coco_instances(
     path = root / "annotations" / f"instances_{split}.json"
     with staged_files() as staging:
         for i, rec in enumerate(records):
-            where = f"records[{i}]"
-            if not isinstance(rec, InstanceRecord):
-                raise TypeError(f"{where}: expected an InstanceRecord, got {type(rec).__name__}")
+            where, iid = check_written_record(i, rec, InstanceRecord, seen_images, "image_id")
             if rec.image is None:
-                raise ValueError(f"{where}: image {rec.image_id} has no image to write")
-            iid = check_record_id(f"{where}.image_id", rec.image_id)
+                raise ValueError(f"{where}: image {iid} has no image to write")
             file_name = check_file_name(f"{where}.file_name", rec.file_name)
-            if iid in seen_images:
-                raise ValueError(f"records: image id {iid} appears twice")
-            seen_images.add(iid)
             h, w = rec.size
             images.append({"id": iid, "file_name": file_name, "height": h, "width": w})
             assert rec.areas is not None
@@ -233,17 +229,14 @@ def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> P
     """
     out = []
     for rec in records:
-        if rec.scores is None:
-            raise ValueError(f"records: image {rec.image_id} has no scores (ground truth?)")
-        if not np.isfinite(rec.scores).all():
-            raise ValueError(f"records: image {rec.image_id} has non-finite scores")
+        scores = check_prediction_scores(rec, f"image {rec.image_id}")
         for k in range(len(rec.category_ids)):
             out.append(
                 {
                     "image_id": check_record_id("records image_id", rec.image_id),
                     "category_id": int(rec.category_ids[k]),
                     "segmentation": encode_rle(rec.masks[k]),
-                    "score": float(rec.scores[k]),
+                    "score": float(scores[k]),
                 }
             )
     p = Path(path)

@@ -26,6 +26,7 @@ from segblocks.data.formats._coco_common import (
     check_categories,
     check_file_name,
     check_record_id,
+    check_written_record,
     parse_categories,
     parse_images,
 )
@@ -126,19 +127,13 @@ def write_coco_panoptic(
     seen_pngs: set[str] = set()
     with staged_files() as staging:
         for i, rec in enumerate(records):
-            where = f"records[{i}]"
-            if not isinstance(rec, PanopticRecord):
-                raise TypeError(f"{where}: expected a PanopticRecord, got {type(rec).__name__}")
+            where, iid = check_written_record(i, rec, PanopticRecord, seen_ids, "image_id")
             if rec.image is None:
-                raise ValueError(f"{where}: image {rec.image_id} has no image to write")
-            iid = check_record_id(f"{where}.image_id", rec.image_id)
+                raise ValueError(f"{where}: image {iid} has no image to write")
             file_name = check_file_name(f"{where}.file_name", rec.file_name)
-            if iid in seen_ids:
-                raise ValueError(f"records: image id {iid} appears twice")
             png_name = Path(file_name).with_suffix(".png").name
             if png_name in seen_pngs:
                 raise ValueError(f"records: two images map to the annotation file {png_name}")
-            seen_ids.add(iid)
             seen_pngs.add(png_name)
             h, w = rec.panoptic.shape
             infos = _segments_info(rec, known, where)

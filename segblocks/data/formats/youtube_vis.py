@@ -24,7 +24,7 @@ from segblocks.data.formats._coco_common import (
     categories_json,
     check_categories,
     check_file_name,
-    check_record_id,
+    check_written_record,
     parse_categories,
 )
 from segblocks.data.formats._io import (
@@ -102,18 +102,12 @@ def write_youtube_vis(
     path = root / f"{split}.json"
     with staged_files() as staging:
         for i, rec in enumerate(records):
-            where = f"records[{i}]"
-            if not isinstance(rec, VideoInstanceRecord):
-                raise TypeError(f"{where}: expected a VideoInstanceRecord, got {type(rec).__name__}")
+            where, vid = check_written_record(i, rec, VideoInstanceRecord, seen_videos, "video_id")
             if rec.frames is None:
-                raise ValueError(f"records: video {rec.video_id} has no frames to write")
-            vid = check_record_id(f"{where}.video_id", rec.video_id)
+                raise ValueError(f"records: video {vid} has no frames to write")
             names = [check_file_name(f"{where}.file_names[{f}]", n) for f, n in enumerate(rec.file_names)]
             if len(set(names)) != len(names):
                 raise ValueError(f"{where}.file_names: a frame name appears twice")
-            if vid in seen_videos:
-                raise ValueError(f"records: video id {vid} appears twice")
-            seen_videos.add(vid)
             t, h, w = rec.frames.shape[:3]
             videos.append({"id": vid, "file_names": names, "height": h, "width": w, "length": t})
             for k in range(len(rec.track_ids)):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from segblocks.data.formats._coco_common import check_record_id
+from segblocks.data.formats._coco_common import check_prediction_scores, check_record_id
 from segblocks.data.formats._io import DatasetFormatError, read_json, require, write_json
 from segblocks.data.formats.dataset import RecordDataset
 from segblocks.data.formats.records import CategoryRecord, VideoInstanceRecord
@@ -106,10 +106,7 @@ def write_youtube_vis_results(records: Iterable[VideoInstanceRecord], path: str 
     """
     out = []
     for rec in records:
-        if rec.scores is None:
-            raise ValueError(f"records: video {rec.video_id} has no scores (ground truth?)")
-        if not np.isfinite(rec.scores).all():
-            raise ValueError(f"records: video {rec.video_id} has non-finite scores")
+        scores = check_prediction_scores(rec, f"video {rec.video_id}")
         for k in range(len(rec.category_ids)):
             segs, _, _ = per_frame_rle(rec.masks[k])
             out.append(
@@ -117,7 +114,7 @@ def write_youtube_vis_results(records: Iterable[VideoInstanceRecord], path: str 
                     "video_id": check_record_id("records video_id", rec.video_id),
                     "category_id": int(rec.category_ids[k]),
                     "segmentations": segs,
-                    "score": float(rec.scores[k]),
+                    "score": float(scores[k]),
                 }
             )
     p = Path(path)
