@@ -78,6 +78,10 @@ def format_table(report: EvaluationReport, *, rows: bool = True) -> str:
 def write_report_json(report: EvaluationReport, path: str | Path) -> Path:
     """Write :meth:`EvaluationReport.to_json` to ``path`` atomically.
 
+    Args:
+        report: the report.
+        path: the JSON file to write.
+
     Raises:
         IsADirectoryError: ``path`` is a folder.
     """

@@ -245,7 +245,11 @@ def write_coco_results(records: Iterable[InstanceRecord], path: str | Path) -> P
 
 
 class CocoResults(Mapping[int, InstanceRecord]):
-    """``{image_id: InstanceRecord}`` of checked detections; masks are decoded when a record is accessed."""
+    """``{image_id: InstanceRecord}`` of checked detections; masks are decoded when a record is accessed.
+
+    Args:
+        grouped: per image id, the checked entries ``(segmentation, category_id, score, where)``.
+    """
 
     def __init__(self, grouped: dict[int, list[tuple[dict[str, Any], int, float, str]]]) -> None:
         self._grouped = grouped
@@ -271,7 +275,11 @@ class CocoResults(Mapping[int, InstanceRecord]):
         return len(self._grouped)
 
     def size_of(self, image_id: int) -> tuple[int, int]:
-        """``(H, W)`` of an image's detections (from the RLE ``size``), without decoding them."""
+        """``(H, W)`` of an image's detections (from the RLE ``size``), without decoding them.
+
+        Args:
+            image_id: an image id of the results.
+        """
         h, w = self._grouped[image_id][0][0]["size"]
         return int(h), int(w)
 

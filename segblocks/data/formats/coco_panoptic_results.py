@@ -19,7 +19,12 @@ __all__ = ["PanopticPredictions", "read_coco_panoptic_results"]
 
 
 class PanopticPredictions(Mapping[int, PanopticRecord]):
-    """``{image_id: PanopticRecord}`` (``image=None``); each PNG is read when its record is accessed."""
+    """``{image_id: PanopticRecord}`` (``image=None``); each PNG is read when its record is accessed.
+
+    Args:
+        annotations: per image id, the PNG ``file_name`` and the checked ``segments``.
+        png_root: the folder of the prediction PNGs.
+    """
 
     def __init__(self, annotations: dict[int, dict[str, Any]], png_root: Path) -> None:
         self._anns = annotations

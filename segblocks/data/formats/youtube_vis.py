@@ -165,7 +165,18 @@ def _mean_area(areas: Any, where: str) -> float | None:
 
 
 def decode_tube(segs: Any, t: int, h: int, w: int, where: str) -> np.ndarray:
-    """Decode one track's per-frame segmentations (null where absent) to ``[T, H, W]`` bool."""
+    """Decode one track's per-frame segmentations (null where absent) to ``[T, H, W]`` bool.
+
+    Args:
+        segs: ``T`` segmentations (RLE or polygons) or None.
+        t: the number of frames ``T``.
+        h: the frame height.
+        w: the frame width.
+        where: names the entry in error messages.
+
+    Raises:
+        DatasetFormatError: another number of frames, or a mask of the wrong size.
+    """
     if not isinstance(segs, list) or len(segs) != t:
         n = len(segs) if isinstance(segs, list) else type(segs).__name__
         raise DatasetFormatError(f"{where}: 'segmentations' should list {t} frames, got {n}")

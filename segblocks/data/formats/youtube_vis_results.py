@@ -23,7 +23,12 @@ __all__ = ["VisResults", "read_youtube_vis_results", "write_youtube_vis_results"
 
 
 class VisResults:
-    """Checked YouTube-VIS predictions grouped by video; decoded per video by :meth:`for_video`."""
+    """Checked YouTube-VIS predictions grouped by video; decoded per video by :meth:`for_video`.
+
+    Args:
+        path: the results file (named in error messages).
+        grouped: per video id, the checked entries ``(segmentations, category_id, score, where)``.
+    """
 
     def __init__(self, path: Path, grouped: dict[int, list[tuple[list[Any], int, float, str]]]) -> None:
         self.path = path
