@@ -190,7 +190,7 @@ def check_images(
         images = images.float()
     if check_values and images.numel():
         check_finite(name, images)
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = float(images.detach().min()), float(images.detach().max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"{name}: expected RGB values in [0, 1], got {lo:g}..{hi:g}"

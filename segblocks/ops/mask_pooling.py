@@ -49,7 +49,7 @@ def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
         # Negative weights (logits) pool to values far outside the features' range; non-negative
         # weights always give a weighted average. Checked where it costs no host sync on the
         # forward pass of a GPU training step (CPU tensors, or inference).
-        lo = float(masks.min())
+        lo = float(masks.detach().min())
         if not lo >= 0.0 or not bool(torch.isfinite(masks).all()):
             raise ValueError(
                 f"masks: expected bool masks or non-negative weights such as probabilities, got a "
