@@ -7,8 +7,10 @@ Kept apart from :mod:`segblocks.cli` (which registers it) so each command stays 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from segblocks.evaluation import EvaluationReport, format_table, write_report_json
 
@@ -46,31 +48,90 @@ def _file_reports(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
+def _shapes_val_batches(args: argparse.Namespace) -> list[Any]:
+    """The first ``--val-images`` shapes-world val samples, batched as the training recipes do."""
+    from segblocks.data import ShapesDataset, ShapesWorldConfig, collate_shapes
+
+    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
+    data = ShapesDataset(world, split="val", length=args.val_images)
+    return [
+        collate_shapes([data[i] for i in range(s, min(s + args.batch_size, len(data)))])
+        for s in range(0, len(data), args.batch_size)
+    ]
+
+
+def _checkpoint(weights: str) -> tuple[Path, dict[str, Any]]:
+    """The ``model.safetensors`` of a weights path (file, checkpoint or run directory) and its saved state."""
+    from segblocks.engine import find_latest_checkpoint
+
+    path = Path(weights)
+    if path.is_dir():
+        latest = find_latest_checkpoint(path / "checkpoints") if (path / "checkpoints").is_dir() else None
+        path = latest or find_latest_checkpoint(path) or path
+        state = json.loads((path / "state.json").read_text()) if (path / "state.json").is_file() else {}
+        return path / "model.safetensors", state
+    if not path.is_file():
+        raise FileNotFoundError(f"--weights: no such file or checkpoint directory {str(path)!r}")
+    return path, {}
+
+
+def _report_from_metrics(task: str, rows: dict[str, dict[str, float]], images: int) -> EvaluationReport:
+    from segblocks.data import CATEGORIES
+
+    return EvaluationReport(
+        task=task,
+        summary=dict(rows["mase"] if "mase" in rows else next(iter(rows.values()))),
+        counts={"images": images, "classes": len(CATEGORIES)},
+        rows=rows if len(rows) > 1 else {},
+    )
+
+
+def _percent_to_fraction(values: dict[str, float]) -> dict[str, float]:
+    return {k: v / 100 for k, v in values.items() if k != "num_images"}
+
+
 def _possam_report(args: argparse.Namespace) -> EvaluationReport:
     """PosSAM on the shapes world's val images, every class by name (the model card's protocol)."""
-    from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_shapes
+    from segblocks.data import CATEGORIES
     from segblocks.zoo.possam import evaluate, load_possam
     from segblocks.zoo.possam.shipped import load_shipped_possam
 
     model = load_shipped_possam() if args.weights is None else load_possam(weights=args.weights)
-    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
-    data = ShapesDataset(world, split="val", length=args.val_images)
-    batches = [
-        collate_shapes([data[i] for i in range(s, min(s + args.batch_size, len(data)))])
-        for s in range(0, len(data), args.batch_size)
-    ]
+    batches = _shapes_val_batches(args)
     vocab = model.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
     metrics = evaluate(model, batches, vocabulary=vocab)
-    rows = {
-        name: {k: v / 100 for k, v in m.as_dict().items() if k != "num_images"} for name, m in metrics.items()
-    }
-    best = rows["mase"] if "mase" in rows else next(iter(rows.values()))
-    return EvaluationReport(
-        task="possam",
-        summary=dict(best),
-        counts={"images": len(data), "classes": len(CATEGORIES)},
-        rows=rows,
-        result=metrics,
+    rows = {name: _percent_to_fraction(m.as_dict()) for name, m in metrics.items()}
+    return _report_from_metrics("possam", rows, sum(len(b.targets) for b in batches))
+
+
+def _mask2former_report(args: argparse.Namespace) -> EvaluationReport:
+    """Mask2Former rebuilt from a ``segblocks train mask2former`` checkpoint, on shapes-world val images."""
+    from segblocks.data import CATEGORIES
+    from segblocks.engine import load_weights
+    from segblocks.zoo.mask2former import Mask2FormerConfig, build_mask2former, evaluate
+
+    model_file, state = _checkpoint(args.weights)
+    if state.get("model_class", "Mask2Former") != "Mask2Former":
+        raise ValueError(
+            f"--weights: {args.weights!r} is a checkpoint of {state['model_class']}, not Mask2Former"
+        )
+    config = state.get("config") or {}
+    names, flags = [c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES]
+    classes: dict[str, Any] = (
+        {"vocabulary": names} if args.open_vocab else {"num_classes": len(names), "class_names": names}
+    )
+    try:
+        scale: Any = Mask2FormerConfig(**config) if config else args.scale
+    except TypeError as err:  # fields of another model's config
+        raise ValueError(f"--weights: {args.weights!r} is not a Mask2Former checkpoint ({err})") from None
+    model = build_mask2former(args.backbone, **classes, is_thing=flags, scale=scale)
+    load_weights(model_file, model, strict=True)
+    batches = _shapes_val_batches(args)
+    metrics = evaluate(model, batches)
+    return _report_from_metrics(
+        "mask2former",
+        {"mask2former": _percent_to_fraction(metrics.as_dict())},
+        sum(len(b.targets) for b in batches),
     )
 
 
@@ -80,7 +141,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise IsADirectoryError(
             f"--json: {args.json!r} is a folder; give a file name such as {str(Path(args.json) / 'scores.json')!r}"
         )
-    report = _possam_report(args) if args.format == "possam" else _file_reports(args)
+    models = {"possam": _possam_report, "mask2former": _mask2former_report}
+    report = models[args.format](args) if args.format in models else _file_reports(args)
     print(format_table(report, rows=not args.no_rows))
     if args.json is not None:
         path = write_report_json(report, args.json)
@@ -141,7 +203,25 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--weights", default=None, help="a checkpoint directory or model.safetensors (default: shipped)"
     )
-    p.add_argument("--val-images", type=int, default=100, help="number of val images (card: 100)")
-    p.add_argument("--image-size", type=int, default=128, help="image side (card: 128)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (card: 0)")
+    _add_world_options(p)
+    p = add(
+        "mask2former", "Mask2Former from a segblocks train mask2former checkpoint, on shapes-world val images"
+    )
+    p.add_argument(
+        "--weights", required=True, help="a run directory, checkpoint directory or model.safetensors"
+    )
+    p.add_argument(
+        "--backbone", default="resnet18", help="the backbone it was trained with (as for training)"
+    )
+    p.add_argument("--open-vocab", action="store_true", help="it was trained with --open-vocab")
+    p.add_argument(
+        "--scale", default="world", choices=("world", "paper"), help="when the checkpoint has no config"
+    )
+    _add_world_options(p)
+
+
+def _add_world_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--val-images", type=int, default=100, help="number of val images (cards: 100)")
+    p.add_argument("--image-size", type=int, default=128, help="image side (cards: 128)")
+    p.add_argument("--seed", type=int, default=0, help="world seed (cards: 0)")
     p.add_argument("--batch-size", type=int, default=8)

@@ -109,3 +109,32 @@ def test_eval_possam_with_the_shipped_weights(tmp_path: Path, capsys: pytest.Cap
     data = json.loads(out.read_text())
     assert data["counts"] == {"images": 1, "classes": 18}
     assert data["summary"] == data["rows"]["mase"] and 0.0 <= data["summary"]["pq"] <= 1.0
+
+
+@pytest.mark.slow
+def test_eval_mask2former_from_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segblocks.data import CATEGORIES
+    from segblocks.engine import save_checkpoint
+    from segblocks.zoo.mask2former import build_mask2former
+
+    names = [c.name for c in CATEGORIES]
+    model = build_mask2former(
+        "test_resnet",
+        num_classes=len(names),
+        class_names=names,
+        is_thing=[c.is_thing for c in CATEGORIES],
+        scale="world",
+    )
+    save_checkpoint(tmp_path / "run" / "checkpoints", step=1, model=model, config=model.config)
+    argv = ["eval", "mask2former", "--weights", str(tmp_path / "run"), "--backbone", "test_resnet"]
+    assert main([*argv, "--val-images", "1", "--image-size", "64", "--json", str(tmp_path / "m.json")]) == 0
+    assert "pq_things" in capsys.readouterr().out
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["counts"]["images"] == 1 and set(data["summary"]) >= {"pq", "miou", "ap"}
+    # the same checkpoint read as another backbone does not fit: one error line
+    assert main(["eval", "mask2former", "--weights", str(tmp_path / "run"), "--backbone", "resnet18"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
+    state = tmp_path / "run" / "checkpoints" / "step_00000001" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "model_class": "PosSAM"}))
+    assert main(["eval", "mask2former", "--weights", str(state.parent), "--backbone", "test_resnet"]) == 2
+    assert "is a checkpoint of PosSAM, not Mask2Former" in capsys.readouterr().err
