@@ -109,3 +109,9 @@ def test_a_failed_resume(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     monkeypatch.setitem(cli.TRAIN_RECIPES, "fake", "fake_recipe")
     assert main(["train", "fake", "--resume"]) == 2
     _one_line_error(capsys, "no usable checkpoint")
+
+
+def test_a_repeated_class_name(image_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["predict", "possam", "--image", str(image_file), "--vocabulary", "circle,sky,circle"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "'circle' appears twice")

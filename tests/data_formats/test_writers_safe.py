@@ -118,3 +118,18 @@ def test_category_flags_must_be_bools() -> None:
         CategoryRecord(1, "cat", "false")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-empty category name"):
         CategoryRecord(1, " ", True)
+
+
+@pytest.mark.parametrize("fmt", sorted(ID_FIELD))
+def test_empty_images_are_refused_like_the_reader_would(fmt: str, tmp_path: Path) -> None:
+    records = list(_records(fmt, seed=0))
+    rec = records[0]
+    if fmt == "coco_panoptic":
+        records[0] = dataclasses.replace(rec, image=rec.image[:0], panoptic=rec.panoptic[:0], segments=[])
+    elif fmt == "coco_instances":
+        records[0] = dataclasses.replace(rec, image=rec.image[:0], masks=rec.masks[:, :0], areas=None)
+    else:
+        records[0] = dataclasses.replace(rec, frames=rec.frames[:, :0], masks=rec.masks[:, :, :0])
+    with pytest.raises(ValueError, match="implausible image size 0 x"):
+        WRITERS[fmt](RecordDataset(records=records, categories=shapes_categories()), tmp_path, split="val")
+    assert not any(tmp_path.iterdir())

@@ -99,6 +99,7 @@ def write_coco_instances(
                 raise ValueError(f"{where}: image {iid} has no image to write")
             file_name = check_file_name(f"{where}.file_name", rec.file_name)
             h, w = rec.size
+            check_json_size(h, w, where)  # what the reader would refuse
             images.append({"id": iid, "file_name": file_name, "height": h, "width": w})
             assert rec.areas is not None
             for k in range(len(rec.category_ids)):

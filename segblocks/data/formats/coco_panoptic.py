@@ -32,6 +32,7 @@ from segblocks.data.formats._coco_common import (
 )
 from segblocks.data.formats._io import (
     DatasetFormatError,
+    check_json_size,
     encode_json,
     id_to_rgb,
     read_json,
@@ -136,6 +137,7 @@ def write_coco_panoptic(
                 raise ValueError(f"records: two images map to the annotation file {png_name}")
             seen_pngs.add(png_name)
             h, w = rec.panoptic.shape
+            check_json_size(h, w, where)  # what the reader would refuse
             infos = _segments_info(rec, known, where)
             images.append({"id": iid, "file_name": file_name, "height": h, "width": w})
             annotations.append({"image_id": iid, "file_name": png_name, "segments_info": infos})

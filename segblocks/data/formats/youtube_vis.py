@@ -109,6 +109,9 @@ def write_youtube_vis(
             if len(set(names)) != len(names):
                 raise ValueError(f"{where}.file_names: a frame name appears twice")
             t, h, w = rec.frames.shape[:3]
+            check_json_size(h, w, where)  # what the reader would refuse
+            if t == 0:
+                raise ValueError(f"{where}: video {vid} has no frames")
             videos.append({"id": vid, "file_names": names, "height": h, "width": w, "length": t})
             for k in range(len(rec.track_ids)):
                 tid, cid = int(rec.track_ids[k]), int(rec.category_ids[k])
