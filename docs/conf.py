@@ -107,6 +107,7 @@ segblocks_nav = {
                 "heads*",
                 "ops*",
                 "metrics*",
+                "evaluating-files",
             ],
         ),
         ("Models", ["zoo/index"]),

@@ -1,6 +1,8 @@
-"""The ``segblocks`` command line: ``segblocks demo``, ``segblocks train RECIPE``, ``segblocks predict MODEL``.
+"""The ``segblocks`` command line: ``demo``, ``train RECIPE``, ``predict MODEL`` and ``eval FORMAT``.
 
-The CLI is the one place that prints; the library logs.
+The CLI is the one place that prints; the library logs. Every error caused by the input (a wrong
+argument, a missing or corrupt file, an image PIL cannot read, a checkpoint that does not fit)
+ends as one line ``error: ...`` on stderr with exit status 2.
 """
 
 from __future__ import annotations
@@ -8,12 +10,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from segblocks.cli_eval import add_eval_parser
+
 __all__ = ["main"]
+
+#: Errors caused by the input rather than by a bug: reported in one line with exit status 2.
+#: ``OSError`` covers missing / unreadable files and PIL's ``UnidentifiedImageError`` and truncated
+#: images; ``RuntimeError`` subclasses are listed by name (a corrupt or foreign checkpoint).
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, SyntaxError)
+
+
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    from segblocks.engine.weights import CheckpointError
+
+    return (*INPUT_ERRORS, CheckpointError, SafetensorError)
+
+
+def _message(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
+        text = f"{text}: {err.filename}"
+    return text
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -186,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         "recipe_args", nargs=argparse.REMAINDER, help="options of the recipe (--help for each)"
     )
     train.set_defaults(func=_train)
+    add_eval_parser(sub)
     return parser
 
 
@@ -205,10 +231,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "num_images", 1) < 1:
         print("error: --num-images must be >= 1", file=sys.stderr)
         return 2
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and args.command == "predict" and Path(out).is_dir():
+        print(
+            f"error: --out: {out!r} is a folder; give a file name such as {str(Path(out) / 'overlay.png')!r}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except _input_error_types() as err:
+        if args.verbose:  # the full traceback, for a bug report
+            traceback.print_exc()
+        print(f"error: {_message(err)}", file=sys.stderr)
         return 2
 
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_images as check_image_values
+from segblocks._validation import check_tensor
 from segblocks.layers.lora import add_lora, lora_parameters, merge_lora
 from segblocks.structures import ShapeSpec
 
@@ -50,18 +51,23 @@ class Backbone(nn.Module, metaclass=ABCMeta):
     def output_shape(self) -> dict[str, ShapeSpec]:
         """Channels and stride of every map ``forward`` returns."""
 
-    def check_images(self, images: Tensor) -> None:
-        """Validate ``images``: ``[B, 3, H, W]`` floating, ``H``, ``W`` multiples of ``size_divisibility``.
+    def check_images(self, images: Tensor) -> Tensor:
+        """Validate ``images`` and return them in the backbone's dtype (float16 / float64 are cast).
+
+        ``[B, 3, H, W]`` floating RGB in ``[0, 1]`` with ``H``, ``W`` multiples of
+        ``size_divisibility``. The values (finite, in ``[0, 1]``: 0..255 images are refused) are
+        checked on CPU tensors and under ``torch.no_grad`` (prediction); a GPU training step skips
+        that check, which would cost a host sync.
 
         Raises:
-            ValueError: on a wrong rank, channel count, empty batch or indivisible size.
-            TypeError: on a non-tensor or non-floating input.
+            ValueError: on a wrong rank, channel count, empty batch, indivisible size, NaN / infinity
+                or values outside ``[0, 1]``.
+            TypeError: on a non-tensor or non-floating (e.g. uint8) input.
         """
-        check_ndim("images", images, 4, "[B, 3, H, W]")
-        check_dtype("images", images, "floating")
-        b, c, h, w = images.shape
-        if c != 3:
-            raise ValueError(f"images: expected 3 (RGB) channels [B, 3, H, W], got {tuple(images.shape)}")
+        check_tensor("images", images)
+        cheap = images.device.type == "cpu" or not torch.is_grad_enabled()
+        images = check_image_values("images", images, check_values=cheap).to(self.pixel_mean.dtype)
+        b, _, h, w = images.shape
         if b == 0:
             raise ValueError(f"images: empty batch, got shape {tuple(images.shape)}")
         d = self.size_divisibility
@@ -71,6 +77,7 @@ class Backbone(nn.Module, metaclass=ABCMeta):
                 f"images: height and width must be positive multiples of size_divisibility={d}, "
                 f"got {h}x{w}; pad to {ph}x{pw}"
             )
+        return images
 
     def add_adapters(self, layers: Sequence[str], *, rank: int = 8, alpha: float = 1.0) -> list[str]:
         """Wrap chosen layers of this (frozen) backbone with trainable LoRA adapters.

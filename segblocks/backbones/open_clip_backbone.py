@@ -197,7 +197,7 @@ class OpenCLIPBackbone(Backbone):
         Raises:
             ValueError, TypeError: on bad ``images`` (see :meth:`Backbone.check_images`).
         """
-        self.check_images(images)
+        images = self.check_images(images)
         x = self.normalize(images)
         return self._forward_cnn(x) if self.kind == "cnn" else self._forward_vit(x)
 

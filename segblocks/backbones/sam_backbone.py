@@ -223,7 +223,7 @@ class SAMBackbone(Backbone):
         Raises:
             ValueError, TypeError: on bad ``images`` (see :meth:`Backbone.check_images`).
         """
-        self.check_images(images)
+        images = self.check_images(images)
         embedding = self.embed(self.normalize(images))
         out = self.fpn(embedding)
         out["image_embedding"] = embedding

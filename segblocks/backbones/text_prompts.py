@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from segblocks._validation import check_vocabulary
+
 __all__ = ["DEFAULT_TEMPLATES", "build_prompts", "parse_vocabulary", "validate_templates"]
 
 # A short prompt ensemble in the style of ViLD / FC-CLIP; ``{}`` is replaced by a class synonym.
@@ -36,7 +38,7 @@ def parse_vocabulary(class_names: Sequence[str | Sequence[str]]) -> tuple[tuple[
         K tuples of synonyms, each non-empty.
 
     Raises:
-        ValueError: on an empty vocabulary or a class without any non-empty synonym.
+        ValueError: on an empty vocabulary, a class without any non-empty synonym or a repeated class.
         TypeError: on a vocabulary that is a bare string or holds non-strings.
     """
     if isinstance(class_names, str):
@@ -52,6 +54,7 @@ def parse_vocabulary(class_names: Sequence[str | Sequence[str]]) -> tuple[tuple[
         if not synonyms:
             raise ValueError(f"class_names[{i}]: empty class name {entry!r}")
         vocabulary.append(synonyms)
+    check_vocabulary("class_names", [", ".join(v) for v in vocabulary])  # a repeated class would vanish
     return tuple(vocabulary)
 
 

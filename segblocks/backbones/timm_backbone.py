@@ -178,7 +178,7 @@ class TimmBackbone(Backbone):
         Raises:
             ValueError, TypeError: on bad ``images`` (see :meth:`Backbone.check_images`).
         """
-        self.check_images(images)
+        images = self.check_images(images)
         features = self.model(self.normalize(images))
         if self._nhwc:
             features = [f.permute(0, 3, 1, 2) for f in features]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_dtype, check_ndim, check_size
 from segblocks.structures import Targets
 
 __all__ = ["pad_images", "pad_masks", "pad_targets", "padded_size", "prepare_images", "unpad_mask_logits"]
@@ -51,6 +51,7 @@ def pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
     """
     if masks.ndim not in (3, 4):
         raise ValueError(f"masks: expected [N, H, W] or [N, T, H, W], got shape {tuple(masks.shape)}")
+    size = check_size("size", size)
     h, w = masks.shape[-2:]
     if h > size[0] or w > size[1]:
         raise ValueError(f"masks: {h}x{w} masks do not fit in the padded size {size[0]}x{size[1]}")
@@ -71,9 +72,12 @@ def unpad_mask_logits(mask_logits: Tensor, padded: tuple[int, int], image_size: 
         ``[Q, H, W]`` logits.
 
     Raises:
-        ValueError: on a wrong rank or an image larger than the padded size.
+        ValueError: on a wrong rank, a size that is not positive (a negative one would crop from the
+            end) or an image larger than the padded size.
+        TypeError: on a size that is not a pair of ints.
     """
     check_ndim("mask_logits", mask_logits, 3, "[Q, h, w]")
+    padded, image_size = check_size("padded", padded), check_size("image_size", image_size)
     if image_size[0] > padded[0] or image_size[1] > padded[1]:
         raise ValueError(f"image_size: {image_size} is larger than the padded size {padded}")
     up = F.interpolate(mask_logits[None], size=padded, mode="bilinear", align_corners=False)[0]

@@ -5,7 +5,16 @@ across processes (``merge`` / ``sync``); see :class:`~segblocks.metrics.base.Met
 """
 
 from segblocks.metrics.base import Metric
-from segblocks.metrics.davis import DavisJF, DavisResult, boundary_f_measure, boundary_map, region_similarity
+from segblocks.metrics.davis import (
+    DavisJF,
+    DavisObjectStats,
+    DavisResult,
+    SequenceStatistics,
+    boundary_f_measure,
+    boundary_map,
+    region_similarity,
+    sequence_statistics,
+)
 from segblocks.metrics.interactive import ClickPredictor, NoCMetric, NoCResult, click_session
 from segblocks.metrics.mask_ap import APResult, MaskAP, mask_iou
 from segblocks.metrics.panoptic_quality import PanopticQuality, PanopticQualityResult, PQClassStats, PQSummary
@@ -22,6 +31,7 @@ __all__ = [
     "APResult",
     "ClickPredictor",
     "DavisJF",
+    "DavisObjectStats",
     "DavisResult",
     "MaskAP",
     "Metric",
@@ -33,6 +43,7 @@ __all__ = [
     "PanopticQualityResult",
     "SemanticSegmentationMetric",
     "SemanticSegmentationResult",
+    "SequenceStatistics",
     "VideoAP",
     "VideoInstances",
     "VideoPanopticQuality",
@@ -42,4 +53,5 @@ __all__ = [
     "click_session",
     "mask_iou",
     "region_similarity",
+    "sequence_statistics",
 ]

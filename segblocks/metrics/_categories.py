@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 __all__ = ["parse_categories"]
 
 
@@ -21,7 +23,7 @@ def parse_categories(name: str, categories: Mapping[int, bool] | Iterable[Any]) 
         ``{category_id: is_thing}`` with ids in increasing order.
 
     Raises:
-        TypeError: an entry has no id / thing flag, or an id is not an int.
+        TypeError: an entry has no id / thing flag, an id is not an int or a flag not a bool.
         ValueError: the list is empty, an id is negative or repeated.
     """
     pairs: list[tuple[Any, Any]]
@@ -45,5 +47,7 @@ def parse_categories(name: str, categories: Mapping[int, bool] | Iterable[Any]) 
             raise ValueError(f"{name}: category ids must be non-negative, got {cid}")
         if cid in out:
             raise ValueError(f"{name}: category id {cid} is listed twice")
+        if not isinstance(thing, bool | np.bool_):  # bool("false") would be True
+            raise TypeError(f"{name}: the thing flag of category {cid} must be True or False, got {thing!r}")
         out[cid] = bool(thing)
     return dict(sorted(out.items()))

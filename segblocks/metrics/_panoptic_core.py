@@ -121,6 +121,9 @@ def pq_counts(
     pred_index: np.ndarray,
     pred: SegmentTable,
     num_categories: int,
+    *,
+    gt_area: np.ndarray | None = None,
+    fp_crowd: np.ndarray | None = None,
 ) -> PQCounts:
     """Match the segments of two index maps and count per-category TP / FP / FN and IoU sums.
 
@@ -130,6 +133,11 @@ def pq_counts(
         pred_index: predicted map from :func:`index_map` (values ``0..P``), same shape.
         pred: the ``P`` predicted segments.
         num_categories: ``K``, the number of contiguous category indices.
+        gt_area: ``[G]`` ground-truth areas to use in the IoU's union (panopticapi takes them from
+            the JSON's ``area``); default: the pixel counts of the map.
+        fp_crowd: ``[G]`` bool, the crowd segments whose pixels excuse a false positive of their
+            category (panopticapi: the last crowd segment listed per category); default: every
+            crowd segment.
 
     Returns:
         The statistics of this map pair.
@@ -138,7 +146,8 @@ def pq_counts(
     joint = gt_index.reshape(-1) * (n_pred + 1)
     joint += pred_index.reshape(-1)
     inter = np.bincount(joint, minlength=(n_gt + 1) * (n_pred + 1)).reshape(n_gt + 1, n_pred + 1)
-    gt_area = inter.sum(axis=1)[1:]
+    pixel_area = inter.sum(axis=1)[1:]
+    gt_area = pixel_area if gt_area is None else np.asarray(gt_area, np.float64)
     pred_area = inter.sum(axis=0)[1:]
     pair = inter[1:, 1:]  # [G, P] intersections of real segments
     pred_in_void = inter[0, 1:]  # [P] predicted pixels lying on VOID ground truth
@@ -154,11 +163,12 @@ def pq_counts(
     np.add.at(counts.tp, gt.category_index[g_idx], 1)
 
     gt_matched = matched.any(axis=1)
-    fn = ~gt_matched & ~gt.crowd & (gt_area > 0)
+    fn = ~gt_matched & ~gt.crowd & (pixel_area > 0)
     np.add.at(counts.fn, gt.category_index[fn], 1)
 
     pred_matched = matched.any(axis=0)
-    crowd_same_cat = same_cat & gt.crowd[:, None]
+    excusing = gt.crowd if fp_crowd is None else gt.crowd & fp_crowd
+    crowd_same_cat = same_cat & excusing[:, None]
     ignored_area = pred_in_void + (pair * crowd_same_cat).sum(axis=0)
     fp = ~pred_matched & (pred_area > 0)
     fp &= ~(ignored_area > 0.5 * pred_area)

@@ -20,10 +20,20 @@ import numpy as np
 from scipy import ndimage
 from torch import Tensor
 
+from segblocks._validation import check_positive_int
 from segblocks.metrics._arrays import check_array, to_numpy
 from segblocks.metrics.base import Metric
 
-__all__ = ["DavisJF", "DavisResult", "boundary_f_measure", "boundary_map", "region_similarity"]
+__all__ = [
+    "DavisJF",
+    "DavisObjectStats",
+    "DavisResult",
+    "SequenceStatistics",
+    "boundary_f_measure",
+    "boundary_map",
+    "region_similarity",
+    "sequence_statistics",
+]
 
 
 def region_similarity(
@@ -129,6 +139,38 @@ def _masks(
 
 
 @dataclass(frozen=True)
+class SequenceStatistics:
+    """DAVIS statistics of one object's per-frame scores (J or F).
+
+    Attributes:
+        mean: the mean over frames.
+        recall: the fraction of frames scoring above 0.5.
+        decay: the mean of the first quarter of the frames minus that of the last quarter.
+    """
+
+    mean: float
+    recall: float
+    decay: float
+
+
+@dataclass(frozen=True)
+class DavisObjectStats:
+    """J and F statistics of one object of one sequence (DAVIS's per-object rows).
+
+    Attributes:
+        sequence: the sequence name (``""`` when none was given).
+        object_id: the object id in the annotation PNGs.
+        j: region similarity statistics.
+        f: boundary F-measure statistics.
+    """
+
+    sequence: str
+    object_id: int
+    j: SequenceStatistics
+    f: SequenceStatistics
+
+
+@dataclass(frozen=True)
 class DavisResult:
     """Result of :class:`DavisJF` (NaN before any object was seen).
 
@@ -141,6 +183,7 @@ class DavisResult:
         f_recall: fraction of frames with F > 0.5, averaged over objects.
         f_decay: F decay, averaged over objects.
         num_objects: number of objects evaluated.
+        per_object: the statistics of every object, in the order they were added.
     """
 
     jf: float
@@ -151,19 +194,31 @@ class DavisResult:
     f_recall: float
     f_decay: float
     num_objects: int
+    per_object: tuple[DavisObjectStats, ...] = ()
 
 
-def _stats(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean, recall (> 0.5) and decay of one object's per-frame scores.
+def sequence_statistics(values: np.ndarray | Tensor) -> SequenceStatistics:
+    """Mean, recall (> 0.5) and decay of one object's per-frame scores, as DAVIS computes them.
 
     Decay follows DAVIS: the frames are cut at ``round(linspace(1, n, 5)) - 1`` into four bins that
     share their end frames; decay is the mean of the first bin minus the mean of the last.
+
+    Args:
+        values: ``[T]`` per-frame J or F of one object, finite.
+
+    Raises:
+        ValueError: empty, not one-dimensional or not finite.
     """
-    n = len(values)
+    v = to_numpy("values", values).astype(np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"values: expected a non-empty [T] array, got shape {tuple(v.shape)}")
+    if not np.isfinite(v).all():
+        raise ValueError("values: expected finite scores, got NaN or infinity")
+    n = len(v)
     edges = (np.round(np.linspace(1, n, 5) + 1e-10) - 1).astype(np.int64)
-    first = values[edges[0] : edges[1] + 1]
-    last = values[edges[3] : edges[4] + 1]
-    return float(values.mean()), float((values > 0.5).mean()), float(first.mean() - last.mean())
+    first = v[edges[0] : edges[1] + 1]
+    last = v[edges[3] : edges[4] + 1]
+    return SequenceStatistics(float(v.mean()), float((v > 0.5).mean()), float(first.mean() - last.mean()))
 
 
 class DavisJF(Metric[DavisResult]):
@@ -196,18 +251,28 @@ class DavisJF(Metric[DavisResult]):
 
     def reset(self) -> None:
         """Forget every update."""
-        self._rows: list[tuple[float, float, float, float, float, float]] = []
+        self._rows: list[DavisObjectStats] = []
 
     def config(self) -> tuple[Any, ...]:
         """Tolerance, void id and frame selection."""
         return (self.bound_th, self.void_id, self.skip_first_last)
 
-    def update(self, pred: np.ndarray | Tensor, target: np.ndarray | Tensor) -> None:
+    def update(
+        self,
+        pred: np.ndarray | Tensor,
+        target: np.ndarray | Tensor,
+        *,
+        sequence: str = "",
+        num_objects: int | None = None,
+    ) -> None:
         """Add one video.
 
         Args:
             pred: ``[T, H, W]`` integer predicted object ids (0 = background).
             target: ``[T, H, W]`` integer ground-truth object ids (0 = background, ``void_id`` void).
+            sequence: the sequence name, kept in the per-object rows.
+            num_objects: evaluate objects ``1..num_objects`` (the DAVIS evaluation takes the largest
+                id of the first annotated frame); default: the ids present in the evaluated frames.
 
         Raises:
             TypeError: the maps are not integer arrays / tensors.
@@ -223,7 +288,10 @@ class DavisJF(Metric[DavisResult]):
                 raise ValueError(f"target: skip_first_last needs at least 3 frames, got {g.shape[0]}")
             p, g = p[1:-1], g[1:-1]
         void = g == self.void_id if self.void_id is not None else np.zeros(g.shape, bool)
-        objects = sorted(set(np.unique(g[~void]).tolist()) - {0})
+        if num_objects is None:
+            objects = sorted(set(np.unique(g[~void]).tolist()) - {0})
+        else:
+            objects = list(range(1, check_positive_int("num_objects", num_objects, minimum=0) + 1))
         extra = sorted(set(np.unique(p).tolist()) - {0} - set(objects))
         if extra:
             raise ValueError(f"pred: object ids {extra} are not objects of the target (ids {objects})")
@@ -235,10 +303,12 @@ class DavisJF(Metric[DavisResult]):
                     for t in range(len(g))
                 ]
             )
-            self._rows.append((*_stats(j), *_stats(f)))
+            self._rows.append(
+                DavisObjectStats(sequence, int(obj), sequence_statistics(j), sequence_statistics(f))
+            )
 
     def get_state(self) -> dict[str, Any]:
-        """Per-object (J mean, recall, decay, F mean, recall, decay) rows."""
+        """The per-object statistics."""
         return {"rows": list(self._rows)}
 
     def merge_state(self, state: dict[str, Any]) -> None:
@@ -247,14 +317,16 @@ class DavisJF(Metric[DavisResult]):
         Args:
             state: a dictionary from :meth:`get_state` of a metric with the same settings.
         """
-        self._rows.extend(tuple(r) for r in state["rows"])
+        self._rows.extend(state["rows"])
 
     def compute(self) -> DavisResult:
         """J&F and its parts averaged over every object seen."""
         if not self._rows:
             nan = math.nan
             return DavisResult(nan, nan, nan, nan, nan, nan, nan, 0)
-        m = np.asarray(self._rows).mean(axis=0)
+        m = np.asarray(
+            [(r.j.mean, r.j.recall, r.j.decay, r.f.mean, r.f.recall, r.f.decay) for r in self._rows]
+        ).mean(axis=0)
         return DavisResult(
             jf=float((m[0] + m[3]) / 2),
             j_mean=float(m[0]),
@@ -264,4 +336,5 @@ class DavisJF(Metric[DavisResult]):
             f_recall=float(m[4]),
             f_decay=float(m[5]),
             num_objects=len(self._rows),
+            per_object=tuple(self._rows),
         )

@@ -162,6 +162,10 @@ class COCOStyleAP(Metric[APResult]):
         gt_area: np.ndarray,
         gt_crowd: np.ndarray,
     ) -> None:
+        if not np.isfinite(scores).all():  # a NaN would sort first and count as the best detection
+            raise ValueError("pred.scores: expected finite scores, got NaN or infinity")
+        if not np.isfinite(gt_area).all() or (gt_area < 0).any():
+            raise ValueError("target_areas: expected finite non-negative areas")
         if image_id is None:
             image_id = self._next_id
         self._next_id = max(self._next_id, int(image_id)) + 1
@@ -180,6 +184,32 @@ class COCOStyleAP(Metric[APResult]):
                     max_det=self.max_dets[-1],
                 )
             )
+
+    @staticmethod
+    def _flags(name: str, value: Tensor | None, n: int) -> np.ndarray:
+        if value is None:
+            return np.zeros(n, bool)
+        if not isinstance(value, Tensor) or value.dtype != torch.bool:
+            raise TypeError(
+                f"{name}: expected a bool tensor [G={n}], got {getattr(value, 'dtype', type(value))}"
+            )
+        if tuple(value.shape) != (n,):
+            raise ValueError(f"{name}: expected shape ({n},) [G], got {tuple(value.shape)}")
+        return value.cpu().numpy()
+
+    @staticmethod
+    def _areas(name: str, value: Tensor | np.ndarray | None, n: int) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, np.ndarray) and value.dtype != np.bool_:
+            value = torch.from_numpy(value)
+        if not isinstance(value, Tensor) or value.dtype == torch.bool:
+            raise TypeError(
+                f"{name}: expected a numeric tensor [G={n}], got {getattr(value, 'dtype', type(value))}"
+            )
+        if tuple(value.shape) != (n,):
+            raise ValueError(f"{name}: expected shape ({n},) [G], got {tuple(value.shape)}")
+        return value.detach().cpu().double().numpy()
 
     def get_state(self) -> dict[str, Any]:
         """The per image and category matchings."""
@@ -293,27 +323,3 @@ class MaskAP(COCOStyleAP):
             gt_area=np.asarray(gt_area, np.float64),
             gt_crowd=gt_crowd,
         )
-
-    @staticmethod
-    def _flags(name: str, value: Tensor | None, n: int) -> np.ndarray:
-        if value is None:
-            return np.zeros(n, bool)
-        if not isinstance(value, Tensor) or value.dtype != torch.bool:
-            raise TypeError(
-                f"{name}: expected a bool tensor [G={n}], got {getattr(value, 'dtype', type(value))}"
-            )
-        if tuple(value.shape) != (n,):
-            raise ValueError(f"{name}: expected shape ({n},) [G], got {tuple(value.shape)}")
-        return value.cpu().numpy()
-
-    @staticmethod
-    def _areas(name: str, value: Tensor | None, n: int) -> np.ndarray | None:
-        if value is None:
-            return None
-        if not isinstance(value, Tensor) or value.dtype == torch.bool:
-            raise TypeError(
-                f"{name}: expected a numeric tensor [G={n}], got {getattr(value, 'dtype', type(value))}"
-            )
-        if tuple(value.shape) != (n,):
-            raise ValueError(f"{name}: expected shape ({n},) [G], got {tuple(value.shape)}")
-        return value.detach().cpu().double().numpy()

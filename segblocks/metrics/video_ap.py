@@ -85,13 +85,22 @@ class VideoAP(COCOStyleAP):
     ) -> None:
         super().__init__(categories=categories, area_ranges=area_ranges, max_dets=max_dets)
 
-    def update(self, pred: VideoInstances, target: VideoInstances, *, video_id: int | None = None) -> None:
+    def update(
+        self,
+        pred: VideoInstances,
+        target: VideoInstances,
+        *,
+        video_id: int | None = None,
+        target_areas: Tensor | np.ndarray | None = None,
+    ) -> None:
         """Add one video.
 
         Args:
             pred: predicted tubes ``[D, T, H, W]`` with labels and scores.
             target: ground-truth tubes ``[G, T, H, W]`` with labels (and crowd flags).
             video_id: the video id (default: one more than the largest id seen).
+            target_areas: ``[G]`` ground-truth average areas for the area ranges (YouTube-VIS
+                takes them from the JSON's ``areas``); default: :func:`average_frame_area`.
 
         Raises:
             TypeError: an input is not ``VideoInstances``.
@@ -111,6 +120,7 @@ class VideoAP(COCOStyleAP):
             )
         g = target.masks.shape[0]
         crowd = target.iscrowd if target.iscrowd is not None else torch.zeros(g, dtype=torch.bool)
+        areas = self._areas("target_areas", target_areas, g)
         self._add(
             image_id=video_id,
             ious=mask_iou(pred.masks, target.masks),
@@ -118,6 +128,6 @@ class VideoAP(COCOStyleAP):
             scores=pred.scores.detach().cpu().double().numpy(),
             dt_area=average_frame_area(pred.masks),
             gt_cat=self._labels("target.labels", target.labels),
-            gt_area=average_frame_area(target.masks),
+            gt_area=average_frame_area(target.masks) if areas is None else areas,
             gt_crowd=crowd.cpu().numpy().astype(bool),
         )

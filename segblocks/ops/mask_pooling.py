@@ -29,7 +29,9 @@ def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
         ``[B, N, C]`` pooled features, in the dtype of ``features``.
 
     Raises:
-        ValueError: on wrong ranks or a batch-size mismatch.
+        ValueError: on wrong ranks, a batch-size mismatch, or floating masks with negative or
+            non-finite values, e.g. logits (checked for CPU tensors and under ``torch.no_grad``; a
+            GPU training step skips it).
         TypeError: on a non-floating ``features`` dtype.
     """
     check_ndim("features", features, 4, "[B, C, H, W]")
@@ -39,6 +41,20 @@ def mask_pool(features: Tensor, masks: Tensor, *, eps: float = 1e-6) -> Tensor:
         raise ValueError(
             f"masks: batch size {masks.shape[0]} does not match features batch size {features.shape[0]}"
         )
+    if (
+        masks.is_floating_point()
+        and masks.numel()
+        and (masks.device.type == "cpu" or not torch.is_grad_enabled())
+    ):
+        # Negative weights (logits) pool to values far outside the features' range; non-negative
+        # weights always give a weighted average. Checked where it costs no host sync on the
+        # forward pass of a GPU training step (CPU tensors, or inference).
+        lo = float(masks.detach().min())
+        if not lo >= 0.0 or not bool(torch.isfinite(masks).all()):
+            raise ValueError(
+                f"masks: expected bool masks or non-negative weights such as probabilities, got a "
+                f"minimum of {lo:g} (logits? apply sigmoid first)"
+            )
     weights = masks.to(features.dtype)
     h, w = features.shape[-2:]
     if weights.shape[-2:] != (h, w):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +15,21 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "MAX_PIXELS",
     "DatasetFormatError",
+    "Staging",
+    "check_json_size",
     "decode_segmentation",
+    "encode_json",
     "encode_rle",
     "id_to_rgb",
+    "image_size",
     "read_index_png",
     "read_json",
     "read_rgb",
     "require",
     "rgb_to_id",
+    "staged_files",
     "write_index_png",
     "write_json",
     "write_rgb",
@@ -54,11 +63,86 @@ def read_json(path: str | Path, what: str = "annotation file") -> Any:
         raise DatasetFormatError(f"{p}: not a UTF-8 text file ({e.reason})") from e
 
 
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars become Python numbers; anything else JSON cannot hold is refused."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"a value of type {type(value).__name__} cannot be written to JSON")
+
+
+def encode_json(data: Any, what: str) -> str:
+    """Encode ``data`` as compact JSON text, before anything is written.
+
+    numpy scalars are written as Python numbers; NaN and infinity are refused (not valid JSON).
+
+    Raises:
+        ValueError: ``data`` holds a value JSON cannot represent (names ``what``).
+    """
+    try:
+        return json.dumps(data, separators=(",", ":"), default=_json_scalar, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: cannot be written as JSON: {e}") from e
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as compact JSON, creating parent folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
+    """Write ``data`` as compact JSON atomically (a temporary file renamed at the end)."""
+    text = encode_json(data, str(path))
+    with staged_files() as staging:
+        staging.path(path).write_text(text, encoding="utf-8")
+
+
+class Staging:
+    """Temporary files beside their targets, renamed onto the targets by :func:`staged_files`."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._created: list[Path] = []  # folders made here, removed again on abort
+
+    def path(self, target: Path) -> Path:
+        """A temporary path in ``target``'s folder (same extension), renamed to ``target`` at the end."""
+        missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
+        self._created.extend(reversed(missing))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}"
+        self._pending.append((tmp, target))
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temporary file onto its target."""
+        for tmp, target in self._pending:
+            os.replace(tmp, target)
+        self._pending.clear()
+
+    def abort(self) -> None:
+        """Delete the temporary files and the folders made for them; the targets stay as they were."""
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): leave it
+                pass
+        self._created.clear()
+
+
+@contextmanager
+def staged_files() -> Iterator[Staging]:
+    """Write files through temporary paths; rename them all on success, delete them on error.
+
+    A writer that fails half-way therefore leaves an existing dataset as it was.
+    """
+    staging = Staging()
+    try:
+        yield staging
+    except BaseException:
+        staging.abort()
+        raise
+    staging.commit()
 
 
 def require(obj: Any, key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
@@ -74,6 +158,45 @@ def require(obj: Any, key: str, where: str, kind: type | tuple[type, ...] | None
     return value
 
 
+#: The largest image a reader accepts from a JSON size (2**28 pixels, e.g. 16384 x 16384): a size
+#: beyond it is a corrupt file, not an image, and would otherwise be allocated before any check.
+MAX_PIXELS = 1 << 28
+
+
+def check_json_size(height: int, width: int, where: str) -> None:
+    """Refuse a ``height x width`` stated in a JSON file that is not positive or beyond :data:`MAX_PIXELS`.
+
+    Raises:
+        DatasetFormatError: naming ``where``.
+    """
+    if height <= 0 or width <= 0 or height * width > MAX_PIXELS:
+        raise DatasetFormatError(
+            f"{where}: implausible image size {height} x {width} (expected positive sides and at most "
+            f"{MAX_PIXELS} pixels)"
+        )
+
+
+@contextmanager
+def _pil_errors(path: Path, what: str) -> Iterator[None]:
+    """Check that ``path`` exists; turn PIL's errors (not an image, truncated) into a format error."""
+    _exists(path, what)
+    try:
+        yield
+    except (OSError, SyntaxError) as e:  # PIL: not an image, truncated, or a corrupt header
+        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+
+
+def image_size(path: Path, what: str) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header, without decoding the pixels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DatasetFormatError: the file is not a readable image.
+    """
+    with _pil_errors(path, what), Image.open(path) as im:
+        return int(im.height), int(im.width)
+
+
 def read_rgb(path: Path, what: str = "image") -> np.ndarray:
     """Read an image as ``[H, W, 3]`` uint8 RGB.
 
@@ -81,12 +204,8 @@ def read_rgb(path: Path, what: str = "image") -> np.ndarray:
         FileNotFoundError: the file does not exist.
         DatasetFormatError: the file is not a readable image.
     """
-    _exists(path, what)
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8).copy()
-    except OSError as e:
-        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+    with _pil_errors(path, what), Image.open(path) as im:
+        return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8).copy()
 
 
 def write_rgb(path: Path, image: np.ndarray) -> None:
@@ -102,16 +221,12 @@ def read_index_png(path: Path, what: str) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         DatasetFormatError: not readable, or a colour image where indices are expected.
     """
-    _exists(path, what)
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P"):
-                raise DatasetFormatError(
-                    f"{path}: expected a single-channel {what} (PNG mode L or P), got mode {im.mode}"
-                )
-            return np.asarray(im, dtype=np.uint8).copy()
-    except OSError as e:
-        raise DatasetFormatError(f"{path}: cannot read the {what}: {e}") from e
+    with _pil_errors(path, what), Image.open(path) as im:
+        if im.mode not in ("L", "P"):
+            raise DatasetFormatError(
+                f"{path}: expected a single-channel {what} (PNG mode L or P), got mode {im.mode}"
+            )
+        return np.asarray(im, dtype=np.uint8).copy()
 
 
 def _palette() -> list[int]:

@@ -20,8 +20,10 @@ import numpy as np
 
 from segblocks.data.formats._io import (
     DatasetFormatError,
+    Staging,
     read_index_png,
     read_rgb,
+    staged_files,
     write_index_png,
     write_rgb,
 )
@@ -63,6 +65,21 @@ def write_ade20k(
     root = Path(root)
     ann_dir = root / "annotations" / split
     stems: set[str] = set()
+    with staged_files() as staging:  # nothing replaces an existing file until every record is written
+        _write_records(records, root, ann_dir, split, reduce_zero_label, stems, staging)
+    logger.info("wrote %d ADE20K-style images to %s", len(stems), root)
+    return ann_dir
+
+
+def _write_records(
+    records: RecordDataset[SemanticRecord] | Sequence[SemanticRecord],
+    root: Path,
+    ann_dir: Path,
+    split: str,
+    reduce_zero_label: bool,
+    stems: set[str],
+    staging: Staging,
+) -> None:
     for rec in records:
         stem = Path(rec.file_name).stem
         if stem in stems:
@@ -78,10 +95,8 @@ def write_ade20k(
                 f"outside 0..{top} (or {IGNORE_INDEX} = ignore)"
             )
         png = np.where(ignore, 0, lab + 1) if reduce_zero_label else lab
-        write_rgb(root / "images" / split / rec.file_name, rec.image)
-        write_index_png(ann_dir / f"{stem}.png", png.astype(np.uint8), palette=False)
-    logger.info("wrote %d ADE20K-style images to %s", len(stems), root)
-    return ann_dir
+        write_rgb(staging.path(root / "images" / split / rec.file_name), rec.image)
+        write_index_png(staging.path(ann_dir / f"{stem}.png"), png.astype(np.uint8), palette=False)
 
 
 def read_ade20k(

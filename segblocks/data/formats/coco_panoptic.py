@@ -21,14 +21,25 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from segblocks.data.formats._coco_common import (
+    categories_json,
+    check_categories,
+    check_file_name,
+    check_record_id,
+    check_written_record,
+    parse_categories,
+    parse_images,
+)
 from segblocks.data.formats._io import (
     DatasetFormatError,
+    check_json_size,
+    encode_json,
     id_to_rgb,
     read_json,
     read_rgb,
     require,
     rgb_to_id,
-    write_json,
+    staged_files,
     write_rgb,
 )
 from segblocks.data.formats.dataset import RecordDataset
@@ -37,6 +48,9 @@ from segblocks.data.formats.records import CategoryRecord, PanopticRecord, Panop
 __all__ = ["read_coco_panoptic", "write_coco_panoptic"]
 
 logger = logging.getLogger(__name__)
+
+#: Segment ids must fit the three 8-bit channels of a panoptic PNG.
+MAX_SEGMENT_ID = (1 << 24) - 1
 
 
 def _paths(root: Path, split: str) -> tuple[Path, Path, Path]:
@@ -52,44 +66,28 @@ def _bbox(mask: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
 
 
-def categories_json(categories: Sequence[CategoryRecord]) -> list[dict[str, Any]]:
-    """COCO ``categories`` entries (id, name, isthing)."""
-    return [{"id": c.id, "name": c.name, "isthing": int(c.is_thing)} for c in categories]
-
-
-def parse_categories(data: Any, where: str) -> list[CategoryRecord]:
-    """Read COCO ``categories`` (``isthing`` defaults to 1, as in COCO instances)."""
-    cats = require(data, "categories", where, list)
-    out = []
-    for i, c in enumerate(cats):
-        w = f"{where}: categories[{i}]"
-        out.append(
-            CategoryRecord(
-                id=require(c, "id", w, int),
-                name=str(require(c, "name", w, str)),
-                is_thing=bool(c.get("isthing", 1)) if isinstance(c, dict) else True,
-            )
+def _segments_info(rec: PanopticRecord, known: set[int], where: str) -> list[dict[str, Any]]:
+    infos = []
+    for s in rec.segments:
+        sid, cid = (
+            check_record_id(f"{where}.segments id", s.id),
+            check_record_id(f"{where} category_id", s.category_id),
         )
-    ids = [c.id for c in out]
-    if len(set(ids)) != len(ids):
-        raise DatasetFormatError(f"{where}: repeated category ids in {ids}")
-    return out
-
-
-def parse_images(data: Any, where: str) -> dict[int, dict[str, Any]]:
-    """Read COCO ``images`` into ``{id: {file_name, height, width}}`` in file order."""
-    images: dict[int, dict[str, Any]] = {}
-    for i, im in enumerate(require(data, "images", where, list)):
-        w = f"{where}: images[{i}]"
-        iid = require(im, "id", w, int)
-        if iid in images:
-            raise DatasetFormatError(f"{w}: image id {iid} appears twice")
-        images[iid] = {
-            "file_name": require(im, "file_name", w, str),
-            "height": require(im, "height", w, int),
-            "width": require(im, "width", w, int),
-        }
-    return images
+        if cid not in known:
+            raise ValueError(f"{where}: segment {sid} has unknown category {cid}")
+        if sid > MAX_SEGMENT_ID:
+            raise ValueError(f"{where}: segment id {sid} does not fit a panoptic PNG (max {MAX_SEGMENT_ID})")
+        mask = rec.panoptic == sid
+        infos.append(
+            {
+                "id": sid,
+                "category_id": cid,
+                "iscrowd": int(bool(s.iscrowd)),
+                "area": int(mask.sum()),
+                "bbox": _bbox(mask),
+            }
+        )
+    return infos
 
 
 def write_coco_panoptic(
@@ -99,13 +97,15 @@ def write_coco_panoptic(
     split: str = "val",
     categories: Sequence[CategoryRecord] | None = None,
 ) -> Path:
-    """Write panoptic records in the COCO panoptic layout.
+    """Write panoptic records in the COCO panoptic layout, atomically.
 
     Images are saved under their ``file_name`` in the format its extension names (use ``.png`` for
-    an exact round trip; JPEG is lossy).
+    an exact round trip; JPEG is lossy). Every file is first written under a temporary name in its
+    folder and renamed only once every record is checked and the JSON encoded: on an error, an
+    existing dataset at ``root`` is left as it was.
 
     Args:
-        records: the records (a :class:`RecordDataset` carries its categories).
+        records: the records, with images (a :class:`RecordDataset` carries its categories).
         root: dataset root folder.
         split: split name used in the file names.
         categories: the categories (default: ``records.categories``).
@@ -114,52 +114,51 @@ def write_coco_panoptic(
         The path of the JSON file.
 
     Raises:
-        ValueError: no categories, a segment of an unknown category, repeated image ids or names.
+        ValueError: no categories, repeated category ids or names, a record without image, a
+            segment of an unknown category, repeated image ids or annotation names, a file name
+            outside the dataset folder.
+        TypeError: a record that is not a :class:`PanopticRecord`, or an id that is not an int.
     """
-    cats = list(categories if categories is not None else getattr(records, "categories", []))
-    if not cats:
-        raise ValueError("categories: expected the dataset's categories, got none")
+    cats = check_categories(records, categories)
     known = {c.id for c in cats}
     root = Path(root)
     json_path, png_dir, image_dir = _paths(root, split)
     images, annotations = [], []
     seen_ids: set[int] = set()
     seen_pngs: set[str] = set()
-    for rec in records:
-        if rec.image_id in seen_ids:
-            raise ValueError(f"records: image id {rec.image_id} appears twice")
-        png_name = Path(rec.file_name).with_suffix(".png").name
-        if png_name in seen_pngs:
-            raise ValueError(f"records: two images map to the annotation file {png_name}")
-        seen_ids.add(rec.image_id)
-        seen_pngs.add(png_name)
-        h, w = rec.panoptic.shape
-        infos = []
-        for s in rec.segments:
-            if s.category_id not in known:
-                raise ValueError(
-                    f"records: image {rec.image_id} segment {s.id} has unknown category {s.category_id}"
-                )
-            mask = rec.panoptic == s.id
-            infos.append(
-                {
-                    "id": s.id,
-                    "category_id": s.category_id,
-                    "iscrowd": int(s.iscrowd),
-                    "area": int(mask.sum()),
-                    "bbox": _bbox(mask),
-                }
-            )
-        images.append({"id": rec.image_id, "file_name": rec.file_name, "height": h, "width": w})
-        annotations.append({"image_id": rec.image_id, "file_name": png_name, "segments_info": infos})
-        write_rgb(image_dir / rec.file_name, rec.image)
-        write_rgb(png_dir / png_name, id_to_rgb(rec.panoptic))
-    write_json(json_path, {"images": images, "annotations": annotations, "categories": categories_json(cats)})
+    with staged_files() as staging:
+        for i, rec in enumerate(records):
+            where, iid = check_written_record(i, rec, PanopticRecord, seen_ids, "image_id")
+            if rec.image is None:
+                raise ValueError(f"{where}: image {iid} has no image to write")
+            file_name = check_file_name(f"{where}.file_name", rec.file_name)
+            png_name = Path(file_name).with_suffix(".png").name
+            if png_name in seen_pngs:
+                raise ValueError(f"records: two images map to the annotation file {png_name}")
+            seen_pngs.add(png_name)
+            h, w = rec.panoptic.shape
+            check_json_size(h, w, where)  # what the reader would refuse
+            infos = _segments_info(rec, known, where)
+            images.append({"id": iid, "file_name": file_name, "height": h, "width": w})
+            annotations.append({"image_id": iid, "file_name": png_name, "segments_info": infos})
+            write_rgb(staging.path(image_dir / file_name), rec.image)
+            write_rgb(staging.path(png_dir / png_name), id_to_rgb(rec.panoptic))
+        text = encode_json(
+            {"images": images, "annotations": annotations, "categories": categories_json(cats)},
+            str(json_path),
+        )
+        staging.path(json_path).write_text(text, encoding="utf-8")
     logger.info("wrote %d COCO panoptic images to %s", len(images), root)
     return json_path
 
 
-def _read_id_png(path: Path) -> np.ndarray:
+def read_id_png(path: Path) -> np.ndarray:
+    """Segment ids ``[H, W]`` int64 of a COCO panoptic PNG (``R + 256 G + 256² B``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DatasetFormatError: not a readable RGB PNG.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"panoptic PNG not found: {path}")
     try:
@@ -167,8 +166,60 @@ def _read_id_png(path: Path) -> np.ndarray:
             if im.mode != "RGB":
                 raise DatasetFormatError(f"{path}: expected an RGB panoptic PNG, got mode {im.mode}")
             return rgb_to_id(np.asarray(im))
-    except OSError as e:
+    except (OSError, SyntaxError) as e:
         raise DatasetFormatError(f"{path}: cannot read the panoptic PNG: {e}") from e
+
+
+def parse_segments(ann: Any, w: str, known: set[int]) -> list[PanopticSegment]:
+    """The ``segments_info`` of one annotation (JSON areas kept on the segments).
+
+    Raises:
+        DatasetFormatError: missing keys, unknown categories, non-positive or repeated ids.
+    """
+    segs: list[PanopticSegment] = []
+    for j, s in enumerate(require(ann, "segments_info", w, list)):
+        ws = f"{w}.segments_info[{j}]"
+        sid, cid = require(s, "id", ws, int), require(s, "category_id", ws, int)
+        crowd = s.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            raise DatasetFormatError(f"{ws}: 'iscrowd' should be 0 or 1, got {crowd!r}")
+        area = s.get("area")
+        if area is not None and (isinstance(area, bool) or not isinstance(area, int | float) or area < 0):
+            raise DatasetFormatError(f"{ws}: 'area' should be a non-negative number, got {area!r}")
+        if cid not in known:
+            raise DatasetFormatError(f"{ws}: unknown category_id {cid}")
+        if sid <= 0 or sid > MAX_SEGMENT_ID:
+            raise DatasetFormatError(
+                f"{ws}: segment ids must lie in 1..{MAX_SEGMENT_ID} (0 is VOID), got {sid}"
+            )
+        segs.append(PanopticSegment(sid, cid, bool(crowd), None if area is None else int(area)))
+    ids = [s.id for s in segs]
+    if len(set(ids)) != len(ids):
+        raise DatasetFormatError(f"{w}: repeated segment ids in {ids}")
+    return segs
+
+
+def check_png_segments(
+    png_path: Path, ids: np.ndarray, segments: Sequence[PanopticSegment], check_areas: bool
+) -> None:
+    """Every id of the PNG has segment info and every segment appears (and, optionally, has its JSON area).
+
+    Raises:
+        DatasetFormatError: naming the PNG and the offending ids.
+    """
+    present, counts = np.unique(ids, return_counts=True)
+    area = dict(zip(present.tolist(), counts.tolist()))
+    area.pop(0, None)
+    listed = {s.id: s.area for s in segments}
+    no_info = sorted(set(area) - set(listed))
+    if no_info:
+        raise DatasetFormatError(f"{png_path}: ids {no_info[:10]} appear in the PNG but have no segment info")
+    absent = sorted(set(listed) - set(area))
+    if absent:
+        raise DatasetFormatError(f"{png_path}: segments {absent[:10]} of the JSON do not appear in the PNG")
+    wrong = sorted(i for i, a in listed.items() if check_areas and a is not None and a != area[i])
+    if wrong:
+        raise DatasetFormatError(f"{png_path}: the JSON area of segments {wrong[:10]} differs from the PNG")
 
 
 def read_coco_panoptic(
@@ -178,10 +229,13 @@ def read_coco_panoptic(
     json_file: str | Path | None = None,
     png_dir: str | Path | None = None,
     image_dir: str | Path | None = None,
+    images: bool = True,
+    check_areas: bool = True,
 ) -> RecordDataset[PanopticRecord]:
     """Read a COCO panoptic dataset.
 
-    The JSON is parsed and checked now; images and PNGs are read when an item is accessed.
+    The JSON is parsed and checked now; images and PNGs are read when an item is accessed. Each
+    segment keeps the JSON's ``area`` (``PanopticSegment.area``).
 
     Args:
         root: dataset root folder.
@@ -189,6 +243,9 @@ def read_coco_panoptic(
         json_file: the JSON file (default ``root/annotations/panoptic_{split}.json``).
         png_dir: the PNG folder (default ``root/annotations/panoptic_{split}``).
         image_dir: the image folder (default ``root/{split}``).
+        images: read the RGB images; False gives records with ``image=None`` and needs only the
+            JSON and the PNGs (as panopticapi's evaluation).
+        check_areas: refuse a JSON ``area`` that differs from the PNG's pixel count.
 
     Returns:
         One :class:`PanopticRecord` per image, in the order of the JSON's ``images``.
@@ -196,8 +253,8 @@ def read_coco_panoptic(
     Raises:
         FileNotFoundError: the JSON (now) or an image / PNG (on access) is missing.
         DatasetFormatError: malformed JSON, missing keys, unknown image or category ids, duplicate
-            ids, images without annotation; on access: a PNG of the wrong size, ids in the PNG
-            without segment info or segments absent from the PNG, areas that disagree.
+            ids or category names, images without annotation; on access: a PNG of the wrong size,
+            ids in the PNG without segment info or segments absent from the PNG, areas that disagree.
     """
     root = Path(root)
     d_json, d_png, d_img = _paths(root, split)
@@ -208,76 +265,40 @@ def read_coco_panoptic(
     where = str(json_path)
     cats = parse_categories(data, where)
     known = {c.id for c in cats}
-    images = parse_images(data, where)
+    image_info = parse_images(data, where)
     anns: dict[int, dict[str, Any]] = {}
     for i, ann in enumerate(require(data, "annotations", where, list)):
         w = f"{where}: annotations[{i}]"
         iid = require(ann, "image_id", w, int)
-        if iid not in images:
+        if iid not in image_info:
             raise DatasetFormatError(f"{w}: image_id {iid} is not in 'images'")
         if iid in anns:
             raise DatasetFormatError(f"{w}: a second annotation for image {iid}")
-        segs: list[tuple[PanopticSegment, int | None]] = []
-        for j, s in enumerate(require(ann, "segments_info", w, list)):
-            ws = f"{w}.segments_info[{j}]"
-            seg = PanopticSegment(
-                id=require(s, "id", ws, int),
-                category_id=require(s, "category_id", ws, int),
-                iscrowd=bool(s.get("iscrowd", 0)),
-            )
-            if seg.category_id not in known:
-                raise DatasetFormatError(f"{ws}: unknown category_id {seg.category_id}")
-            if seg.id <= 0:
-                raise DatasetFormatError(f"{ws}: segment ids must be positive (0 is VOID), got {seg.id}")
-            area = s.get("area")
-            segs.append((seg, int(area) if area is not None else None))
-        ids = [s.id for s, _ in segs]
-        if len(set(ids)) != len(ids):
-            raise DatasetFormatError(f"{w}: repeated segment ids in {ids}")
-        anns[iid] = {"file_name": require(ann, "file_name", w, str), "segments": segs}
-    missing = [iid for iid in images if iid not in anns]
+        anns[iid] = {
+            "file_name": require(ann, "file_name", w, str),
+            "segments": parse_segments(ann, w, known),
+        }
+    missing = [iid for iid in image_info if iid not in anns]
     if missing:
         raise DatasetFormatError(f"{where}: images {missing[:10]} have no annotation")
-    order = list(images)
+    order = list(image_info)
 
     def load(index: int) -> PanopticRecord:
         iid = order[index]
-        im, ann = images[iid], anns[iid]
+        im, ann = image_info[iid], anns[iid]
         png_path = png_root / ann["file_name"]
-        image = read_rgb(img_root / im["file_name"], "image")
-        ids = _read_id_png(png_path)
+        image = read_rgb(img_root / im["file_name"], "image") if images else None
+        ids = read_id_png(png_path)
         expected = (im["height"], im["width"])
-        for what, arr in (("image", image), ("panoptic PNG", ids)):
-            if arr.shape[:2] != expected:
+        for path, arr in ((png_path, ids), (img_root / im["file_name"], image)):
+            if arr is not None and arr.shape[:2] != expected:
                 raise DatasetFormatError(
-                    f"{png_path if what != 'image' else img_root / im['file_name']}: mask of the wrong size: "
-                    f"{what} is {arr.shape[:2]}, the JSON says {expected} for image {iid}"
+                    f"{path}: mask of the wrong size: the file is {arr.shape[:2]}, the JSON says "
+                    f"{expected} for image {iid}"
                 )
-        listed = {s.id: a for s, a in ann["segments"]}
-        present, counts = np.unique(ids, return_counts=True)
-        area = dict(zip(present.tolist(), counts.tolist()))
-        area.pop(0, None)
-        no_info = sorted(set(area) - set(listed))
-        if no_info:
-            raise DatasetFormatError(
-                f"{png_path}: ids {no_info[:10]} appear in the PNG but have no segment info"
-            )
-        absent = sorted(set(listed) - set(area))
-        if absent:
-            raise DatasetFormatError(
-                f"{png_path}: segments {absent[:10]} of the JSON do not appear in the PNG"
-            )
-        wrong = sorted(i for i, a in listed.items() if a is not None and a != area[i])
-        if wrong:
-            raise DatasetFormatError(
-                f"{png_path}: the JSON area of segments {wrong[:10]} differs from the PNG"
-            )
+        check_png_segments(png_path, ids, ann["segments"], check_areas)
         return PanopticRecord(
-            image_id=iid,
-            file_name=im["file_name"],
-            image=image,
-            panoptic=ids,
-            segments=[s for s, _ in ann["segments"]],
+            image_id=iid, file_name=im["file_name"], image=image, panoptic=ids, segments=list(ann["segments"])
         )
 
     return RecordDataset(loader=load, length=len(order), categories=cats)

@@ -19,6 +19,7 @@ from segblocks.data.formats._io import (
     DatasetFormatError,
     read_index_png,
     read_rgb,
+    staged_files,
     write_index_png,
     write_rgb,
 )
@@ -59,18 +60,24 @@ def write_davis(
     """
     root = Path(root)
     names: list[str] = []
-    for rec in records:
-        if rec.name in names:
-            raise ValueError(f"records: sequence {rec.name!r} appears twice")
-        names.append(rec.name)
-        for stem, frame, objects in zip(rec.file_names, rec.frames, rec.objects):
-            write_rgb(root / "JPEGImages" / resolution / rec.name / f"{stem}{frame_ext}", frame)
-            write_index_png(
-                root / "Annotations" / resolution / rec.name / f"{stem}.png", objects, palette=True
-            )
     list_file = root / "ImageSets" / year / f"{split}.txt"
-    list_file.parent.mkdir(parents=True, exist_ok=True)
-    list_file.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    with staged_files() as staging:  # nothing replaces an existing file until every sequence is written
+        for rec in records:
+            if rec.frames is None:
+                raise ValueError(f"records: sequence {rec.name!r} has no frames to write")
+            if rec.name in names:
+                raise ValueError(f"records: sequence {rec.name!r} appears twice")
+            names.append(rec.name)
+            for stem, frame, objects in zip(rec.file_names, rec.frames, rec.objects):
+                write_rgb(
+                    staging.path(root / "JPEGImages" / resolution / rec.name / f"{stem}{frame_ext}"), frame
+                )
+                write_index_png(
+                    staging.path(root / "Annotations" / resolution / rec.name / f"{stem}.png"),
+                    objects,
+                    palette=True,
+                )
+        staging.path(list_file).write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
     logger.info("wrote %d DAVIS sequences to %s", len(names), root)
     return list_file
 
@@ -81,6 +88,7 @@ def read_davis(
     split: str = "val",
     year: str = "2017",
     resolution: str = "480p",
+    frames: bool = True,
 ) -> RecordDataset[VideoObjectRecord]:
     """Read DAVIS sequences listed in ``ImageSets/{year}/{split}.txt`` (frames read on access).
 
@@ -89,6 +97,8 @@ def read_davis(
         split: sequence list name.
         year: ImageSets sub-folder.
         resolution: resolution folder name.
+        frames: read the frames; False gives records with ``frames=None`` and needs only the
+            annotation PNGs and the list (as the DAVIS evaluation).
 
     Returns:
         One :class:`VideoObjectRecord` per listed sequence, frames sorted by name.
@@ -108,45 +118,48 @@ def read_davis(
     seqs: list[tuple[str, list[Path], list[Path]]] = []
     for name in names:
         fdir, adir = root / "JPEGImages" / resolution / name, root / "Annotations" / resolution / name
-        for d in (fdir, adir):
+        for d in (fdir, adir) if frames else (adir,):
             if not d.is_dir():
                 raise FileNotFoundError(f"DAVIS folder not found: {d}")
-        frames = {p.stem: p for p in sorted(fdir.iterdir()) if p.suffix.lower() in _FRAME_EXTS}
         anns = {p.stem: p for p in sorted(adir.glob("*.png"))}
-        if not frames:
-            raise DatasetFormatError(f"{fdir}: no frames")
-        if set(frames) - set(anns):
+        found = (
+            {p.stem: p for p in sorted(fdir.iterdir()) if p.suffix.lower() in _FRAME_EXTS} if frames else anns
+        )
+        if not found:
+            raise DatasetFormatError(f"{fdir if frames else adir}: no frames")
+        if set(found) - set(anns):
             raise DatasetFormatError(
-                f"{adir}: no annotation for frames {sorted(set(frames) - set(anns))[:10]}"
+                f"{adir}: no annotation for frames {sorted(set(found) - set(anns))[:10]}"
             )
-        if set(anns) - set(frames):
+        if set(anns) - set(found):
             raise DatasetFormatError(
-                f"{fdir}: no frame for annotations {sorted(set(anns) - set(frames))[:10]}"
+                f"{fdir}: no frame for annotations {sorted(set(anns) - set(found))[:10]}"
             )
-        stems = sorted(frames)
-        seqs.append((name, [frames[s] for s in stems], [anns[s] for s in stems]))
+        stems = sorted(found)
+        seqs.append((name, [found[s] for s in stems], [anns[s] for s in stems]))
 
     def load(index: int) -> VideoObjectRecord:
         name, frame_paths, ann_paths = seqs[index]
-        frames: list[np.ndarray] = []
+        pixels: list[np.ndarray] = []
         objects: list[np.ndarray] = []
         for fp, ap in zip(frame_paths, ann_paths):
-            frame = read_rgb(fp, "frame")
             ids = read_index_png(ap, "annotation PNG")
-            if frames and frame.shape != frames[0].shape:
+            if objects and ids.shape != objects[0].shape:
                 raise DatasetFormatError(
-                    f"{fp}: frame of size {frame.shape[:2]}, the first frame is {frames[0].shape[:2]}"
+                    f"{ap}: mask of the wrong size {ids.shape}, the first one is {objects[0].shape}"
                 )
-            if ids.shape != frame.shape[:2]:
-                raise DatasetFormatError(
-                    f"{ap}: mask of the wrong size {ids.shape}, frame {fp.name} is {frame.shape[:2]}"
-                )
-            frames.append(frame)
+            if frames:
+                frame = read_rgb(fp, "frame")
+                if ids.shape != frame.shape[:2]:
+                    raise DatasetFormatError(
+                        f"{ap}: mask of the wrong size {ids.shape}, frame {fp.name} is {frame.shape[:2]}"
+                    )
+                pixels.append(frame)
             objects.append(ids)
         return VideoObjectRecord(
             name=name,
             file_names=[p.stem for p in frame_paths],
-            frames=np.stack(frames),
+            frames=np.stack(pixels) if frames else None,
             objects=np.stack(objects).astype(np.int64),
         )
 

@@ -8,7 +8,7 @@ fixed dtypes: images ``uint8 [H, W, 3]``, id maps ``int64``, masks ``bool``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -29,20 +29,43 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CategoryRecord:
-    """A dataset category: ``id``, ``name`` and whether it is a thing (countable)."""
+    """A dataset category: ``id``, ``name`` and whether it is a thing (countable).
+
+    Raises:
+        TypeError: ``id`` is not an int, ``name`` not a string or ``is_thing`` not a real bool (a
+            string such as ``"false"`` would otherwise read as True).
+        ValueError: an empty name.
+    """
 
     id: int
     name: str
     is_thing: bool
 
+    def __post_init__(self) -> None:
+        if isinstance(self.id, bool) or not isinstance(self.id, int | np.integer):
+            raise TypeError(f"id: expected an int category id, got {self.id!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name: expected a string, got {type(self.name).__name__}")
+        if not self.name.strip():
+            raise ValueError("name: expected a non-empty category name")
+        if not isinstance(self.is_thing, bool | np.bool_):
+            raise TypeError(f"is_thing: expected True or False, got {self.is_thing!r}")
+        object.__setattr__(self, "id", int(self.id))
+        object.__setattr__(self, "is_thing", bool(self.is_thing))
+
 
 @dataclass(frozen=True)
 class PanopticSegment:
-    """One segment of a panoptic map: its id in the map, category and crowd flag."""
+    """One segment of a panoptic map: its id in the map, category and crowd flag.
+
+    ``area`` is the area a JSON file states for the segment (COCO panoptic's ``area``), None when
+    unknown; it is not part of equality (records compare by their maps).
+    """
 
     id: int
     category_id: int
     iscrowd: bool = False
+    area: int | None = field(default=None, compare=False)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -63,7 +86,11 @@ class _ExactEq:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))  # type: ignore[arg-type]
+        return all(
+            _equal(getattr(self, f.name), getattr(other, f.name))
+            for f in fields(self)  # type: ignore[arg-type]
+            if f.compare
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -99,21 +126,22 @@ class PanopticRecord(_ExactEq):
     Attributes:
         image_id: the image id.
         file_name: the image file name (relative to the image folder).
-        image: ``[H, W, 3]`` uint8 RGB.
+        image: ``[H, W, 3]`` uint8 RGB, or None (read without images, e.g. for evaluation).
         panoptic: ``[H, W]`` int64 segment ids, 0 = VOID.
         segments: one :class:`PanopticSegment` per id in ``panoptic``, every one present in it.
     """
 
     image_id: int
     file_name: str
-    image: np.ndarray
+    image: np.ndarray | None
     panoptic: np.ndarray
     segments: list[PanopticSegment]
 
     def __post_init__(self) -> None:
-        self.image = _image("image", self.image)
         self.panoptic = _array("panoptic", self.panoptic, 2, "[H, W]", np.int64, "iu")
-        _size_matches("panoptic", self.panoptic, self.image.shape[:2], "the image size")
+        if self.image is not None:
+            self.image = _image("image", self.image)
+            _size_matches("panoptic", self.panoptic, self.image.shape[:2], "the image size")
         ids = [s.id for s in self.segments]
         if len(set(ids)) != len(ids) or any(i <= 0 for i in ids):
             raise ValueError(f"segments: ids must be unique and positive, got {ids}")
@@ -253,6 +281,8 @@ class VideoInstanceRecord(_ExactEq):
         track_ids: ``[N]`` int64 annotation ids.
         iscrowd: ``[N]`` bool.
         scores: ``[N]`` float64 or None for ground truth.
+        areas: ``[N]`` float64 mean annotated area over the frames where each track is present
+            (YouTube-VIS's ``areas`` field), or None; not part of equality.
     """
 
     video_id: int
@@ -263,6 +293,7 @@ class VideoInstanceRecord(_ExactEq):
     track_ids: np.ndarray
     iscrowd: np.ndarray
     scores: np.ndarray | None = None
+    areas: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.masks = _array("masks", self.masks, 4, "[N, T, H, W]", np.bool_, "b")
@@ -281,7 +312,9 @@ class VideoInstanceRecord(_ExactEq):
         self.iscrowd = _array("iscrowd", self.iscrowd, 1, "[N]", np.bool_, "biu")
         if self.scores is not None:
             self.scores = _array("scores", self.scores, 1, "[N]", np.float64, "iuf")
-        for name in ("category_ids", "track_ids", "iscrowd", "scores"):
+        if self.areas is not None:
+            self.areas = _array("areas", self.areas, 1, "[N]", np.float64, "iuf")
+        for name in ("category_ids", "track_ids", "iscrowd", "scores", "areas"):
             v = getattr(self, name)
             if v is not None and v.shape != (n,):
                 raise ValueError(f"{name}: expected shape ({n},) [N], got {v.shape}")
@@ -305,24 +338,27 @@ class VideoObjectRecord(_ExactEq):
     Attributes:
         name: the sequence name.
         file_names: ``T`` frame names without extension (e.g. ``"00000"``).
-        frames: ``[T, H, W, 3]`` uint8.
+        frames: ``[T, H, W, 3]`` uint8, or None (read without frames, e.g. for evaluation).
         objects: ``[T, H, W]`` int64 object ids.
     """
 
     name: str
     file_names: list[str]
-    frames: np.ndarray
+    frames: np.ndarray | None
     objects: np.ndarray
 
     def __post_init__(self) -> None:
-        self.frames = np.asarray(self.frames)
-        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
-            raise ValueError(
-                f"frames: expected uint8 [T, H, W, 3], got {self.frames.dtype} {self.frames.shape}"
-            )
         self.objects = _array("objects", self.objects, 3, "[T, H, W]", np.int64, "iu")
-        _size_matches("objects", self.objects, self.frames.shape[:3], "[T, H, W]")
+        if self.frames is not None:
+            self.frames = np.asarray(self.frames)
+            if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+                raise ValueError(
+                    f"frames: expected uint8 [T, H, W, 3], got {self.frames.dtype} {self.frames.shape}"
+                )
+            _size_matches("objects", self.objects, self.frames.shape[:3], "[T, H, W]")
         if self.objects.size and (self.objects.min() < 0 or self.objects.max() > 255):
             raise ValueError("objects: ids must fit an indexed PNG (0..255)")
-        if len(self.file_names) != self.frames.shape[0]:
-            raise ValueError(f"file_names: expected {self.frames.shape[0]} names, got {len(self.file_names)}")
+        if len(self.file_names) != self.objects.shape[0]:
+            raise ValueError(
+                f"file_names: expected {self.objects.shape[0]} names, got {len(self.file_names)}"
+            )

@@ -14,32 +14,42 @@ are lists of ``{video_id, category_id, segmentations, score}``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segblocks.data.formats._coco_common import (
+    categories_json,
+    check_categories,
+    check_file_name,
+    check_written_record,
+    parse_categories,
+)
 from segblocks.data.formats._io import (
     DatasetFormatError,
+    check_json_size,
     decode_segmentation,
+    encode_json,
     encode_rle,
+    image_size,
     read_json,
     read_rgb,
     require,
-    write_json,
+    staged_files,
     write_rgb,
 )
-from segblocks.data.formats.coco_panoptic import categories_json, parse_categories
 from segblocks.data.formats.dataset import RecordDataset
 from segblocks.data.formats.records import CategoryRecord, VideoInstanceRecord
 
-__all__ = ["read_youtube_vis", "read_youtube_vis_results", "write_youtube_vis", "write_youtube_vis_results"]
+__all__ = ["decode_tube", "per_frame_rle", "read_youtube_vis", "write_youtube_vis"]
 
 logger = logging.getLogger(__name__)
 
 
-def _per_frame(tube: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
+def per_frame_rle(tube: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
+    """Per-frame RLEs, areas and boxes of a ``[T, H, W]`` tube (None where the track is absent)."""
     segs: list[Any] = []
     areas: list[Any] = []
     boxes: list[Any] = []
@@ -63,9 +73,11 @@ def write_youtube_vis(
     split: str = "valid",
     categories: Sequence[CategoryRecord] | None = None,
 ) -> Path:
-    """Write video records (with frames) in the YouTube-VIS layout.
+    """Write video records (with frames) in the YouTube-VIS layout, atomically.
 
     Frames are saved under their ``file_names`` (format from the extension; ``.png`` is lossless).
+    Files are written under temporary names and renamed once every record is checked and the JSON
+    encoded: on an error an existing dataset at ``root`` is left as it was.
 
     Args:
         records: the videos.
@@ -77,57 +89,97 @@ def write_youtube_vis(
         The path of the JSON file.
 
     Raises:
-        ValueError: missing categories or frames, unknown categories, repeated video or track ids.
+        ValueError: missing categories or frames, repeated category ids or names, unknown
+            categories, repeated video or track ids, a file name outside the dataset folder.
+        TypeError: a record that is not a :class:`VideoInstanceRecord`, or an id that is not an int.
     """
-    cats = list(categories if categories is not None else getattr(records, "categories", []))
-    if not cats:
-        raise ValueError("categories: expected the dataset's categories, got none")
+    cats = check_categories(records, categories)
     known = {c.id for c in cats}
     root = Path(root)
     videos, annotations = [], []
     seen_videos: set[int] = set()
     seen_tracks: set[int] = set()
-    for rec in records:
-        if rec.frames is None:
-            raise ValueError(f"records: video {rec.video_id} has no frames to write")
-        if rec.video_id in seen_videos:
-            raise ValueError(f"records: video id {rec.video_id} appears twice")
-        seen_videos.add(rec.video_id)
-        t, h, w = rec.frames.shape[:3]
-        videos.append(
-            {"id": rec.video_id, "file_names": list(rec.file_names), "height": h, "width": w, "length": t}
-        )
-        for k in range(len(rec.track_ids)):
-            tid, cid = int(rec.track_ids[k]), int(rec.category_ids[k])
-            if cid not in known:
-                raise ValueError(f"records: video {rec.video_id} has unknown category {cid}")
-            if tid in seen_tracks:
-                raise ValueError(f"records: track id {tid} appears twice")
-            seen_tracks.add(tid)
-            segs, areas, boxes = _per_frame(rec.masks[k])
-            annotations.append(
-                {
-                    "id": tid,
-                    "video_id": rec.video_id,
-                    "category_id": cid,
-                    "iscrowd": int(rec.iscrowd[k]),
-                    "segmentations": segs,
-                    "areas": areas,
-                    "bboxes": boxes,
-                    "height": h,
-                    "width": w,
-                    "length": t,
-                }
-            )
-        for name, frame in zip(rec.file_names, rec.frames):
-            write_rgb(root / split / "JPEGImages" / name, frame)
     path = root / f"{split}.json"
-    write_json(path, {"videos": videos, "annotations": annotations, "categories": categories_json(cats)})
+    with staged_files() as staging:
+        for i, rec in enumerate(records):
+            where, vid = check_written_record(i, rec, VideoInstanceRecord, seen_videos, "video_id")
+            if rec.frames is None:
+                raise ValueError(f"records: video {vid} has no frames to write")
+            names = [check_file_name(f"{where}.file_names[{f}]", n) for f, n in enumerate(rec.file_names)]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{where}.file_names: a frame name appears twice")
+            t, h, w = rec.frames.shape[:3]
+            check_json_size(h, w, where)  # what the reader would refuse
+            if t == 0:
+                raise ValueError(f"{where}: video {vid} has no frames")
+            videos.append({"id": vid, "file_names": names, "height": h, "width": w, "length": t})
+            for k in range(len(rec.track_ids)):
+                tid, cid = int(rec.track_ids[k]), int(rec.category_ids[k])
+                if cid not in known:
+                    raise ValueError(f"records: video {vid} has unknown category {cid}")
+                if tid in seen_tracks:
+                    raise ValueError(f"records: track id {tid} appears twice")
+                seen_tracks.add(tid)
+                segs, areas, boxes = per_frame_rle(rec.masks[k])
+                annotations.append(
+                    {
+                        "id": tid,
+                        "video_id": vid,
+                        "category_id": cid,
+                        "iscrowd": int(rec.iscrowd[k]),
+                        "segmentations": segs,
+                        "areas": areas,
+                        "bboxes": boxes,
+                        "height": h,
+                        "width": w,
+                        "length": t,
+                    }
+                )
+            for name, frame in zip(names, rec.frames):
+                write_rgb(staging.path(root / split / "JPEGImages" / name), frame)
+        text = encode_json(
+            {"videos": videos, "annotations": annotations, "categories": categories_json(cats)}, str(path)
+        )
+        staging.path(path).write_text(text, encoding="utf-8")
     logger.info("wrote %d YouTube-VIS videos to %s", len(videos), root)
     return path
 
 
-def _decode_tube(segs: Any, t: int, h: int, w: int, where: str) -> np.ndarray:
+def check_rle_sizes(segs: list[Any], h: int, w: int, where: str) -> None:
+    """Compare the ``size`` of every RLE with the video's size before anything is allocated."""
+    for f, seg in enumerate(segs):
+        if isinstance(seg, dict) and "size" in seg and list(seg["size"]) != [h, w]:
+            raise DatasetFormatError(
+                f"{where}.segmentations[{f}]: mask of the wrong size: RLE size {list(seg['size'])}, "
+                f"the video is [{h}, {w}]"
+            )
+
+
+def _mean_area(areas: Any, where: str) -> float | None:
+    """YouTube-VIS's average area of a track: the mean of its non-null, non-zero ``areas``."""
+    if areas is None:
+        return None
+    if not isinstance(areas, list) or not all(
+        a is None or (isinstance(a, int | float) and not isinstance(a, bool) and a >= 0) for a in areas
+    ):
+        raise DatasetFormatError(f"{where}: 'areas' should list a non-negative area or null per frame")
+    present = [float(a) for a in areas if a]
+    return sum(present) / len(present) if present else 0.0
+
+
+def decode_tube(segs: Any, t: int, h: int, w: int, where: str) -> np.ndarray:
+    """Decode one track's per-frame segmentations (null where absent) to ``[T, H, W]`` bool.
+
+    Args:
+        segs: ``T`` segmentations (RLE or polygons) or None.
+        t: the number of frames ``T``.
+        h: the frame height.
+        w: the frame width.
+        where: names the entry in error messages.
+
+    Raises:
+        DatasetFormatError: another number of frames, or a mask of the wrong size.
+    """
     if not isinstance(segs, list) or len(segs) != t:
         n = len(segs) if isinstance(segs, list) else type(segs).__name__
         raise DatasetFormatError(f"{where}: 'segmentations' should list {t} frames, got {n}")
@@ -144,6 +196,7 @@ def read_youtube_vis(
     split: str = "valid",
     json_file: str | Path | None = None,
     frame_dir: str | Path | None = None,
+    frames: bool = True,
 ) -> RecordDataset[VideoInstanceRecord]:
     """Read a YouTube-VIS dataset (frames and masks decoded on access).
 
@@ -152,9 +205,13 @@ def read_youtube_vis(
         split: split name (sets the default paths).
         json_file: the JSON file (default ``root/{split}.json``).
         frame_dir: the frame folder (default ``root/{split}/JPEGImages``).
+        frames: read the frames; False gives records with ``frames=None`` and needs only the JSON
+            (as the YouTube-VIS evaluation).
 
     Returns:
-        One :class:`VideoInstanceRecord` per video (order of ``videos``), tracks in file order.
+        One :class:`VideoInstanceRecord` per video (order of ``videos``), tracks in file order;
+        ``areas`` holds each track's mean ``areas`` entry (null and 0 entries left out) when the
+        JSON has them.
 
     Raises:
         FileNotFoundError: the JSON (now) or a frame (on access) is missing.
@@ -185,6 +242,7 @@ def read_youtube_vis(
             "height": require(v, "height", w, int),
             "width": require(v, "width", w, int),
         }
+        check_json_size(videos[vid]["height"], videos[vid]["width"], w)
     tracks: dict[int, list[dict[str, Any]]] = {vid: [] for vid in videos}
     seen: set[int] = set()
     for i, ann in enumerate(require(data, "annotations", where, list)):
@@ -204,116 +262,37 @@ def read_youtube_vis(
             raise DatasetFormatError(
                 f"{w}: 'segmentations' lists {len(segs)} frames, video {vid} has {len(videos[vid]['file_names'])}"
             )
-        tracks[vid].append({**ann, "_where": w})
+        check_rle_sizes(segs, videos[vid]["height"], videos[vid]["width"], w)
+        tracks[vid].append({**ann, "_where": w, "_area": _mean_area(ann.get("areas"), w)})
     order = list(videos)
 
     def load(index: int) -> VideoInstanceRecord:
         vid = order[index]
         v = videos[vid]
         t, h, w = len(v["file_names"]), v["height"], v["width"]
-        frames = np.zeros((t, h, w, 3), np.uint8)
-        for f, name in enumerate(v["file_names"]):
-            img = read_rgb(frames_root / name, "frame")
-            if img.shape[:2] != (h, w):
-                raise DatasetFormatError(
-                    f"{frames_root / name}: frame of the wrong size {img.shape[:2]}, the JSON says {(h, w)}"
-                )
-            frames[f] = img
+        pixels = None
+        if frames:
+            for name in v["file_names"]:  # sizes from the headers before the frames are allocated
+                if image_size(frames_root / name, "frame") != (h, w):
+                    raise DatasetFormatError(
+                        f"{frames_root / name}: frame of the wrong size "
+                        f"{image_size(frames_root / name, 'frame')}, the JSON says {(h, w)}"
+                    )
+            pixels = np.stack([read_rgb(frames_root / name, "frame") for name in v["file_names"]])
         anns = tracks[vid]
+        areas = [a["_area"] for a in anns]
         masks = np.zeros((len(anns), t, h, w), bool)
         for k, a in enumerate(anns):
-            masks[k] = _decode_tube(a["segmentations"], t, h, w, a["_where"])
+            masks[k] = decode_tube(a["segmentations"], t, h, w, a["_where"])
         return VideoInstanceRecord(
             video_id=vid,
             file_names=list(v["file_names"]),
-            frames=frames,
+            frames=pixels,
             masks=masks,
             category_ids=np.array([a["category_id"] for a in anns], np.int64),
             track_ids=np.array([a["id"] for a in anns], np.int64),
             iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
+            areas=None if None in areas else np.asarray(areas, np.float64),
         )
 
     return RecordDataset(loader=load, length=len(order), categories=cats)
-
-
-def write_youtube_vis_results(records: Iterable[VideoInstanceRecord], path: str | Path) -> Path:
-    """Write predicted tracks (records with scores) as a YouTube-VIS results JSON list.
-
-    Args:
-        records: prediction records (with ``scores``).
-        path: the JSON file to write.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: a record has no scores.
-    """
-    out = []
-    for rec in records:
-        if rec.scores is None:
-            raise ValueError(f"records: video {rec.video_id} has no scores (ground truth?)")
-        for k in range(len(rec.category_ids)):
-            segs, _, _ = _per_frame(rec.masks[k])
-            out.append(
-                {
-                    "video_id": rec.video_id,
-                    "category_id": int(rec.category_ids[k]),
-                    "segmentations": segs,
-                    "score": float(rec.scores[k]),
-                }
-            )
-    p = Path(path)
-    write_json(p, out)
-    return p
-
-
-def read_youtube_vis_results(
-    path: str | Path, videos: RecordDataset[VideoInstanceRecord] | Sequence[VideoInstanceRecord]
-) -> dict[int, VideoInstanceRecord]:
-    """Read YouTube-VIS results into one prediction record per video of ``videos``.
-
-    Args:
-        path: the results file.
-        videos: the ground-truth videos (for frame counts, sizes and names); videos without
-            predictions get an empty record.
-
-    Returns:
-        ``{video_id: record}`` with no frames, ``track_ids`` ``0..N-1`` in file order.
-
-    Raises:
-        FileNotFoundError: missing file.
-        DatasetFormatError: malformed entries, unknown videos or categories, masks of the wrong size.
-    """
-    p = Path(path)
-    data = read_json(p, "YouTube-VIS results JSON")
-    if not isinstance(data, list):
-        raise DatasetFormatError(f"{p}: expected a JSON list of predictions, got {type(data).__name__}")
-    info = {v.video_id: v for v in videos}
-    known = {c.id for c in getattr(videos, "categories", [])} or None
-    rows: dict[int, list[tuple[np.ndarray, int, float]]] = {vid: [] for vid in info}
-    for i, det in enumerate(data):
-        w = f"{p}: [{i}]"
-        vid = require(det, "video_id", w, int)
-        cid = require(det, "category_id", w, int)
-        score = float(require(det, "score", w, (int, float)))
-        if vid not in info:
-            raise DatasetFormatError(f"{w}: video_id {vid} is not a ground-truth video")
-        if known is not None and cid not in known:
-            raise DatasetFormatError(f"{w}: unknown category_id {cid}")
-        t, h, wd = info[vid].masks.shape[1:]
-        rows[vid].append((_decode_tube(require(det, "segmentations", w, list), t, h, wd, w), cid, score))
-    out = {}
-    for vid, rs in rows.items():
-        t, h, w = info[vid].masks.shape[1:]
-        out[vid] = VideoInstanceRecord(
-            video_id=vid,
-            file_names=list(info[vid].file_names),
-            frames=None,
-            masks=np.stack([r[0] for r in rs]) if rs else np.zeros((0, t, h, w), bool),
-            category_ids=np.array([r[1] for r in rs], np.int64),
-            track_ids=np.arange(len(rs), dtype=np.int64),
-            iscrowd=np.zeros(len(rs), bool),
-            scores=np.array([r[2] for r in rs], np.float64),
-        )
-    return out

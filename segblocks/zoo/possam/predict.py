@@ -5,6 +5,7 @@ The helpers behind ``segblocks predict possam --image PATH --vocabulary "a,b,c"`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import PanopticResult
 from segblocks.zoo.possam.build import DEFAULT, build_possam
+from segblocks.zoo.possam.config import PosSAMConfig
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.outputs import CLASSIFIERS
 
@@ -41,12 +43,16 @@ def load_image(path: PathLike) -> torch.Tensor:
 
     Raises:
         FileNotFoundError: if the file does not exist.
+        ValueError: if PIL cannot read it (not an image, truncated).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such image file {str(path)!r}")
-    with Image.open(path) as img:
-        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, SyntaxError) as err:  # not an image, a truncated or corrupt one
+        raise ValueError(f"path: {str(path)!r} is not a readable image ({err})") from None
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -110,6 +116,12 @@ def load_possam(
         config = state.get("config")
         if isinstance(config, dict):
             overrides = {k: v for k, v in config.items() if k not in ("sam_checkpoint", "clip_pretrained")}
+            foreign = sorted(set(overrides) - {f.name for f in dataclasses.fields(PosSAMConfig)})
+            if foreign:
+                raise ValueError(
+                    f"weights: {str(weights)!r} is not a PosSAM checkpoint (its config has fields "
+                    f"{foreign[:5]} that PosSAM does not have; a checkpoint of another model?)"
+                )
     unset = None if model_file is not None else DEFAULT  # a trained checkpoint holds SAM and CLIP
     model = build_possam(
         variant,

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -69,8 +69,11 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such PosSAM weights file {str(path)!r}")
+    try:
+        state = load_file(str(path))
+    except SafetensorError as err:  # a truncated or corrupt file: say which, not the library's words
+        raise ValueError(f"path: {str(path)!r} is not a readable safetensors weights file ({err})") from None
     model = load_possam(variant="tiny")  # shipped tiny SAM and CLIP, the seen-class vocabulary
-    state = load_file(str(path))
     expected = _trained_state(model)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segblocks._validation import check_dtype, check_shape
+from segblocks._validation import check_bool_flags, check_dtype, check_shape, check_vocabulary
 
 __all__ = ["Vocabulary", "encode_vocabulary", "seen_flags"]
 
@@ -67,14 +67,8 @@ def seen_flags(class_names: Sequence[str], seen_names: Sequence[str]) -> Tensor:
 
 
 def _check_names(class_names: Sequence[str], is_thing: Sequence[bool] | None) -> tuple[list[str], list[bool]]:
-    if isinstance(class_names, str):
-        raise TypeError("class_names: expected a list of class names, got one string (split it first)")
-    names = list(class_names)
-    if not names or not all(isinstance(n, str) and n.strip() for n in names):
-        raise ValueError(f"class_names: expected non-empty class names, got {names!r}")
-    flags = [True] * len(names) if is_thing is None else [bool(t) for t in is_thing]
-    if len(flags) != len(names):
-        raise ValueError(f"is_thing: expected {len(names)} flags (one per class), got {len(flags)}")
+    names = check_vocabulary("class_names", class_names)
+    flags = [True] * len(names) if is_thing is None else check_bool_flags("is_thing", is_thing, len(names))
     return names, flags
 
 
@@ -98,8 +92,8 @@ def encode_vocabulary(
         The :class:`Vocabulary`.
 
     Raises:
-        ValueError: on an empty vocabulary, empty names or flags of the wrong length.
-        TypeError: when ``class_names`` is a single string.
+        ValueError: on an empty vocabulary, empty or repeated names or flags of the wrong length.
+        TypeError: when ``class_names`` is a single string or a flag is not a bool.
     """
     names, flags = _check_names(class_names, is_thing)
     text = clip.encode_text(names).detach()
