@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from segblocks.evaluation import EvaluationReport, format_table, write_report_json
+from segblocks.structures import Batch
 
 __all__ = ["add_eval_parser"]
 
@@ -48,14 +49,14 @@ def _file_reports(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
-def _shapes_val_batches(args: argparse.Namespace) -> list[Any]:
+def _shapes_val_batches(args: argparse.Namespace) -> list[Batch]:
     """The first ``--val-images`` shapes-world val samples, batched as the training recipes do."""
-    from segblocks.data import ShapesDataset, ShapesWorldConfig, collate_shapes
+    from segblocks.data import ShapesDataset, ShapesWorldConfig, collate_batch
 
     world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
     data = ShapesDataset(world, split="val", length=args.val_images)
     return [
-        collate_shapes([data[i] for i in range(s, min(s + args.batch_size, len(data)))])
+        collate_batch([data[i] for i in range(s, min(s + args.batch_size, len(data)))])
         for s in range(0, len(data), args.batch_size)
     ]
 
@@ -102,7 +103,7 @@ def _possam_report(args: argparse.Namespace) -> EvaluationReport:
     vocab = predictor.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
     metrics = evaluate(predictor, batches, vocabulary=vocab)
     rows = {name: _percent_to_fraction(m.as_dict()) for name, m in metrics.items()}
-    return _report_from_metrics("possam", rows, sum(len(b.targets) for b in batches))
+    return _report_from_metrics("possam", rows, sum(len(b) for b in batches))
 
 
 def _mask2former_report(args: argparse.Namespace) -> EvaluationReport:
@@ -117,22 +118,26 @@ def _mask2former_report(args: argparse.Namespace) -> EvaluationReport:
             f"--weights: {args.weights!r} is a checkpoint of {state['model_class']}, not Mask2Former"
         )
     config = state.get("config") or {}
+    recorded = state.get("extra")
+    extra: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    backbone = args.backbone or extra.get("backbone") or "resnet18"
+    open_vocab = args.open_vocab or bool(extra.get("open_vocab", False))
     names, flags = [c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES]
     classes: dict[str, Any] = (
-        {"vocabulary": names} if args.open_vocab else {"num_classes": len(names), "class_names": names}
+        {"vocabulary": names} if open_vocab else {"num_classes": len(names), "class_names": names}
     )
     try:
         variant: Any = Mask2FormerConfig(**config) if config else args.variant
     except TypeError as err:  # fields of another model's config
         raise ValueError(f"--weights: {args.weights!r} is not a Mask2Former checkpoint ({err})") from None
-    model = build_mask2former(args.backbone, **classes, is_thing=flags, variant=variant)
+    model = build_mask2former(backbone, **classes, is_thing=flags, variant=variant)
     load_weights(model_file, model, strict=True)
     batches = _shapes_val_batches(args)
     metrics = evaluate(model, batches)
     return _report_from_metrics(
         "mask2former",
         {"mask2former": _percent_to_fraction(metrics.as_dict())},
-        sum(len(b.targets) for b in batches),
+        sum(len(b) for b in batches),
     )
 
 
@@ -212,9 +217,13 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--weights", required=True, help="a run directory, checkpoint directory or model.safetensors"
     )
     p.add_argument(
-        "--backbone", default="resnet18", help="the backbone it was trained with (as for training)"
+        "--backbone",
+        default=None,
+        help="the backbone it was trained with (default: the one the checkpoint records)",
     )
-    p.add_argument("--open-vocab", action="store_true", help="it was trained with --open-vocab")
+    p.add_argument(
+        "--open-vocab", action="store_true", help="it was trained with --open-vocab (recorded too)"
+    )
     p.add_argument(
         "--variant", default="world", choices=("world", "paper"), help="when the checkpoint has no config"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segblocks._validation import check_dtype, check_ndim, check_shape, check_tensor
+from segblocks._validation import check_dtype, check_finite, check_ndim, check_shape, check_tensor
 
 __all__ = [
     "Batch",
@@ -74,6 +74,7 @@ class Prompts:
         if self.points is not None and self.point_labels is not None:
             check_shape("points", self.points, (None, None, 2), "[N, P, 2]")
             check_dtype("points", self.points, "floating")
+            check_finite("points", self.points)
             n, p = self.points.shape[:2]
             check_shape("point_labels", self.point_labels, (n, p), f"[N={n}, P={p}]")
             check_dtype("point_labels", self.point_labels, "integer")
@@ -86,6 +87,7 @@ class Prompts:
         if self.boxes is not None:
             check_shape("boxes", self.boxes, (None, 4), "[N, 4] (x1, y1, x2, y2)")
             check_dtype("boxes", self.boxes, "floating")
+            check_finite("boxes", self.boxes)
             if self.boxes.shape[0] == 0:
                 raise ValueError("boxes: empty prompt, got 0 boxes")
             if bool(((self.boxes[:, 2] < self.boxes[:, 0]) | (self.boxes[:, 3] < self.boxes[:, 1])).any()):
@@ -96,14 +98,23 @@ class Prompts:
             if self.masks.shape[0] == 0:
                 raise ValueError("masks: empty prompt, got 0 masks")
         if self.strokes is not None:
+            if not isinstance(self.strokes, list):
+                raise TypeError(
+                    f"strokes: expected a list of [L, 2] tensors, got {type(self.strokes).__name__}"
+                )
             if len(self.strokes) == 0:
                 raise ValueError("strokes: empty prompt, got an empty list")
             for i, stroke in enumerate(self.strokes):
                 check_shape(f"strokes[{i}]", stroke, (None, 2), "[L, 2]")
                 check_dtype(f"strokes[{i}]", stroke, "floating")
+                check_finite(f"strokes[{i}]", stroke)
                 if stroke.shape[0] == 0:
                     raise ValueError(f"strokes[{i}]: expected at least one point")
         if self.texts is not None:
+            if isinstance(self.texts, str) or not isinstance(self.texts, list):
+                raise TypeError(
+                    f"texts: expected a list of strings, got {type(self.texts).__name__} {self.texts!r}"
+                )
             if len(self.texts) == 0:
                 raise ValueError("texts: empty prompt, got an empty list")
             for i, text in enumerate(self.texts):

@@ -35,12 +35,19 @@ from segblocks.data.formats import (
     write_coco_results,
 )
 from segblocks.evaluation import evaluate_semantic
-from segblocks.heads import MaskPooling
+from segblocks.heads import LinearClassHead, MaskPooling
 from segblocks.inference.padding import pad_masks, unpad_mask_logits
 from segblocks.metrics import DavisJF, MaskAP, PanopticQuality, VideoAP, VideoInstances, VideoPanopticQuality
 from segblocks.ops import mask_pool
-from segblocks.structures import InstanceResult, Targets
+from segblocks.structures import InstanceResult, Prompts, Targets
+from segblocks.zoo import build_mask2former
 from segblocks.zoo.possam.vocabulary import encode_vocabulary
+
+
+def _mask2former(**classes: Any) -> object:
+    from tests.zoo.test_mask2former import TINY, TinyBackbone
+
+    return build_mask2former(TinyBackbone(), variant="world", **TINY, **classes)
 
 
 class _FakeClip:
@@ -55,6 +62,8 @@ VOCABULARY_ENTRY_POINTS: dict[str, Callable[[Any], object]] = {
     "parse_vocabulary (CLIP text prompts)": parse_vocabulary,
     "encode_vocabulary (PosSAM)": lambda v: encode_vocabulary(_FakeClip(), v),
     "evaluate_semantic class_names": lambda v: evaluate_semantic(".", ".", num_classes=2, class_names=v),
+    "build_mask2former vocabulary": lambda v: _mask2former(vocabulary=v),
+    "build_mask2former class_names": lambda v: _mask2former(num_classes=len(v), class_names=v),
 }
 
 
@@ -89,6 +98,7 @@ FLAG_ENTRY_POINTS: dict[str, Callable[[Any], object]] = {
     "PanopticQuality": lambda f: PanopticQuality(categories=dict(enumerate(f))),
     "VideoPanopticQuality": lambda f: VideoPanopticQuality(categories=dict(enumerate(f))),
     "encode_vocabulary (PosSAM)": lambda f: encode_vocabulary(_FakeClip(), ["a", "b"], f),
+    "build_mask2former is_thing": lambda f: _mask2former(num_classes=2, is_thing=f),
 }
 
 
@@ -225,6 +235,8 @@ def test_sizes_must_be_positive(entry: str, size: tuple[int, int]) -> None:
 
 COUNT_ENTRY_POINTS: dict[str, Callable[[Any], object]] = {
     "check_positive_int": lambda n: check_positive_int("num_classes", n),
+    "LinearClassHead num_classes": lambda n: LinearClassHead(dim=4, num_classes=n),
+    "build_mask2former num_classes": lambda n: _mask2former(num_classes=n),
     "evaluate_semantic num_classes": lambda n: evaluate_semantic(".", ".", num_classes=n),
     "DavisJF.update num_objects": lambda n: DavisJF(skip_first_last=False).update(
         np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), num_objects=n
@@ -276,3 +288,27 @@ def test_logits_are_not_pooled_as_masks(entry: str) -> None:
         POOLING_ENTRY_POINTS[entry](logits)
     pooled = POOLING_ENTRY_POINTS[entry](logits.sigmoid())
     assert isinstance(pooled, torch.Tensor) and bool((pooled >= 0).all() and (pooled <= 1).all())
+
+
+# ---------------------------------------------------------------- prompts: finite coordinates, lists of texts
+
+PROMPT_ENTRY_POINTS: dict[str, Callable[[float], object]] = {
+    "Prompts points": lambda v: Prompts(
+        points=torch.tensor([[[v, 1.0]]]), point_labels=torch.ones(1, 1, dtype=torch.int64)
+    ),
+    "Prompts boxes": lambda v: Prompts(boxes=torch.tensor([[0.0, 0.0, v, 4.0]])),
+    "Prompts strokes": lambda v: Prompts(strokes=[torch.tensor([[0.0, 0.0], [v, 1.0]])]),
+}
+
+
+@pytest.mark.parametrize("entry", PROMPT_ENTRY_POINTS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_prompts_with_non_finite_coordinates_are_refused(entry: str, value: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        PROMPT_ENTRY_POINTS[entry](value)
+
+
+def test_a_bare_string_is_not_a_list_of_text_prompts() -> None:
+    with pytest.raises(TypeError, match="texts: expected a list of strings"):
+        Prompts(texts="a red star")  # type: ignore[arg-type]
+    assert Prompts(texts=["a red star"]).texts == ["a red star"]

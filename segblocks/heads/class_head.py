@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_dtype, check_ndim, check_positive_int
 from segblocks.layers.mlp import MLP
 
 __all__ = ["LinearClassHead", "OpenVocabClassHead"]
@@ -35,8 +35,7 @@ class LinearClassHead(nn.Module):
 
     def __init__(self, *, dim: int, num_classes: int) -> None:
         super().__init__()
-        if num_classes <= 0:
-            raise ValueError(f"num_classes: expected a positive int, got {num_classes}")
+        num_classes = check_positive_int("num_classes", num_classes)
         self.dim = dim
         self.num_classes = num_classes
         self.linear = nn.Linear(dim, num_classes + 1)

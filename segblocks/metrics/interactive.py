@@ -5,8 +5,8 @@ next click goes to the larger of the false-negative / false-positive regions (po
 false negative), at its centre-most point, avoiding pixels near earlier clicks; at most 20 clicks;
 a session stops once IoU reaches the highest threshold and its remaining clicks repeat the last
 IoU. NoC@t is the 1-based index of the first click with IoU >= t, or the cap when none reaches it.
-The click simulator is the shapes world's (``segblocks.data.first_click`` / ``next_click``) unless
-other functions are passed.
+The click simulator is :mod:`segblocks.metrics.clicks` (``first_click`` / ``next_click``, which the
+shapes world's prompt sampler shares) unless other functions are passed.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from torch import Tensor
 
 from segblocks.metrics._arrays import check_array, to_numpy
 from segblocks.metrics.base import Metric
+from segblocks.metrics.clicks import first_click as default_first_click
+from segblocks.metrics.clicks import next_click as default_next_click
 
 __all__ = ["ClickLike", "ClickPredictor", "NoCMetric", "NoCResult", "click_session", "mask_iou_single"]
 
 
 class ClickLike(Protocol):
-    """A click: pixel ``(x, y)`` and whether it is positive (the shapes world's ``Click``)."""
+    """A click: pixel ``(x, y)`` and whether it is positive (:class:`segblocks.metrics.clicks.Click`)."""
 
     x: int
     y: int
@@ -49,12 +51,6 @@ def mask_iou_single(pred: np.ndarray, gt: np.ndarray) -> float:
     """
     union = np.count_nonzero(pred | gt)
     return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
-
-
-def _default_clicks() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    from segblocks.data import first_click, next_click  # the shapes world's simulator
-
-    return first_click, next_click
 
 
 def _binary(name: str, mask: object, shape: tuple[int, ...], threshold: float) -> np.ndarray:
@@ -90,8 +86,8 @@ def click_session(
         stop_iou: stop once IoU reaches this; later entries repeat the last IoU.
         threshold: probability threshold for non-bool predictions.
         click_radius: pixels within this (square) distance of a click are not clicked again.
-        first_click: ``gt_mask -> click`` (default: the shapes world's ``first_click``).
-        next_click: ``(gt_mask, pred_mask, clicked) -> click | None`` (default: the shapes world's).
+        first_click: ``gt_mask -> click`` (default: :func:`segblocks.metrics.clicks.first_click`).
+        next_click: ``(gt_mask, pred_mask, clicked) -> click | None`` (default: :func:`segblocks.metrics.clicks.next_click`).
 
     Returns:
         ``[max_clicks]`` float64 IoU after clicks ``1..max_clicks``.
@@ -106,10 +102,8 @@ def click_session(
         raise ValueError("gt_mask: the object mask is empty; there is nothing to click on")
     if max_clicks < 1:
         raise ValueError(f"max_clicks: expected a positive int, got {max_clicks}")
-    if first_click is None or next_click is None:
-        default_first, default_next = _default_clicks()
-        first_click = first_click or default_first
-        next_click = next_click or default_next
+    first_click = first_click or default_first_click
+    next_click = next_click or default_next_click
     h, w = gt.shape
     clicked = np.zeros((h, w), bool)
     clicks: list[Any] = []

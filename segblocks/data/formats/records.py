@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segblocks.metrics.video_ap import VideoInstances
 from segblocks.structures import InstanceResult, PanopticResult, SegmentInfo, Targets
 
 __all__ = [
@@ -319,10 +320,8 @@ class VideoInstanceRecord(_ExactEq):
             if v is not None and v.shape != (n,):
                 raise ValueError(f"{name}: expected shape ({n},) [N], got {v.shape}")
 
-    def to_video_instances(self) -> Any:
+    def to_video_instances(self) -> VideoInstances:
         """The tracks as :class:`segblocks.metrics.VideoInstances` (for :class:`~segblocks.metrics.VideoAP`)."""
-        from segblocks.metrics import VideoInstances
-
         return VideoInstances(
             masks=torch.from_numpy(self.masks.copy()),
             labels=torch.from_numpy(self.category_ids.copy()),

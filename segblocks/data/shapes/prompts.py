@@ -6,13 +6,14 @@ coordinates ``(x, y)`` (pixel centres are at ``+0.5``; clicks are integer pixel 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
 from segblocks.data.shapes.geometry import fill_polygon, stroke_mask
+from segblocks.metrics.clicks import BoolMap, Click, centremost, first_click, next_click
+from segblocks.metrics.clicks import check_bool_map as _check_mask
+from segblocks.metrics.clicks import check_nonempty as _check_nonempty
 
 __all__ = [
     "Click",
@@ -24,36 +25,6 @@ __all__ = [
     "sample_polygon",
     "sample_scribble",
 ]
-
-BoolMap = NDArray[np.bool_]
-
-
-def _check_mask(name: str, mask: object) -> BoolMap:
-    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.bool_:
-        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise ValueError(f"{name}: expected a [H, W] bool numpy array, got {got}")
-    return mask
-
-
-def _check_nonempty(name: str, mask: BoolMap) -> None:
-    if not mask.any():
-        raise ValueError(f"{name}: the mask is empty; no prompt can be drawn inside it")
-
-
-@dataclass(frozen=True)
-class Click:
-    """One click at pixel ``(x, y)`` (column, row); ``positive`` adds, negative removes."""
-
-    x: int
-    y: int
-    positive: bool
-
-
-def _centremost(region: BoolMap) -> tuple[int, int]:
-    """The pixel farthest from the region's border (image borders count as border)."""
-    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(x), int(y)
 
 
 def sample_point(mask: BoolMap, rng: np.random.Generator, *, mode: str = "random") -> tuple[int, int]:
@@ -70,55 +41,12 @@ def sample_point(mask: BoolMap, rng: np.random.Generator, *, mode: str = "random
     """
     _check_nonempty("mask", _check_mask("mask", mask))
     if mode == "center":
-        return _centremost(mask)
+        return centremost(mask)
     if mode != "random":
         raise ValueError(f"mode: expected 'random' or 'center', got {mode!r}")
     ys, xs = np.nonzero(mask)
     i = int(rng.integers(len(xs)))
     return int(xs[i]), int(ys[i])
-
-
-def first_click(gt_mask: BoolMap) -> Click:
-    """The first click of the interactive protocol: positive, at the mask's centre-most pixel.
-
-    Args:
-        gt_mask: ``[H, W]`` bool ground truth, not empty.
-    """
-    _check_nonempty("gt_mask", _check_mask("gt_mask", gt_mask))
-    x, y = _centremost(gt_mask)
-    return Click(x, y, True)
-
-
-def next_click(gt_mask: BoolMap, pred_mask: BoolMap, clicked: BoolMap | None = None) -> Click | None:
-    """The next simulated click (SEEM / RITM rule).
-
-    False negatives ``FN = gt & ~pred & ~clicked`` and false positives ``FP = ~gt & pred & ~clicked``;
-    the click is positive if ``|FN| > |FP|``, negative otherwise, at the distance-transform maximum
-    of that region, so it always lies inside the error region.
-
-    Args:
-        gt_mask: ``[H, W]`` bool ground truth.
-        pred_mask: ``[H, W]`` bool current prediction.
-        clicked: ``[H, W]`` bool pixels already clicked (excluded), or None.
-
-    Returns:
-        The click, or None when there is no error left.
-    """
-    gt = _check_mask("gt_mask", gt_mask)
-    pred = _check_mask("pred_mask", pred_mask)
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred_mask: shape {pred.shape} does not match gt_mask {gt.shape}")
-    free = np.ones_like(gt) if clicked is None else ~_check_mask("clicked", clicked)
-    if free.shape != gt.shape:
-        raise ValueError(f"clicked: shape {free.shape} does not match gt_mask {gt.shape}")
-    fn = gt & ~pred & free
-    fp = ~gt & pred & free
-    n_fn, n_fp = int(fn.sum()), int(fp.sum())
-    if n_fn == 0 and n_fp == 0:
-        return None
-    positive = n_fn > n_fp
-    x, y = _centremost(fn if positive else fp)
-    return Click(x, y, positive)
 
 
 def jitter_box(

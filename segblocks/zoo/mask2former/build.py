@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from segblocks._validation import check_bool_flags, check_positive_int, check_vocabulary
 from segblocks.backbones.base import Backbone
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.structures import ShapeSpec
@@ -104,21 +105,20 @@ def build_mask2former(
     cfg = get_config(variant, **overrides)
     if (num_classes is None) == (vocabulary is None):
         raise ValueError("num_classes, vocabulary: give exactly one (closed-set or open-vocabulary)")
-    if num_classes is not None and num_classes <= 0:
-        raise ValueError(f"num_classes: expected a positive int, got {num_classes}")
     if vocabulary is not None:
-        vocabulary = list(vocabulary)
-        if not vocabulary or not all(isinstance(v, str) and v.strip() for v in vocabulary):
-            raise ValueError(f"vocabulary: expected non-empty class names, got {vocabulary!r}")
-        names = vocabulary
+        names = check_vocabulary("vocabulary", vocabulary)
     else:
-        assert num_classes is not None
-        names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(num_classes)]
+        num_classes = check_positive_int("num_classes", num_classes)
+        names = (
+            check_vocabulary("class_names", class_names)
+            if class_names is not None
+            else [f"class_{i}" for i in range(num_classes)]
+        )
         if len(names) != num_classes:
             raise ValueError(f"class_names: expected {num_classes} names, got {len(names)}")
-    flags = list(is_thing) if is_thing is not None else [True] * len(names)
-    if len(flags) != len(names):
-        raise ValueError(f"is_thing: expected {len(names)} flags (one per class), got {len(flags)}")
+    flags = (
+        check_bool_flags("is_thing", is_thing, len(names)) if is_thing is not None else [True] * len(names)
+    )
 
     net = build_backbone(backbone, pretrained=pretrained) if isinstance(backbone, str) else backbone
     if not isinstance(net, Backbone):

@@ -105,6 +105,7 @@ def main(argv: list[str]) -> int:
         run_dir=run_dir,
         dist=dist,
         args=vars(args),
+        checkpoint_extra={"backbone": args.backbone, "open_vocab": args.open_vocab},  # for segblocks eval
     )
     train_loader = build_train_loader(  # the clips of step s are the same whether resumed or not
         train_set,
