@@ -42,6 +42,11 @@ from segblocks.data.formats.shapes_export import (
     to_video_instance_record,
     to_video_object_record,
 )
+from segblocks.data.formats.video_results import (
+    VideoPanopticPrediction,
+    write_davis_results,
+    write_vipseg_results,
+)
 from segblocks.data.formats.youtube_vis import read_youtube_vis, write_youtube_vis
 from segblocks.data.formats.youtube_vis_results import (
     VisResults,
@@ -64,6 +69,7 @@ __all__ = [
     "SemanticRecord",
     "VideoInstanceRecord",
     "VideoObjectRecord",
+    "VideoPanopticPrediction",
     "VisResults",
     "export_shapes_world",
     "group_youtube_vis_results",
@@ -87,6 +93,8 @@ __all__ = [
     "write_coco_panoptic",
     "write_coco_results",
     "write_davis",
+    "write_davis_results",
+    "write_vipseg_results",
     "write_youtube_vis",
     "write_youtube_vis_results",
 ]
