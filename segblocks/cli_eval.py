@@ -141,13 +141,37 @@ def _mask2former_report(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
+def _mask2former_video_report(args: argparse.Namespace) -> EvaluationReport:
+    """The video Mask2Former (shipped or a checkpoint's weights) on shapes-world val clips in linked windows."""
+    from segblocks.data import ShapesClipDataset, ShapesWorldConfig
+    from segblocks.zoo.mask2former import Mask2FormerVideoPredictor
+    from segblocks.zoo.mask2former.evaluate_video import evaluate_video
+    from segblocks.zoo.mask2former.shipped import SHIPPED_VIDEO_WEIGHTS, load_shipped_mask2former_video
+
+    weights = SHIPPED_VIDEO_WEIGHTS if args.weights is None else _checkpoint(args.weights)[0]
+    model = load_shipped_mask2former_video(weights)
+    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
+    clips = ShapesClipDataset(world, split="val", length=args.val_images, num_frames=args.frames)
+    metrics = evaluate_video(
+        Mask2FormerVideoPredictor(model, window=args.window), (clips[i] for i in range(len(clips)))
+    )
+    values = {k: v / 100 for k, v in metrics.as_dict().items() if k != "num_videos"}
+    return EvaluationReport(
+        task="mask2former-video", summary=values, counts={"videos": metrics.num_videos, "frames": args.frames}
+    )
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     """Score, print the table, write the JSON."""
     if args.json is not None and Path(args.json).is_dir():
         raise IsADirectoryError(
             f"--json: {args.json!r} is a folder; give a file name such as {str(Path(args.json) / 'scores.json')!r}"
         )
-    models = {"possam": _possam_report, "mask2former": _mask2former_report}
+    models = {
+        "possam": _possam_report,
+        "mask2former": _mask2former_report,
+        "mask2former-video": _mask2former_video_report,
+    }
     report = models[args.format](args) if args.format in models else _file_reports(args)
     print(format_table(report, rows=not args.no_rows))
     if args.json is not None:
@@ -228,6 +252,18 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--variant", default="world", choices=("world", "paper"), help="when the checkpoint has no config"
     )
     _add_world_options(p)
+
+    p = add(
+        "mask2former-video",
+        "Mask2Former-VIS on shapes-world val clips in linked windows (its card's numbers)",
+    )
+    p.add_argument(
+        "--weights", default=None, help="a checkpoint directory or model.safetensors (default: shipped)"
+    )
+    p.add_argument("--frames", type=int, default=8, help="frames per val clip (card: 8)")
+    p.add_argument("--window", type=int, default=2, help="frames per linked window (card: 2)")
+    _add_world_options(p)
+    p.set_defaults(val_images=20, image_size=96)
 
 
 def _add_world_options(p: argparse.ArgumentParser) -> None:
