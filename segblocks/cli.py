@@ -96,10 +96,25 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"[{index}] {sample.caption}")
     if args.possam:
         written += _possam_demo(out, args)
+    if args.video:
+        written += _video_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _video_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """Track one val clip with the shipped video Mask2Former."""
+    from segblocks.zoo.mask2former.demo import run_video_demo
+
+    demo = run_video_demo(out, seed=args.seed)
+    m = demo.metrics
+    print(
+        f"video Mask2Former on one val clip of 8 frames (windows of 2 linked): VOS J&F {m.vos_jf:.1f}, "
+        f"VPQ {m.vpq:.1f} (stuff {m.vpq_stuff:.1f}, things {m.vpq_things:.1f}), VIS AP {m.vis_ap:.1f}"
+    )
+    return [demo.file]
 
 
 def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
@@ -190,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
     demo.add_argument(
         "--no-possam", dest="possam", action="store_false", help="skip the PosSAM segmentation part"
+    )
+    demo.add_argument(
+        "--no-video", dest="video", action="store_false", help="skip the video (Mask2Former-VIS) part"
     )
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")
