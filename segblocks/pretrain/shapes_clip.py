@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this long (0: off)")
     p.add_argument("--val-images", type=int, default=200, help="val images of the final evaluation")
     p.add_argument(
+        "--curve-every", type=int, default=0, help="evaluate every N steps for the learning curve (0: off)"
+    )
+    p.add_argument("--curve-images", type=int, default=50, help="val images of each learning-curve point")
+    p.add_argument(
         "--crop-phrases",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -87,21 +91,53 @@ def _class_text_embeddings(backbone: OpenCLIPBackbone, rng: np.random.Generator)
     return backbone.clip.encode_text(backbone.tokenize(sentences), normalize=True)
 
 
+def _seen_cross_entropy(logits: Tensor, labels: Tensor, unseen: Tensor) -> Tensor:
+    """Cross-entropy over the cases of seen classes only (0 when there are none).
+
+    Args:
+        logits: ``[N, 18]`` scores against every class name (unseen names stay as negatives).
+        labels: ``[N]`` category ids.
+        unseen: ``[18]`` bool, True for the classes held out from segmentation training.
+    """
+    keep = ~unseen[labels]
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], labels[keep])
+
+
 def clip_losses(
-    backbone: OpenCLIPBackbone, batch: ClipBatch, rng: np.random.Generator, *, crop_phrases: bool = True
+    backbone: OpenCLIPBackbone,
+    batch: ClipBatch,
+    rng: np.random.Generator,
+    *,
+    unseen_ids: Collection[int],
+    crop_phrases: bool = True,
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
+
+    The class-name losses see only crops and segments of *seen* classes (the unseen names stay in
+    the vocabulary, as negatives): the image tower learns the unseen classes from the captions and
+    phrases of ``ClipLoss`` alone, as a web-trained CLIP would.
 
     Args:
         backbone: the (trainable) CLIP backbone.
         batch: a :class:`~segblocks.pretrain.clip_data.ClipBatch`.
         rng: random generator for the class-name templates.
+        unseen_ids: category ids held out from the class-name losses (the world's unseen classes).
         crop_phrases: also pair the thing crops with their phrases in the contrastive loss (else
             only whole images and captions; the crops still learn from the class-name loss).
 
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ...}`` scalar fp32 losses.
+
+    Raises:
+        ValueError: on an unseen id that is not a category id.
     """
+    bad = sorted(i for i in unseen_ids if not 0 <= i < len(CATEGORIES))
+    if bad:
+        raise ValueError(f"unseen_ids: expected category ids in [0, {len(CATEGORIES)}), got {bad}")
+    unseen = torch.zeros(len(CATEGORIES), dtype=torch.bool)
+    unseen[sorted(unseen_ids)] = True
     clip = backbone.clip
     scale = clip.logit_scale.exp()
     feats = backbone(batch.images)
@@ -115,10 +151,10 @@ def clip_losses(
         texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
         caption = ClipLoss()(images, texts, scale)
     classes = _class_text_embeddings(backbone, rng)
-    crop_class = F.cross_entropy(scale * crops @ classes.T, batch.crop_labels)
+    crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
     regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
     valid = batch.mask_labels >= 0
-    region_class = F.cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid])
+    region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
     return {"caption": caption, "crop_class": crop_class, "region_class": region_class}
 
 
@@ -149,7 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError: on invalid options.
     """
     args = build_parser().parse_args(argv)
-    for name in ("steps", "images_per_step", "crop_size", "image_size", "val_images", "threads"):
+    for name in (
+        "steps",
+        "images_per_step",
+        "crop_size",
+        "image_size",
+        "val_images",
+        "curve_images",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(
                 f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}"
@@ -162,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed_everything(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "curve.jsonl").write_text("")
 
     # Data: the train split for pairs, the val split for the zero-shot evaluation.
     config = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
@@ -179,12 +224,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Loop.
     start = time.monotonic()
     history: list[dict[str, float]] = []
+    curve: list[dict[str, float]] = []  # zero-shot accuracy against thing crops seen
+    things_seen, curve_seconds = 0, 0.0  # curve evaluations do not count as training time
     bar = progress_bar(range(args.steps), desc="shapes-clip", enabled=not args.no_progress)
     step = 0
     for step in bar:
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
         batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size)
-        losses = clip_losses(backbone, batch, rng, crop_phrases=args.crop_phrases)
+        losses = clip_losses(
+            backbone, batch, rng, unseen_ids=config.split.unseen_ids, crop_phrases=args.crop_phrases
+        )
         loss = sum(losses.values(), torch.zeros(()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -192,16 +241,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         schedule.step()
         with torch.no_grad():  # open_clip clamps the temperature at 100
             backbone.clip.logit_scale.clamp_(0, math.log(100))
+        things_seen += len(batch.thing_texts)
         record = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
         history.append(record)
+        if args.curve_every and (step + 1) % args.curve_every == 0:
+            tic = time.monotonic()
+            point = evaluate_zero_shot(
+                backbone, val_world, num_images=args.curve_images, crop_size=args.crop_size
+            ).as_dict()
+            curve_seconds += time.monotonic() - tic
+            curve.append({"step": step + 1, "thing_crops_seen": things_seen, **point})
+            with (out / "curve.jsonl").open("a") as f:  # written as it grows, to follow a long run
+                f.write(json.dumps(curve[-1]) + "\n")
         bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if args.time_budget_min and time.monotonic() - start > 60 * args.time_budget_min:
+        if args.time_budget_min and time.monotonic() - start - curve_seconds > 60 * args.time_budget_min:
             logger.warning("time budget reached after %d steps", step + 1)
             break
-    train_minutes = (time.monotonic() - start) / 60
+    train_minutes = (time.monotonic() - start - curve_seconds) / 60
 
     # Evaluation and weights.
-    result: ClipZeroShotResult = evaluate_zero_shot(backbone, val_world, num_images=args.val_images)
+    result: ClipZeroShotResult = evaluate_zero_shot(
+        backbone, val_world, num_images=args.val_images, crop_size=args.crop_size
+    )
     metrics = {
         "model": MODEL_NAME,
         "steps": len(history),
