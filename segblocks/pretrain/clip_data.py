@@ -48,9 +48,10 @@ class ClipBatch:
         captions: ``B`` clean captions.
         masks: ``[B, S, H, W]`` bool segment masks, padded with empty masks.
         mask_labels: ``[B, S]`` int64 category ids, ``-1`` for padding.
-        crops: ``[N, 3, c, c]`` thing crops first, then stuff crops.
+        crops: ``[N, 3, c, c]`` thing crops first (``views`` jittered views of every thing: the first
+            view of each thing, then the second, ...), then stuff crops.
         crop_labels: ``[N]`` int64 category ids.
-        thing_texts: one phrase per thing crop (the first ``len(thing_texts)`` crops).
+        thing_texts: one phrase per thing, for its first view (the first ``len(thing_texts)`` crops).
     """
 
     images: Tensor
@@ -169,7 +170,12 @@ def _sample_tensors(samples: Sequence[ShapesSample]) -> tuple[Tensor, Tensor, Te
 
 
 def make_clip_batch(
-    world: ShapesWorld, indices: Sequence[int], rng: np.random.Generator, *, crop_size: int = 64
+    world: ShapesWorld,
+    indices: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    crop_size: int = 64,
+    views: int = 1,
 ) -> ClipBatch:
     """Draw the samples ``indices`` of ``world`` and cut the training pairs out of them.
 
@@ -178,15 +184,18 @@ def make_clip_batch(
         indices: sample indices, one image each.
         rng: random generator for crops and phrases.
         crop_size: side of the crops in pixels.
+        views: jittered crops per thing (more labelled crops per image drawn, at little cost).
 
     Returns:
         The :class:`ClipBatch`.
 
     Raises:
-        ValueError: on an empty ``indices``.
+        ValueError: on an empty ``indices`` or ``views`` < 1.
     """
     if len(indices) == 0:
         raise ValueError("indices: expected at least one sample index")
+    if views < 1:
+        raise ValueError(f"views: expected a positive int, got {views}")
     samples = [world.sample(int(i)) for i in indices]
     images, masks, labels = _sample_tensors(samples)
     thing_boxes: list[list[tuple[float, ...]]] = []
@@ -210,15 +219,17 @@ def make_clip_batch(
                 if box is not None:
                     stuff_boxes[-1].append(box)
                     stuff_labels.append(seg.category_id)
-    crops = torch.cat(
-        [crop_images(images, thing_boxes, crop_size), crop_images(images, stuff_boxes, crop_size)]
-    )
+    thing_crops = [crop_images(images, thing_boxes, crop_size)]
+    for _ in range(views - 1):  # further views: the same things, in the same order, jittered anew
+        boxes = [[thing_crop_box(seg.bbox, rng) for seg in s.segments if seg.is_thing] for s in samples]
+        thing_crops.append(crop_images(images, boxes, crop_size))
+    crops = torch.cat([*thing_crops, crop_images(images, stuff_boxes, crop_size)])
     return ClipBatch(
         images=images,
         captions=[s.caption for s in samples],
         masks=masks,
         mask_labels=labels,
         crops=crops,
-        crop_labels=torch.tensor(thing_labels + stuff_labels, dtype=torch.int64),
+        crop_labels=torch.tensor(thing_labels * views + stuff_labels, dtype=torch.int64),
         thing_texts=texts,
     )

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=600, help="optimizer steps (default: 600)")
     p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
     p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
+    p.add_argument("--views", type=int, default=1, help="jittered crops per thing and step")
     p.add_argument("--image-size", type=int, default=128, help="side of the world's images (px)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
@@ -192,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image_size",
         "val_images",
         "curve_images",
+        "views",
         "threads",
     ):
         if getattr(args, name) < 1:
@@ -230,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     step = 0
     for step in bar:
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
-        batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size)
+        batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size, views=args.views)
         losses = clip_losses(
             backbone, batch, rng, unseen_ids=config.split.unseen_ids, crop_phrases=args.crop_phrases
         )
@@ -241,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         schedule.step()
         with torch.no_grad():  # open_clip clamps the temperature at 100
             backbone.clip.logit_scale.clamp_(0, math.log(100))
-        things_seen += len(batch.thing_texts)
+        things_seen += len(batch.thing_texts) * args.views
         record = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
         history.append(record)
         if args.curve_every and (step + 1) % args.curve_every == 0:

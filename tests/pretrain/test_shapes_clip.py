@@ -119,6 +119,21 @@ def test_clip_batch_is_consistent_with_the_samples() -> None:
         make_clip_batch(world, [], np.random.default_rng(0))
 
 
+def test_clip_batch_views_repeat_every_thing_in_order() -> None:
+    world = ShapesWorld(SMALL_WORLD)
+    one = make_clip_batch(world, [0, 1], np.random.default_rng(0), crop_size=32)
+    three = make_clip_batch(world, [0, 1], np.random.default_rng(0), crop_size=32, views=3)
+    n_things, n_stuff = len(one.thing_texts), len(one.crops) - len(one.thing_texts)
+    assert len(three.thing_texts) == n_things and len(three.crops) == 3 * n_things + n_stuff
+    things = one.crop_labels[:n_things]
+    torch.testing.assert_close(
+        three.crop_labels, torch.cat([things, things, things, one.crop_labels[n_things:]])
+    )
+    assert not torch.equal(three.crops[:n_things], three.crops[n_things : 2 * n_things])  # jittered anew
+    with pytest.raises(ValueError, match="views: expected a positive int"):
+        make_clip_batch(world, [0], np.random.default_rng(0), views=0)
+
+
 # -- losses, evaluation and the recipe -------------------------------------------------------------
 @pytest.mark.parametrize("crop_phrases", [True, False])
 def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool) -> None:
