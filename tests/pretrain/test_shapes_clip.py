@@ -135,19 +135,27 @@ def test_clip_batch_views_repeat_every_thing_in_order() -> None:
 
 
 # -- losses, evaluation and the recipe -------------------------------------------------------------
-@pytest.mark.parametrize("crop_phrases", [True, False])
-def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool) -> None:
+@pytest.mark.parametrize(("crop_phrases", "with_head"), [(True, True), (False, False)])
+def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool, with_head: bool) -> None:
     torch.manual_seed(0)
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES)) if with_head else None
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
     losses = shapes_clip.clip_losses(
-        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, crop_phrases=crop_phrases
+        backbone,
+        batch,
+        np.random.default_rng(0),
+        unseen_ids=UNSEEN,
+        crop_phrases=crop_phrases,
+        label_head=head,
     )
-    assert set(losses) == {"caption", "crop_class", "region_class"}
+    expected = {"caption", "crop_class", "region_class"} | ({"crop_label"} if with_head else set())
+    assert set(losses) == expected
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     sum(losses.values(), torch.zeros(())).backward()
     no_grad = [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad
+    assert head is None or head.weight.grad is not None
 
 
 def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
@@ -167,10 +175,14 @@ def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
     torch.manual_seed(0)
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).eval()
 
+    head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES))
+
     def class_losses(b: ClipBatch, unseen: frozenset[int]) -> list[float]:
         with torch.no_grad():
-            losses = shapes_clip.clip_losses(backbone, b, np.random.default_rng(0), unseen_ids=unseen)
-        return [losses["crop_class"].item(), losses["region_class"].item()]
+            losses = shapes_clip.clip_losses(
+                backbone, b, np.random.default_rng(0), unseen_ids=unseen, label_head=head
+            )
+        return [losses[k].item() for k in ("crop_class", "region_class", "crop_label")]
 
     assert class_losses(batch, UNSEEN) == class_losses(relabelled, UNSEEN)
     assert class_losses(batch, frozenset()) != class_losses(relabelled, frozenset())  # labels matter
