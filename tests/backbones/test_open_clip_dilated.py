@@ -1,4 +1,4 @@
-"""OpenCLIPBackbone on a timm trunk with a dilated last stage (``regnetx_002_os16``): stride-16 dense map."""
+"""OpenCLIPBackbone on timm trunks with a dilated last stage (segblocks' registered ones): stride-16 dense map."""
 
 from __future__ import annotations
 
@@ -12,35 +12,39 @@ from segblocks.backbones import OpenCLIPBackbone, register_clip_config
 from segblocks.backbones.timm_trunks import OS16_TRUNKS
 from tests.backbones.conftest import TEXT_CFG, normalize
 
-DILATED = "segblocks-test-regnet-os16"
-DILATED_CFG = {
-    "embed_dim": 24,
-    "vision_cfg": {
-        "timm_model_name": "regnetx_002_os16",
-        "timm_model_pretrained": False,
-        "timm_pool": "avg",
-        "timm_proj": "linear",
-        "image_size": 64,
-    },
-    "text_cfg": TEXT_CFG,
-}
+TRUNKS = ("regnetx_002_os16", "shapes_resnet_os16")
 
 
-@pytest.fixture(scope="module")
-def dilated_pair() -> tuple[torch.nn.Module, OpenCLIPBackbone]:
-    register_clip_config(DILATED, DILATED_CFG, overwrite=True)
+def _config(trunk: str) -> dict:
+    vision = {"timm_model_name": trunk, "timm_model_pretrained": False, "timm_pool": "avg"}
+    return {
+        "embed_dim": 24,
+        "vision_cfg": {**vision, "timm_proj": "linear", "image_size": 64},
+        "text_cfg": TEXT_CFG,
+    }
+
+
+@pytest.fixture(scope="module", params=TRUNKS)
+def dilated_pair(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, OpenCLIPBackbone]:
+    name = f"segblocks-test-{request.param}"
+    register_clip_config(name, _config(request.param), overwrite=True)
     torch.manual_seed(0)
-    ref = open_clip.create_model(DILATED, pretrained=None).eval()
-    bb = OpenCLIPBackbone(DILATED)
+    ref = open_clip.create_model(name, pretrained=None).eval()
+    bb = OpenCLIPBackbone(name)
     bb.clip.load_state_dict(ref.state_dict())
     return ref, bb
 
 
-def test_registered_trunk_is_the_dilated_timm_model() -> None:
+def test_registered_trunks_have_a_dilated_last_stage() -> None:
     trunk = timm.create_model("regnetx_002_os16", pretrained=False)
     plain = timm.create_model(OS16_TRUNKS["regnetx_002_os16"], pretrained=False)
     assert [f["reduction"] for f in trunk.feature_info] == [2, 4, 8, 16, 16]
     assert sum(p.numel() for p in trunk.parameters()) == sum(p.numel() for p in plain.parameters())
+    resnet = timm.create_model("shapes_resnet_os16", pretrained=False, num_classes=0)
+    assert [f["reduction"] for f in resnet.feature_info] == [2, 4, 8, 16, 16]
+    assert [f["num_chs"] for f in resnet.feature_info] == [32, 64, 128, 192, 256]
+    with pytest.raises(ValueError, match="has no timm weights"):
+        timm.create_model("shapes_resnet_os16", pretrained=True)
 
 
 def test_dilated_trunk_gives_a_stride_16_dense_map_with_open_clip_parity(dilated_pair: tuple) -> None:
