@@ -13,7 +13,7 @@ Crops are cut and resized with ``torchvision.ops.roi_align`` (bilinear, zero out
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,6 +52,8 @@ class ClipBatch:
             view of each thing, then the second, ...), then stuff crops.
         crop_labels: ``[N]`` int64 category ids.
         thing_texts: one phrase per thing, for its first view (the first ``len(thing_texts)`` crops).
+        stuff_texts: one phrase per stuff crop (the last ``len(stuff_texts)`` crops), e.g.
+            ``"a photo of sand."``.
     """
 
     images: Tensor
@@ -61,6 +63,7 @@ class ClipBatch:
     crops: Tensor
     crop_labels: Tensor
     thing_texts: list[str]
+    stuff_texts: list[str] = field(default_factory=list)
 
 
 def thing_phrase(name: str, colour: str | None, size: str, rng: np.random.Generator) -> str:
@@ -203,6 +206,7 @@ def make_clip_batch(
     thing_labels: list[int] = []
     stuff_labels: list[int] = []
     texts: list[str] = []
+    stuff_texts: list[str] = []
     for s in samples:
         thing_boxes.append([])
         stuff_boxes.append([])
@@ -219,6 +223,8 @@ def make_clip_batch(
                 if box is not None:
                     stuff_boxes[-1].append(box)
                     stuff_labels.append(seg.category_id)
+                    template = TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))]
+                    stuff_texts.append(template.format(name))
     thing_crops = [crop_images(images, thing_boxes, crop_size)]
     for _ in range(views - 1):  # further views: the same things, in the same order, jittered anew
         boxes = [[thing_crop_box(seg.bbox, rng) for seg in s.segments if seg.is_thing] for s in samples]
@@ -232,4 +238,5 @@ def make_clip_batch(
         crops=crops,
         crop_labels=torch.tensor(thing_labels * views + stuff_labels, dtype=torch.int64),
         thing_texts=texts,
+        stuff_texts=stuff_texts,
     )

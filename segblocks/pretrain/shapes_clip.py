@@ -6,7 +6,8 @@ with a dilated last stage, so its dense map has stride 16 -- and a 3-layer text 
 drawn from the shapes world's *train* split, whose captions mention every class (the classes held
 out from segmentation training too, as web data would):
 
-1. whole images and thing crops against their captions and phrases: open_clip's ``ClipLoss``;
+1. whole images, thing crops and stuff crops against their captions and phrases
+   (``"a photo of a small red star."``, ``"a photo of sand."``): open_clip's ``ClipLoss``;
 2. thing and stuff crops (``--views`` jittered crops per thing) against the 18 class names (one
    random prompt template per class and step): cross-entropy over the class texts, i.e. the
    contrastive loss with the vocabulary as the negatives;
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pair thing crops with their phrases in the contrastive loss",
     )
     p.add_argument(
+        "--phrase-weight",
+        type=float,
+        default=2.0,
+        help="weight of the caption/phrase ClipLoss (the only signal for the unseen classes)",
+    )
+    p.add_argument(
         "--label-head",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -146,8 +153,8 @@ def clip_losses(
         batch: a :class:`~segblocks.pretrain.clip_data.ClipBatch`.
         rng: random generator for the class-name templates.
         unseen_ids: category ids held out from the class-name losses (the world's unseen classes).
-        crop_phrases: also pair the thing crops with their phrases in the contrastive loss (else
-            only whole images and captions; the crops still learn from the class-name loss).
+        crop_phrases: also pair the thing and stuff crops with their phrases in the contrastive loss
+            (else only whole images and captions; the crops still learn from the class-name loss).
         label_head: a linear layer ``D -> 18`` trained beside the CLIP (not saved): plain
             cross-entropy of the crops' image embeddings against their labels, seen classes only.
             It gives the image tower a shape signal from the first step, when the text tower
@@ -173,8 +180,11 @@ def clip_losses(
     crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
     if crop_phrases:
-        texts = clip.encode_text(backbone.tokenize(batch.captions + batch.thing_texts), normalize=True)
-        caption = ClipLoss()(torch.cat([images, crops[:n_things]]), texts, scale)
+        n_stuff = len(batch.stuff_texts)
+        phrases = batch.captions + batch.thing_texts + batch.stuff_texts
+        texts = clip.encode_text(backbone.tokenize(phrases), normalize=True)
+        paired = [images, crops[:n_things], crops[len(crops) - n_stuff :]]
+        caption = ClipLoss()(torch.cat(paired), texts, scale)
     else:
         texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
         caption = ClipLoss()(images, texts, scale)
@@ -285,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             crop_phrases=args.crop_phrases,
             label_head=label_head,
         )
-        loss = sum(losses.values(), torch.zeros(()))
+        weights = {"caption": args.phrase_weight}
+        loss = sum((weights.get(k, 1.0) * v for k, v in losses.items()), torch.zeros(()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -115,6 +115,9 @@ def test_clip_batch_is_consistent_with_the_samples() -> None:
         assert (batch.mask_labels[b, k:] == -1).all() and not batch.masks[b, k:].any()
     for text, label in zip(batch.thing_texts, batch.crop_labels):
         assert CATEGORIES[int(label)].name in text
+    stuff_labels = batch.crop_labels[len(batch.crop_labels) - len(batch.stuff_texts) :]
+    assert len(batch.stuff_texts) == len(batch.crops) - n_things
+    assert all(CATEGORIES[int(c)].name in t for t, c in zip(batch.stuff_texts, stuff_labels))
     with pytest.raises(ValueError, match="at least one sample index"):
         make_clip_batch(world, [], np.random.default_rng(0))
 
