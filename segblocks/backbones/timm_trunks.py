@@ -22,7 +22,7 @@ from timm.models import register_model
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 from torch import nn
 
-__all__ = ["OS16_TRUNKS", "SHAPES_RESNET_CFG"]
+__all__ = ["OS16_TRUNKS", "SHAPES_RESNET_CFG", "regnetx_002_os16", "shapes_resnet_os16"]
 
 #: The registered dilated trunks and the timm model each one dilates.
 OS16_TRUNKS: dict[str, str] = {"regnetx_002_os16": "regnetx_002"}
@@ -40,14 +40,27 @@ SHAPES_RESNET_CFG = ByoModelCfg(
 )
 
 
-def _regnetx_002_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """``regnetx_002`` with its last stage dilated (``output_stride=16``)."""
+def regnetx_002_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """``regnetx_002`` with its last stage dilated (``output_stride=16``).
+
+    Args:
+        pretrained: load timm's ``regnetx_002`` weights (downloaded).
+        **kwargs: timm model arguments.
+    """
     kwargs.setdefault("output_stride", 16)
     return timm.create_model(OS16_TRUNKS["regnetx_002_os16"], pretrained=pretrained, **kwargs)
 
 
-def _shapes_resnet_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """The small basic-block ResNet of :data:`SHAPES_RESNET_CFG`, last stage dilated (no weights)."""
+def shapes_resnet_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """The small basic-block ResNet of :data:`SHAPES_RESNET_CFG`, last stage dilated.
+
+    Args:
+        pretrained: must be False (there are no timm weights; segblocks trains it in the tiny CLIP).
+        **kwargs: ``ByobNet`` arguments (``num_classes``, ``global_pool``, ``output_stride``, ...).
+
+    Raises:
+        ValueError: when ``pretrained`` is True.
+    """
     if pretrained:
         raise ValueError("pretrained: shapes_resnet_os16 has no timm weights (it is trained by segblocks)")
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's, not the model's
@@ -61,7 +74,7 @@ def _shapes_resnet_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     return model
 
 
-for _name, _fn in (("regnetx_002_os16", _regnetx_002_os16), ("shapes_resnet_os16", _shapes_resnet_os16)):
-    _fn.__name__ = _name  # timm registers a model under its function's name
-    if _name not in timm.list_models(_name):
+# timm registers a model under its function's name (and adds the name to this module's __all__).
+for _fn in (regnetx_002_os16, shapes_resnet_os16):
+    if _fn.__name__ not in timm.list_models(_fn.__name__):
         register_model(_fn)
