@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-clip", description="Pretrain the tiny shapes-world CLIP."
     )
     p.add_argument("--out", default="runs/shapes_clip", help="output folder (weights, metrics.json)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps (default: 500)")
+    p.add_argument("--steps", type=int, default=480, help="optimizer steps (default: 480)")
     p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
     p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
     p.add_argument("--views", type=int, default=2, help="jittered crops per thing and step")
