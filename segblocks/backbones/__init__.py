@@ -5,6 +5,7 @@ images in ``[0, 1]`` (each backbone applies its own pixel normalisation),
 ``output_shape() -> {name: ShapeSpec}`` and ``size_divisibility``.
 """
 
+from segblocks.backbones import timm_trunks  # noqa: F401 (registers regnetx_002_os16 with timm)
 from segblocks.backbones.base import Backbone
 from segblocks.backbones.checkpoints import LoadReport, load_state_dict_file, save_state_dict_file
 from segblocks.backbones.open_clip_backbone import OpenCLIPBackbone

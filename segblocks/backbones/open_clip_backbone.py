@@ -40,7 +40,8 @@ class OpenCLIPBackbone(Backbone):
 
     - **ConvNeXt CLIP** (open_clip ``timm_model_name`` towers, e.g. ``convnext_large_d_320``):
       ``res2..res5`` are the trunk's stage outputs; ``clip_dense`` applies the trunk head's norm and
-      the CLIP projection head (linear or MLP) at every stride-32 location, as FC-CLIP does.
+      the CLIP projection head (linear or MLP) at every location of the last stage (stride 32, or
+      16 for a trunk with a dilated last stage such as ``regnetx_002_os16``), as FC-CLIP does.
     - **ViT CLIP** (e.g. ``ViT-B-16``): the final patch tokens, reshaped to a map, go through a
       :class:`SimpleFeaturePyramid` (trainable) to ``res2..res5``; ``clip_dense`` is ``ln_post`` and
       the projection applied to every patch token. Other input sizes resample the positional
@@ -123,16 +124,19 @@ class OpenCLIPBackbone(Backbone):
         if info is None or not hasattr(trunk, "forward_intermediates"):
             raise ValueError(f"model_name: the timm trunk of {self.model_name!r} has no feature_info")
         reductions = [int(f["reduction"]) for f in info]
-        missing = [s for s in _STRIDES if s not in reductions]
-        if missing:
+        # res2..res4 are the first stages at strides 4, 8, 16; res5 is the last stage, at stride 32,
+        # or 16 for a trunk whose last stage is dilated (e.g. ``regnetx_002_os16``).
+        missing = [s for s in _STRIDES[:3] if s not in reductions]
+        if missing or reductions[-1] not in (16, 32) or reductions.index(16) == len(reductions) - 1:
             raise ValueError(
                 f"model_name: the trunk of {self.model_name!r} has feature strides {reductions}; "
-                f"strides {list(_STRIDES)} are needed"
+                f"stages at strides 4, 8, 16 and a last stage at stride 32 or (dilated) 16 are needed"
             )
-        self._stage_indices = [reductions.index(s) for s in _STRIDES]
+        self._stage_indices = [reductions.index(s) for s in _STRIDES[:3]] + [len(reductions) - 1]
+        self._stage_strides = (*_STRIDES[:3], reductions[-1])
         self._stage_channels = [int(info[i]["num_chs"]) for i in self._stage_indices]
         self.embed_dim = self._head_dim(visual, int(trunk.num_features))
-        self.dense_stride = 32
+        self.dense_stride = reductions[-1]
         self._size_divisibility = 32
 
     @staticmethod
@@ -171,12 +175,13 @@ class OpenCLIPBackbone(Backbone):
             self.fpn.requires_grad_(False)
 
     def output_shape(self) -> dict[str, ShapeSpec]:
-        """``res2..res5`` and ``clip_dense`` (``embed_dim`` channels, stride 32 or the ViT patch)."""
+        """``res2..res5`` and ``clip_dense`` (``embed_dim`` channels, ``dense_stride``: 32, 16 or the ViT patch)."""
         if self.fpn is not None:
             shapes = {f"res{i + 2}": ShapeSpec(self.fpn.out_channels, s) for i, s in enumerate(_STRIDES)}
         else:
             shapes = {
-                f"res{i + 2}": ShapeSpec(c, s) for i, (c, s) in enumerate(zip(self._stage_channels, _STRIDES))
+                f"res{i + 2}": ShapeSpec(c, s)
+                for i, (c, s) in enumerate(zip(self._stage_channels, self._stage_strides))
             }
         shapes["clip_dense"] = ShapeSpec(self.embed_dim, self.dense_stride)
         return shapes
@@ -189,7 +194,8 @@ class OpenCLIPBackbone(Backbone):
             images: ``[B, 3, H, W]`` RGB in ``[0, 1]``; ``H``, ``W`` multiples of ``size_divisibility``.
 
         Returns:
-            ``res2..res5``: ``[B, C_i, H / s, W / s]`` for ``s`` = 4, 8, 16, 32;
+            ``res2..res5``: ``[B, C_i, H / s, W / s]`` for ``s`` = 4, 8, 16, 32 (16 for ``res5`` of a
+            dilated CNN trunk);
             ``clip_dense``: ``[B, D, H / d, W / d]`` (``d`` = ``dense_stride``), CLIP embeddings per
             location (not normalised); ``clip_global``: ``[B, D]`` the image embedding, equal to
             open_clip's ``encode_image`` (not normalised).

@@ -13,7 +13,7 @@ Crops are cut and resized with ``torchvision.ops.roi_align`` (bilinear, zero out
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -48,9 +48,12 @@ class ClipBatch:
         captions: ``B`` clean captions.
         masks: ``[B, S, H, W]`` bool segment masks, padded with empty masks.
         mask_labels: ``[B, S]`` int64 category ids, ``-1`` for padding.
-        crops: ``[N, 3, c, c]`` thing crops first, then stuff crops.
+        crops: ``[N, 3, c, c]`` thing crops first (``views`` jittered views of every thing: the first
+            view of each thing, then the second, ...), then stuff crops.
         crop_labels: ``[N]`` int64 category ids.
-        thing_texts: one phrase per thing crop (the first ``len(thing_texts)`` crops).
+        thing_texts: one phrase per thing, for its first view (the first ``len(thing_texts)`` crops).
+        stuff_texts: one phrase per stuff crop (the last ``len(stuff_texts)`` crops), e.g.
+            ``"a photo of sand."``.
     """
 
     images: Tensor
@@ -60,6 +63,7 @@ class ClipBatch:
     crops: Tensor
     crop_labels: Tensor
     thing_texts: list[str]
+    stuff_texts: list[str] = field(default_factory=list)
 
 
 def thing_phrase(name: str, colour: str | None, size: str, rng: np.random.Generator) -> str:
@@ -169,7 +173,12 @@ def _sample_tensors(samples: Sequence[ShapesSample]) -> tuple[Tensor, Tensor, Te
 
 
 def make_clip_batch(
-    world: ShapesWorld, indices: Sequence[int], rng: np.random.Generator, *, crop_size: int = 64
+    world: ShapesWorld,
+    indices: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    crop_size: int = 64,
+    views: int = 1,
 ) -> ClipBatch:
     """Draw the samples ``indices`` of ``world`` and cut the training pairs out of them.
 
@@ -178,15 +187,18 @@ def make_clip_batch(
         indices: sample indices, one image each.
         rng: random generator for crops and phrases.
         crop_size: side of the crops in pixels.
+        views: jittered crops per thing (more labelled crops per image drawn, at little cost).
 
     Returns:
         The :class:`ClipBatch`.
 
     Raises:
-        ValueError: on an empty ``indices``.
+        ValueError: on an empty ``indices`` or ``views`` < 1.
     """
     if len(indices) == 0:
         raise ValueError("indices: expected at least one sample index")
+    if views < 1:
+        raise ValueError(f"views: expected a positive int, got {views}")
     samples = [world.sample(int(i)) for i in indices]
     images, masks, labels = _sample_tensors(samples)
     thing_boxes: list[list[tuple[float, ...]]] = []
@@ -194,6 +206,7 @@ def make_clip_batch(
     thing_labels: list[int] = []
     stuff_labels: list[int] = []
     texts: list[str] = []
+    stuff_texts: list[str] = []
     for s in samples:
         thing_boxes.append([])
         stuff_boxes.append([])
@@ -210,15 +223,20 @@ def make_clip_batch(
                 if box is not None:
                     stuff_boxes[-1].append(box)
                     stuff_labels.append(seg.category_id)
-    crops = torch.cat(
-        [crop_images(images, thing_boxes, crop_size), crop_images(images, stuff_boxes, crop_size)]
-    )
+                    template = TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))]
+                    stuff_texts.append(template.format(name))
+    thing_crops = [crop_images(images, thing_boxes, crop_size)]
+    for _ in range(views - 1):  # further views: the same things, in the same order, jittered anew
+        boxes = [[thing_crop_box(seg.bbox, rng) for seg in s.segments if seg.is_thing] for s in samples]
+        thing_crops.append(crop_images(images, boxes, crop_size))
+    crops = torch.cat([*thing_crops, crop_images(images, stuff_boxes, crop_size)])
     return ClipBatch(
         images=images,
         captions=[s.caption for s in samples],
         masks=masks,
         mask_labels=labels,
         crops=crops,
-        crop_labels=torch.tensor(thing_labels + stuff_labels, dtype=torch.int64),
+        crop_labels=torch.tensor(thing_labels * views + stuff_labels, dtype=torch.int64),
         thing_texts=texts,
+        stuff_texts=stuff_texts,
     )

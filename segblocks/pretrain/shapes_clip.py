@@ -1,24 +1,31 @@
 """``segblocks train shapes-clip``: pretrain the tiny CLIP (``shapes-clip-tiny``) on the shapes world.
 
-The model is an ordinary open_clip CLIP (a timm ``regnetx_002`` image tower and a 3-layer text
-transformer, config ``segblocks/backbones/configs/clip/shapes-clip-tiny.json``), trained from scratch
-with contrastive losses on image/text pairs drawn from the shapes world's *train* split, which
-mention every class (the classes held out from segmentation training too, as web data would):
+The model is an ordinary open_clip CLIP (a timm ``regnetx_002_os16`` image tower -- RegNetX-200MF
+with a dilated last stage, so its dense map has stride 16 -- and a 3-layer text transformer, config
+``segblocks/backbones/configs/clip/shapes-clip-tiny.json``), trained from scratch on image/text pairs
+drawn from the shapes world's *train* split, whose captions mention every class (the classes held
+out from segmentation training too, as web data would):
 
-1. whole images and thing crops against their captions and phrases: open_clip's ``ClipLoss``;
-2. thing and stuff crops against the 18 class names (one random prompt template per class and
-   step): cross-entropy over the class texts, i.e. the contrastive loss with the vocabulary as the
-   negatives;
+1. whole images, thing crops and stuff crops against their captions and phrases
+   (``"a photo of a small red star."``, ``"a photo of sand."``): open_clip's ``ClipLoss``;
+2. thing and stuff crops (``--views`` jittered crops per thing) against the 18 class names (one
+   random prompt template per class and step): cross-entropy over the class texts, i.e. the
+   contrastive loss with the vocabulary as the negatives;
 3. the dense CLIP map, mask-pooled over every ground-truth segment, against the class names: the
-   same loss, so that mask pooling (what FC-CLIP, PosSAM and OMG-Seg do with a frozen CLIP) works.
+   same loss, so that mask pooling (what FC-CLIP, PosSAM and OMG-Seg do with a frozen CLIP) works;
+4. (``--label-head``) a linear head on the crop embeddings, plain cross-entropy against the labels.
 
-The weights are saved as safetensors with open_clip's key names (fp16 to keep the package small)
-and load with ``OpenCLIPBackbone("shapes-clip-tiny", pretrained=PATH)``; ``--ship`` writes them
-where ``pretrained="shapes"`` finds them.
+Losses 2-4 use only crops and segments of *seen* classes: the image tower learns the unseen ones
+(heart, crescent, arrow, sand) from the captions and phrases of loss 1 alone. The image tower and
+label head train at ``--lr``, the text tower and temperature at ``--text-lr``.
 
-Example (the shipped weights: the defaults; about 24 minutes on one shared CPU core)::
+The weights are saved as safetensors with open_clip's key names (fp16 to keep the package small;
+the label head is not saved) and load with ``OpenCLIPBackbone("shapes-clip-tiny", pretrained=PATH)``;
+``--ship`` writes them where ``pretrained="shapes"`` finds them.
 
-    segblocks train shapes-clip --out runs/shapes_clip --ship
+Example (the shipped weights; see ``zoo/shapes-clip-tiny/README.md`` for the run)::
+
+    segblocks train shapes-clip --out runs/shapes_clip --curve-every 50 --time-budget-min 26 --ship
 """
 
 from __future__ import annotations
@@ -28,14 +35,14 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
-from torch import Tensor
+from torch import Tensor, nn
 
 from segblocks.backbones import OpenCLIPBackbone
 from segblocks.backbones.checkpoints import save_state_dict_file
@@ -59,20 +66,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-clip", description="Pretrain the tiny shapes-world CLIP."
     )
     p.add_argument("--out", default="runs/shapes_clip", help="output folder (weights, metrics.json)")
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps (default: 600)")
+    p.add_argument("--steps", type=int, default=480, help="optimizer steps (default: 480)")
     p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
     p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
+    p.add_argument("--views", type=int, default=2, help="jittered crops per thing and step")
     p.add_argument("--image-size", type=int, default=128, help="side of the world's images (px)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
+    p.add_argument(
+        "--lr", type=float, default=1e-2, help="peak AdamW learning rate of the image tower and label head"
+    )
+    p.add_argument(
+        "--text-lr",
+        type=float,
+        default=2e-3,
+        help="peak learning rate of the text tower and the temperature",
+    )
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
-    p.add_argument("--warmup-steps", type=int, default=30, help="linear warm-up steps")
+    p.add_argument("--warmup-steps", type=int, default=20, help="linear warm-up steps")
     p.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this long (0: off)")
     p.add_argument("--val-images", type=int, default=200, help="val images of the final evaluation")
+    p.add_argument(
+        "--curve-every", type=int, default=0, help="evaluate every N steps for the learning curve (0: off)"
+    )
+    p.add_argument("--curve-images", type=int, default=50, help="val images of each learning-curve point")
     p.add_argument(
         "--crop-phrases",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="pair thing crops with their phrases in the contrastive loss",
+    )
+    p.add_argument(
+        "--phrase-weight",
+        type=float,
+        default=2.0,
+        help="weight of the caption/phrase ClipLoss (the only signal for the unseen classes)",
+    )
+    p.add_argument(
+        "--label-head",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train a linear label head on the crop embeddings (seen classes; not saved)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of the initialisation")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -87,39 +119,84 @@ def _class_text_embeddings(backbone: OpenCLIPBackbone, rng: np.random.Generator)
     return backbone.clip.encode_text(backbone.tokenize(sentences), normalize=True)
 
 
+def _seen_cross_entropy(logits: Tensor, labels: Tensor, unseen: Tensor) -> Tensor:
+    """Cross-entropy over the cases of seen classes only (0 when there are none).
+
+    Args:
+        logits: ``[N, 18]`` scores against every class name (unseen names stay as negatives).
+        labels: ``[N]`` category ids.
+        unseen: ``[18]`` bool, True for the classes held out from segmentation training.
+    """
+    keep = ~unseen[labels]
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], labels[keep])
+
+
 def clip_losses(
-    backbone: OpenCLIPBackbone, batch: ClipBatch, rng: np.random.Generator, *, crop_phrases: bool = True
+    backbone: OpenCLIPBackbone,
+    batch: ClipBatch,
+    rng: np.random.Generator,
+    *,
+    unseen_ids: Collection[int],
+    crop_phrases: bool = True,
+    label_head: nn.Module | None = None,
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
+
+    The class-name losses see only crops and segments of *seen* classes (the unseen names stay in
+    the vocabulary, as negatives): the image tower learns the unseen classes from the captions and
+    phrases of ``ClipLoss`` alone, as a web-trained CLIP would.
 
     Args:
         backbone: the (trainable) CLIP backbone.
         batch: a :class:`~segblocks.pretrain.clip_data.ClipBatch`.
         rng: random generator for the class-name templates.
-        crop_phrases: also pair the thing crops with their phrases in the contrastive loss (else
-            only whole images and captions; the crops still learn from the class-name loss).
+        unseen_ids: category ids held out from the class-name losses (the world's unseen classes).
+        crop_phrases: also pair the thing and stuff crops with their phrases in the contrastive loss
+            (else only whole images and captions; the crops still learn from the class-name loss).
+        label_head: a linear layer ``D -> 18`` trained beside the CLIP (not saved): plain
+            cross-entropy of the crops' image embeddings against their labels, seen classes only.
+            It gives the image tower a shape signal from the first step, when the text tower
+            still gives every shape name nearly the same embedding (see the model card).
 
     Returns:
-        ``{"caption": ..., "crop_class": ..., "region_class": ...}`` scalar fp32 losses.
+        ``{"caption": ..., "crop_class": ..., "region_class": ...}`` scalar fp32 losses, and
+        ``"crop_label"`` with a ``label_head``.
+
+    Raises:
+        ValueError: on an unseen id that is not a category id.
     """
+    bad = sorted(i for i in unseen_ids if not 0 <= i < len(CATEGORIES))
+    if bad:
+        raise ValueError(f"unseen_ids: expected category ids in [0, {len(CATEGORIES)}), got {bad}")
+    unseen = torch.zeros(len(CATEGORIES), dtype=torch.bool)
+    unseen[sorted(unseen_ids)] = True
     clip = backbone.clip
     scale = clip.logit_scale.exp()
     feats = backbone(batch.images)
     n_things = len(batch.thing_texts)
-    crops = F.normalize(backbone(batch.crops)["clip_global"], dim=-1)
+    crop_embeddings = backbone(batch.crops)["clip_global"]
+    crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
     if crop_phrases:
-        texts = clip.encode_text(backbone.tokenize(batch.captions + batch.thing_texts), normalize=True)
-        caption = ClipLoss()(torch.cat([images, crops[:n_things]]), texts, scale)
+        n_stuff = len(batch.stuff_texts)
+        phrases = batch.captions + batch.thing_texts + batch.stuff_texts
+        texts = clip.encode_text(backbone.tokenize(phrases), normalize=True)
+        paired = [images, crops[:n_things], crops[len(crops) - n_stuff :]]
+        caption = ClipLoss()(torch.cat(paired), texts, scale)
     else:
         texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
         caption = ClipLoss()(images, texts, scale)
     classes = _class_text_embeddings(backbone, rng)
-    crop_class = F.cross_entropy(scale * crops @ classes.T, batch.crop_labels)
+    crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
     regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
     valid = batch.mask_labels >= 0
-    region_class = F.cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid])
-    return {"caption": caption, "crop_class": crop_class, "region_class": region_class}
+    region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
+    losses = {"caption": caption, "crop_class": crop_class, "region_class": region_class}
+    if label_head is not None:
+        losses["crop_label"] = _seen_cross_entropy(label_head(crop_embeddings), batch.crop_labels, unseen)
+    return losses
 
 
 def save_clip_weights(backbone: OpenCLIPBackbone, path: str | Path, *, metadata: dict[str, str]) -> Path:
@@ -149,7 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError: on invalid options.
     """
     args = build_parser().parse_args(argv)
-    for name in ("steps", "images_per_step", "crop_size", "image_size", "val_images", "threads"):
+    for name in (
+        "steps",
+        "images_per_step",
+        "crop_size",
+        "image_size",
+        "val_images",
+        "curve_images",
+        "views",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(
                 f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}"
@@ -158,10 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
             f"--image-size, --crop-size: expected multiples of 32, got {args.image_size}, {args.crop_size}"
         )
+    for name in ("lr", "text_lr"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected a positive learning rate, got {value}")
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "curve.jsonl").write_text("")
 
     # Data: the train split for pairs, the val split for the zero-shot evaluation.
     config = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
@@ -171,7 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Model, optimizer, schedule.
     backbone = OpenCLIPBackbone(MODEL_NAME, pretrained=None, frozen=False)
     backbone.train()
-    optimizer = build_adamw(backbone, lr=args.lr, weight_decay=args.weight_decay)
+    label_head = nn.Linear(backbone.embed_dim, len(CATEGORIES)) if args.label_head else None
+    # The image tower (and the label head) may take a higher rate than the text transformer, whose
+    # shape names stay merged at 1e-2.
+    text_lr = args.text_lr
+    optimizer = build_adamw(
+        nn.ModuleDict({"backbone": backbone, "label_head": label_head or nn.Identity()}),
+        lr=text_lr,
+        weight_decay=args.weight_decay,
+        backbone_prefixes=("backbone.clip.visual.", "label_head."),
+        backbone_lr_multiplier=args.lr / text_lr,
+    )
     schedule = warmup_cosine_schedule(
         optimizer, total_steps=args.steps, warmup_steps=min(args.warmup_steps, args.steps - 1)
     )
@@ -179,29 +280,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Loop.
     start = time.monotonic()
     history: list[dict[str, float]] = []
+    curve: list[dict[str, float]] = []  # zero-shot accuracy against thing crops seen
+    things_seen, curve_seconds = 0, 0.0  # curve evaluations do not count as training time
     bar = progress_bar(range(args.steps), desc="shapes-clip", enabled=not args.no_progress)
     step = 0
     for step in bar:
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
-        batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size)
-        losses = clip_losses(backbone, batch, rng, crop_phrases=args.crop_phrases)
-        loss = sum(losses.values(), torch.zeros(()))
+        batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size, views=args.views)
+        losses = clip_losses(
+            backbone,
+            batch,
+            rng,
+            unseen_ids=config.split.unseen_ids,
+            crop_phrases=args.crop_phrases,
+            label_head=label_head,
+        )
+        weights = {"caption": args.phrase_weight}
+        loss = sum((weights.get(k, 1.0) * v for k, v in losses.items()), torch.zeros(()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         with torch.no_grad():  # open_clip clamps the temperature at 100
             backbone.clip.logit_scale.clamp_(0, math.log(100))
+        things_seen += len(batch.thing_texts) * args.views
         record = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
         history.append(record)
+        if args.curve_every and (step + 1) % args.curve_every == 0:
+            tic = time.monotonic()
+            point = evaluate_zero_shot(
+                backbone, val_world, num_images=args.curve_images, crop_size=args.crop_size
+            ).as_dict()
+            curve_seconds += time.monotonic() - tic
+            curve.append({"step": step + 1, "thing_crops_seen": things_seen, **point})
+            with (out / "curve.jsonl").open("a") as f:  # written as it grows, to follow a long run
+                f.write(json.dumps(curve[-1]) + "\n")
         bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if args.time_budget_min and time.monotonic() - start > 60 * args.time_budget_min:
+        if args.time_budget_min and time.monotonic() - start - curve_seconds > 60 * args.time_budget_min:
             logger.warning("time budget reached after %d steps", step + 1)
             break
-    train_minutes = (time.monotonic() - start) / 60
+    train_minutes = (time.monotonic() - start - curve_seconds) / 60
 
     # Evaluation and weights.
-    result: ClipZeroShotResult = evaluate_zero_shot(backbone, val_world, num_images=args.val_images)
+    result: ClipZeroShotResult = evaluate_zero_shot(
+        backbone, val_world, num_images=args.val_images, crop_size=args.crop_size
+    )
     metrics = {
         "model": MODEL_NAME,
         "steps": len(history),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ from segblocks.backbones.registry import CLIP_CONFIG_DIR
 from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
 from segblocks.pretrain import shapes_clip
 from segblocks.pretrain.clip_data import (
+    ClipBatch,
     crop_images,
     make_clip_batch,
     stuff_crop_box,
@@ -27,6 +29,7 @@ from segblocks.pretrain.clip_eval import evaluate_zero_shot
 from segblocks.pretrain.clip_vocab import SHAPES_WORDS, bpe_merges_for, write_bpe_subset
 
 SMALL_WORLD = ShapesWorldConfig(image_size=(64, 64), num_things=(1, 3))
+UNSEEN = SMALL_WORLD.split.unseen_ids
 
 
 # -- tokenizer ---------------------------------------------------------------------------------------
@@ -112,22 +115,82 @@ def test_clip_batch_is_consistent_with_the_samples() -> None:
         assert (batch.mask_labels[b, k:] == -1).all() and not batch.masks[b, k:].any()
     for text, label in zip(batch.thing_texts, batch.crop_labels):
         assert CATEGORIES[int(label)].name in text
+    stuff_labels = batch.crop_labels[len(batch.crop_labels) - len(batch.stuff_texts) :]
+    assert len(batch.stuff_texts) == len(batch.crops) - n_things
+    assert all(CATEGORIES[int(c)].name in t for t, c in zip(batch.stuff_texts, stuff_labels))
     with pytest.raises(ValueError, match="at least one sample index"):
         make_clip_batch(world, [], np.random.default_rng(0))
 
 
+def test_clip_batch_views_repeat_every_thing_in_order() -> None:
+    world = ShapesWorld(SMALL_WORLD)
+    one = make_clip_batch(world, [0, 1], np.random.default_rng(0), crop_size=32)
+    three = make_clip_batch(world, [0, 1], np.random.default_rng(0), crop_size=32, views=3)
+    n_things, n_stuff = len(one.thing_texts), len(one.crops) - len(one.thing_texts)
+    assert len(three.thing_texts) == n_things and len(three.crops) == 3 * n_things + n_stuff
+    things = one.crop_labels[:n_things]
+    torch.testing.assert_close(
+        three.crop_labels, torch.cat([things, things, things, one.crop_labels[n_things:]])
+    )
+    assert not torch.equal(three.crops[:n_things], three.crops[n_things : 2 * n_things])  # jittered anew
+    with pytest.raises(ValueError, match="views: expected a positive int"):
+        make_clip_batch(world, [0], np.random.default_rng(0), views=0)
+
+
 # -- losses, evaluation and the recipe -------------------------------------------------------------
-@pytest.mark.parametrize("crop_phrases", [True, False])
-def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool) -> None:
+@pytest.mark.parametrize(("crop_phrases", "with_head"), [(True, True), (False, False)])
+def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool, with_head: bool) -> None:
     torch.manual_seed(0)
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES)) if with_head else None
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
-    losses = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), crop_phrases=crop_phrases)
-    assert set(losses) == {"caption", "crop_class", "region_class"}
+    losses = shapes_clip.clip_losses(
+        backbone,
+        batch,
+        np.random.default_rng(0),
+        unseen_ids=UNSEEN,
+        crop_phrases=crop_phrases,
+        label_head=head,
+    )
+    expected = {"caption", "crop_class", "region_class"} | ({"crop_label"} if with_head else set())
+    assert set(losses) == expected
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     sum(losses.values(), torch.zeros(())).backward()
     no_grad = [n for n, p in backbone.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad
+    assert head is None or head.weight.grad is not None
+
+
+def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
+    """The image tower learns unseen classes from captions and phrases only: relabelling every unseen
+    crop and segment (as another unseen class) leaves the class-name losses unchanged."""
+    world = ShapesWorld(SMALL_WORLD)
+    index = next(i for i in range(200) if any(g.category_id in UNSEEN for g in world.sample(i).segments))
+    batch = make_clip_batch(world, [index, index + 1], np.random.default_rng(0), crop_size=32)
+    order = sorted(UNSEEN)
+    relabel = {c: order[(k + 1) % len(order)] for k, c in enumerate(order)}
+    relabelled = dataclasses.replace(
+        batch,
+        crop_labels=batch.crop_labels.clone().apply_(lambda c: relabel.get(c, c)),
+        mask_labels=batch.mask_labels.clone().apply_(lambda c: relabel.get(c, c)),
+    )
+    assert not torch.equal(batch.mask_labels, relabelled.mask_labels)
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).eval()
+
+    head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES))
+
+    def class_losses(b: ClipBatch, unseen: frozenset[int]) -> list[float]:
+        with torch.no_grad():
+            losses = shapes_clip.clip_losses(
+                backbone, b, np.random.default_rng(0), unseen_ids=unseen, label_head=head
+            )
+        return [losses[k].item() for k in ("crop_class", "region_class", "crop_label")]
+
+    assert class_losses(batch, UNSEEN) == class_losses(relabelled, UNSEEN)
+    assert class_losses(batch, frozenset()) != class_losses(relabelled, frozenset())  # labels matter
+    with pytest.raises(ValueError, match="unseen_ids: expected category ids"):
+        shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids={99})
 
 
 def test_zero_shot_evaluation_counts_and_errors() -> None:

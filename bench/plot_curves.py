@@ -1,0 +1,133 @@
+"""Plot learning curves (accuracy against samples seen) from ``curve.jsonl`` files as a PNG, with PIL.
+
+Each line of a ``curve.jsonl`` (written by ``segblocks train shapes-clip --curve-every N``) is one
+evaluation: ``{"thing_crops_seen": ..., "thing_top1": ..., ...}``. One polyline per (run, metric)::
+
+    python bench/plot_curves.py --out zoo/shapes-clip-tiny/curves.png \
+        --run "lr 1e-2, 64 px=runs/probe_a/curve.jsonl" --run "shipped=runs/clip/curve.jsonl" \
+        --metric thing_top1 --metric mask_pool_top1
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
+_DASHES = ((1, 0), (6, 4), (2, 3))  # one dash pattern per metric
+_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 900, 560, 70, 250, 30, 60
+
+
+def _dashed(
+    draw: ImageDraw.ImageDraw,
+    p: tuple[float, float],
+    q: tuple[float, float],
+    dash: tuple[int, int],
+    colour: str,
+) -> None:
+    on, off = dash
+    if off == 0:
+        draw.line([p, q], fill=colour, width=2)
+        return
+    length = max(((q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2) ** 0.5, 1e-6)
+    t = 0.0
+    while t < length:
+        a, b = t / length, min(t + on, length) / length
+        draw.line(
+            [
+                (p[0] + a * (q[0] - p[0]), p[1] + a * (q[1] - p[1])),
+                (p[0] + b * (q[0] - p[0]), p[1] + b * (q[1] - p[1])),
+            ],
+            fill=colour,
+            width=2,
+        )
+        t += on + off
+
+
+def plot_curves(
+    runs: Sequence[tuple[str, Path]], metrics: Sequence[str], out: Path, x_key: str = "thing_crops_seen"
+) -> Path:
+    """Draw every run's ``metrics`` (percent, 0-100) against ``x_key`` and save a PNG.
+
+    Args:
+        runs: ``(label, curve.jsonl path)`` pairs.
+        metrics: keys of the curve records to draw (at most three: solid, dashed, dotted).
+        out: the PNG to write.
+        x_key: the record key of the x axis.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: on no runs, no or too many metrics, or a file without records.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one (label, path) pair")
+    if not 1 <= len(metrics) <= len(_DASHES):
+        raise ValueError(f"metrics: expected 1-{len(_DASHES)} metric names, got {list(metrics)}")
+    data = []
+    for label, path in runs:
+        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        if not records:
+            raise ValueError(f"runs: {str(path)!r} holds no curve records")
+        data.append((label, records))
+    x_max = max(r[x_key] for _, records in data for r in records) * 1.05
+    img = Image.new("RGB", (_W, _H), "white")
+    draw = ImageDraw.Draw(img)
+    x0, x1, y0, y1 = _LEFT, _W - _RIGHT, _H - _BOTTOM, _TOP
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return x0 + (x1 - x0) * x / x_max, y0 + (y1 - y0) * y / 100
+
+    for y in range(0, 101, 10):
+        _, py = to_px(0, y)
+        draw.line([(x0, py), (x1, py)], fill="#e0e0e0")
+        draw.text((x0 - 30, py - 6), f"{y}", fill="black")
+    for k in range(6):
+        px, _ = to_px(x_max * k / 5, 0)
+        draw.text((px - 15, y0 + 8), f"{x_max * k / 5 / 1000:.0f}k", fill="black")
+    draw.rectangle([x0, y1, x1, y0], outline="black")
+    draw.text(((x0 + x1) / 2 - 60, y0 + 30), f"{x_key} (training)", fill="black")
+    draw.text((x0, 8), "val top-1 (%)", fill="black")
+    legend_y = _TOP
+    for i, (label, records) in enumerate(data):
+        colour = _COLOURS[i % len(_COLOURS)]
+        for metric, dash in zip(metrics, _DASHES):
+            points = [to_px(r[x_key], r[metric]) for r in records if metric in r]
+            for p, q in itertools.pairwise(points):
+                _dashed(draw, p, q, dash, colour)
+            for px, py in points:
+                draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+            _dashed(draw, (x1 + 12, legend_y + 6), (x1 + 42, legend_y + 6), dash, colour)
+            draw.text((x1 + 48, legend_y), f"{label}: {metric}", fill="black")
+            legend_y += 16
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``--run LABEL=PATH`` (repeatable), ``--metric NAME`` (repeatable), ``--out``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", action="append", required=True, help="LABEL=path/to/curve.jsonl")
+    p.add_argument("--metric", action="append", default=None, help="record key to plot (default thing_top1)")
+    p.add_argument("--x", default="thing_crops_seen", help="record key of the x axis")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    args = p.parse_args(argv)
+    runs = []
+    for spec in args.run:
+        if "=" not in spec:
+            raise ValueError(f"--run: expected LABEL=PATH, got {spec!r}")
+        label, path = spec.split("=", 1)
+        runs.append((label, Path(path)))
+    plot_curves(runs, args.metric or ["thing_top1"], args.out, x_key=args.x)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
