@@ -34,7 +34,6 @@ import argparse
 import json
 import logging
 import math
-import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -48,7 +47,14 @@ from segblocks.backbones import OpenCLIPBackbone
 from segblocks.backbones.checkpoints import save_state_dict_file
 from segblocks.backbones.registry import WEIGHTS_DIR
 from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
-from segblocks.engine import build_adamw, progress_bar, seed_everything, warmup_cosine_schedule
+from segblocks.engine import (
+    TrainingRun,
+    TrainOptions,
+    build_adamw,
+    seed_everything,
+    setup_distributed,
+    warmup_cosine_schedule,
+)
 from segblocks.pretrain.clip_data import TRAIN_TEMPLATES, ClipBatch, make_clip_batch
 from segblocks.pretrain.clip_eval import ClipZeroShotResult, evaluate_zero_shot
 
@@ -249,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not value > 0:
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive learning rate, got {value}")
     torch.set_num_threads(args.threads)
+    dist = setup_distributed(device="cpu")
     seed_everything(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,14 +284,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizer, total_steps=args.steps, warmup_steps=min(args.warmup_steps, args.steps - 1)
     )
 
-    # Loop.
-    start = time.monotonic()
+    # Loop (the engine's helpers keep the time budget, the loss log and the learning-curve timing).
+    model = nn.ModuleDict({"backbone": backbone, "label_head": label_head or nn.Identity()})
+    options = TrainOptions(
+        steps=args.steps,
+        batch_size=args.images_per_step,
+        time_budget_min=args.time_budget_min or None,
+        eval_every=args.curve_every,
+        log_every=10,
+        checkpoint_every=0,
+        seed=args.seed,
+    )
+    run = TrainingRun.start(
+        model, optimizer=optimizer, scheduler=schedule, options=options, run_dir=out, dist=dist
+    )
     history: list[dict[str, float]] = []
     curve: list[dict[str, float]] = []  # zero-shot accuracy against thing crops seen
-    things_seen, curve_seconds = 0, 0.0  # curve evaluations do not count as training time
-    bar = progress_bar(range(args.steps), desc="shapes-clip", enabled=not args.no_progress)
-    step = 0
-    for step in bar:
+    things_seen = 0
+    for step in run.progress(range(args.steps), desc="shapes-clip", enabled=not args.no_progress):
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
         batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size, views=args.views)
         losses = clip_losses(
@@ -304,27 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         with torch.no_grad():  # open_clip clamps the temperature at 100
             backbone.clip.logit_scale.clamp_(0, math.log(100))
         things_seen += len(batch.thing_texts) * args.views
-        record = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
-        history.append(record)
-        if args.curve_every and (step + 1) % args.curve_every == 0:
-            tic = time.monotonic()
+        run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"])
+        history.append({"step": run.step, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}})
+        if run.eval_due():  # a learning-curve point
             point = evaluate_zero_shot(
                 backbone, val_world, num_images=args.curve_images, crop_size=args.crop_size
             ).as_dict()
-            curve_seconds += time.monotonic() - tic
-            curve.append({"step": step + 1, "thing_crops_seen": things_seen, **point})
+            run.log_eval(point)
+            curve.append({"step": run.step, "thing_crops_seen": things_seen, **point})
             with (out / "curve.jsonl").open("a") as f:  # written as it grows, to follow a long run
                 f.write(json.dumps(curve[-1]) + "\n")
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if args.time_budget_min and time.monotonic() - start - curve_seconds > 60 * args.time_budget_min:
-            logger.warning("time budget reached after %d steps", step + 1)
-            break
-    train_minutes = (time.monotonic() - start - curve_seconds) / 60
+    if run.step < args.steps:
+        logger.warning("time budget reached after %d steps", run.step)
+    train_minutes = run.wall_seconds / 60
 
     # Evaluation and weights.
     result: ClipZeroShotResult = evaluate_zero_shot(
         backbone, val_world, num_images=args.val_images, crop_size=args.crop_size
     )
+    run.finish(result.as_dict(), wall_seconds=train_minutes * 60, checkpoint=False)
     metrics = {
         "model": MODEL_NAME,
         "steps": len(history),

@@ -226,3 +226,23 @@ def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
 def test_recipe_option_errors(argv: list[str], match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         shapes_clip.main(["--out", str(tmp_path), *argv])
+
+
+def test_recipe_runs_on_the_engine_helpers(tmp_path: Path) -> None:
+    """The recipe's loop is the engine's (metrics.jsonl, curve points, budget) and writes its weights."""
+    import json
+
+    from segblocks.pretrain.shapes_clip import main
+
+    argv = ["--steps", "2", "--images-per-step", "2", "--val-images", "2", "--curve-images", "2"]
+    assert main([*argv, "--curve-every", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train/loss" in r] == [1]
+    assert [r["step"] for r in records if "val/thing_top1" in r] == [
+        1,
+        2,
+        2,
+    ]  # two curve points, the final one
+    assert len((tmp_path / "curve.jsonl").read_text().splitlines()) == 2
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 2
+    assert (tmp_path / "shapes.safetensors").is_file()
