@@ -10,11 +10,11 @@ and 80% of training); the loop (class 2.0, mask 5.0 + Dice 5.0, IoU 1.0, deep su
 open-vocabulary panoptic evaluation on val with **all** classes for each classifier (LDP alone,
 frozen CLIP alone, the fixed geometric ensemble, MASE), written to ``final.json``.
 
-Example (world scale, the run of the shipped weights; about 27 minutes on one CPU thread)::
+Example (world scale, the run of the shipped weights; 800 steps in 11 minutes on one CPU thread)::
 
     segblocks train possam --variant tiny --image-size 128 --batch-size 8 --steps 800 \
         --time-budget-min 28 --eval-every 0 --eval-every-min 10 --val-images 100 --lr 1e-3 \
-        --threads 1 --out runs/possam_v2
+        --threads 1 --out runs/possam_v5
 """
 
 from __future__ import annotations
