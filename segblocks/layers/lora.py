@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 __all__ = ["LoRAConv2d", "LoRALinear", "add_lora", "lora_parameters", "merge_lora"]
 
 
-class _LoRA:
+class _LoRA(ABC):
     """What the two adapted layers share: rank, scaling, merge state."""
 
     lora_A: nn.Parameter
@@ -48,9 +49,9 @@ class _LoRA:
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
+    @abstractmethod
     def delta(self) -> Tensor:
         """``scaling * B A`` in the shape of ``weight``."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def merge(self) -> None:
