@@ -104,15 +104,16 @@ def evaluate_video(
                 ),
                 VideoInstances(masks=thing_tubes, labels=tubes.labels[tubes.is_thing]),
             )
-            pred_frames = [
-                PanopticResult(segment_map=m.cpu(), segments=result.panoptic.segments)
-                for m in result.panoptic.segment_maps
-            ]
-            for frame in pred_frames:
-                present = set(frame.segment_map.unique().tolist())
-                frame.segments = [s for s in frame.segments if s.id in present]
-            vpq.update(pred_frames, tubes_to_panoptic(tubes))
+            pred_frames = []
+            for m in result.panoptic.segment_maps.cpu():
+                present = set(m.unique().tolist())
+                pred_frames.append(
+                    PanopticResult(
+                        segment_map=m, segments=[s for s in result.panoptic.segments if s.id in present]
+                    )
+                )
             truth = tubes_to_panoptic(tubes)
+            vpq.update(pred_frames, truth)
             for t, frame in enumerate(truth):
                 label_map = torch.full_like(frame.segment_map, 255)
                 for s in frame.segments:
