@@ -1,7 +1,13 @@
 """Post-processing of query predictions: panoptic, semantic and instance results of images and clips,
 per-prompt results; padding helpers."""
 
-from segblocks.inference.batch import TASKS, SegmentationPrediction, check_tasks, postprocess_batch
+from segblocks.inference.batch import (
+    TASKS,
+    SegmentationPrediction,
+    check_tasks,
+    postprocess_batch,
+    postprocess_image,
+)
 from segblocks.inference.clips import (
     ClipPrediction,
     VideoInstanceResult,
@@ -51,6 +57,7 @@ __all__ = [
     "panoptic_inference",
     "postprocess_batch",
     "postprocess_clips",
+    "postprocess_image",
     "postprocess_prompts",
     "prepare_images",
     "semantic_inference",

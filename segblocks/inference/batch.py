@@ -19,7 +19,7 @@ from segblocks.inference.panoptic import panoptic_inference
 from segblocks.inference.semantic import semantic_inference
 from segblocks.structures import InstanceResult, PanopticResult, SemanticResult
 
-__all__ = ["TASKS", "SegmentationPrediction", "check_tasks", "postprocess_batch"]
+__all__ = ["TASKS", "SegmentationPrediction", "check_tasks", "postprocess_batch", "postprocess_image"]
 
 #: The post-processing tasks, in the order they are run.
 TASKS = ("panoptic", "semantic", "instance")
@@ -89,19 +89,52 @@ def postprocess_batch(
     results = []
     for i, size in enumerate(image_sizes):
         masks = unpad_mask_logits(mask_logits[i].float(), padded, size)
-        logits = class_logits[i].float()
-        result = SegmentationPrediction()
-        if "panoptic" in tasks:
-            result.panoptic = panoptic_inference(
-                logits,
+        results.append(
+            postprocess_image(
+                class_logits[i].float(),
                 masks,
-                is_thing=is_thing,
+                is_thing,
+                tasks=tasks,
                 object_mask_threshold=object_mask_threshold,
                 overlap_threshold=overlap_threshold,
+                top_k=top_k,
             )
-        if "semantic" in tasks:
-            result.semantic = semantic_inference(logits, masks)
-        if "instance" in tasks:
-            result.instance = instance_inference(logits, masks, top_k=top_k, is_thing=is_thing)
-        results.append(result)
+        )
     return results
+
+
+def postprocess_image(
+    class_logits: Tensor,
+    mask_logits: Tensor,
+    is_thing: Sequence[bool],
+    *,
+    tasks: Sequence[str] = TASKS,
+    object_mask_threshold: float = 0.8,
+    overlap_threshold: float = 0.8,
+    top_k: int = 100,
+) -> SegmentationPrediction:
+    """The requested results of one image's query predictions, already at the image size.
+
+    Args:
+        class_logits: ``[Q, C + 1]`` class logits or log-probabilities, the last column void.
+        mask_logits: ``[Q, H, W]`` mask logits at the output size.
+        is_thing: ``C`` flags.
+        tasks: any of :data:`TASKS`.
+        object_mask_threshold: panoptic: queries whose best class probability is lower are dropped.
+        overlap_threshold: panoptic: a segment keeps at least this fraction of its mask.
+        top_k: instance: (query, class) pairs kept.
+    """
+    result = SegmentationPrediction()
+    if "panoptic" in tasks:
+        result.panoptic = panoptic_inference(
+            class_logits,
+            mask_logits,
+            is_thing=is_thing,
+            object_mask_threshold=object_mask_threshold,
+            overlap_threshold=overlap_threshold,
+        )
+    if "semantic" in tasks:
+        result.semantic = semantic_inference(class_logits, mask_logits)
+    if "instance" in tasks:
+        result.instance = instance_inference(class_logits, mask_logits, top_k=top_k, is_thing=is_thing)
+    return result

@@ -11,15 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from segblocks._validation import check_dtype, check_ndim, check_shape
-from segblocks.inference.batch import TASKS, check_tasks
-from segblocks.inference.instance import instance_inference
+from segblocks.inference.batch import TASKS, check_tasks, postprocess_image
 from segblocks.inference.padding import unpad_mask_logits
-from segblocks.inference.panoptic import panoptic_inference
-from segblocks.inference.semantic import semantic_inference
 from segblocks.structures import SegmentInfo
 
 __all__ = [
@@ -131,27 +127,26 @@ def postprocess_clips(
     q, t = mask_logits.shape[1:3]
     for i, (h, w) in enumerate(image_sizes):
         frames = unpad_mask_logits(mask_logits[i].flatten(0, 1).float(), padded, (h, w))  # [Q*T, H, W]
-        tall = frames.reshape(q, t * h, w)  # the frames one under the other
-        logits = class_logits[i].float()
+        tall = postprocess_image(  # the frames one under the other: one image per clip
+            class_logits[i].float(),
+            frames.reshape(q, t * h, w),
+            is_thing,
+            tasks=tasks,
+            object_mask_threshold=object_mask_threshold,
+            overlap_threshold=overlap_threshold,
+            top_k=top_k,
+        )
         result = ClipPrediction()
-        if "panoptic" in tasks:
-            pan = panoptic_inference(
-                logits,
-                tall,
-                is_thing=is_thing,
-                object_mask_threshold=object_mask_threshold,
-                overlap_threshold=overlap_threshold,
+        if tall.panoptic is not None:
+            result.panoptic = VideoPanopticResult(
+                tall.panoptic.segment_map.reshape(t, h, w), tall.panoptic.segments
             )
-            result.panoptic = VideoPanopticResult(pan.segment_map.reshape(t, h, w), pan.segments)
-        if "semantic" in tasks:
-            result.semantic = VideoSemanticResult(semantic_inference(logits, tall).label_map.reshape(t, h, w))
-        if "instance" in tasks:
-            inst = instance_inference(logits, tall, top_k=top_k, is_thing=is_thing)
-            masks = (
-                inst.masks.reshape(-1, t, h, w)
-                if len(inst.labels)
-                else torch.zeros(0, t, h, w, dtype=torch.bool)
+        if tall.semantic is not None:
+            result.semantic = VideoSemanticResult(tall.semantic.label_map.reshape(t, h, w))
+        if tall.instance is not None:
+            inst = tall.instance
+            result.instance = VideoInstanceResult(
+                masks=inst.masks.reshape(len(inst.labels), t, h, w), labels=inst.labels, scores=inst.scores
             )
-            result.instance = VideoInstanceResult(masks=masks, labels=inst.labels, scores=inst.scores)
         results.append(result)
     return results
