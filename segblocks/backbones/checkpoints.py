@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -10,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["LoadReport", "load_state_dict_file", "load_weights", "save_state_dict_file"]
+__all__ = ["LoadReport", "load_state_dict_file", "load_weights", "read_summary", "save_state_dict_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,18 @@ def save_state_dict_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=dict(metadata or {}))
     return path
+
+
+def read_summary(path: str | Path) -> dict[str, object]:
+    """The JSON ``"summary"`` entry of a weights file's header (``{}`` when there is none).
+
+    Args:
+        path: a ``.safetensors`` file written by :func:`save_state_dict_file` with
+            ``metadata={"summary": json.dumps(...)}``.
+    """
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get("summary")
+    return json.loads(raw) if raw else {}
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:

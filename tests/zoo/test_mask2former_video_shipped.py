@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from segblocks.data import ShapesClipDataset, ShapesWorldConfig
+from segblocks.engine import CheckpointError
 from segblocks.zoo.mask2former import Mask2FormerVideoPredictor
 from segblocks.zoo.mask2former.evaluate_video import evaluate_video
 from segblocks.zoo.mask2former.shipped import (
@@ -28,13 +29,13 @@ def test_shipped_video_weights_keep_their_scores() -> None:
 
 
 def test_bad_weight_files_fail_clearly(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no such weights file"):
+    with pytest.raises(FileNotFoundError, match="no such file"):
         load_shipped_mask2former_video(tmp_path / "missing.safetensors")
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(SHIPPED_VIDEO_WEIGHTS.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
         load_shipped_mask2former_video(corrupt)
     from segblocks.zoo.possam.shipped import SHIPPED_WEIGHTS
 
-    with pytest.raises(ValueError, match="does not fit the world-scale video Mask2Former"):
+    with pytest.raises(CheckpointError, match="does not fit Mask2Former"):
         load_shipped_mask2former_video(SHIPPED_WEIGHTS)

@@ -7,15 +7,13 @@ builds that configuration and loads it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
-from segblocks.backbones.checkpoints import save_state_dict_file
+from segblocks.backbones.checkpoints import read_summary, save_state_dict_file
 from segblocks.data import CATEGORIES
+from segblocks.engine.weights import load_weights
 from segblocks.zoo.mask2former.build import build_mask2former
 from segblocks.zoo.mask2former.model import Mask2Former
 
@@ -65,25 +63,10 @@ def load_shipped_mask2former_video(
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: on a corrupt file or one that does not hold this configuration's tensors.
+        CheckpointError: on a corrupt file or one that does not hold this configuration's tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such weights file {str(path)!r}")
-    try:
-        state = load_file(str(path))
-    except SafetensorError as err:
-        raise ValueError(f"path: {str(path)!r} is not a readable safetensors weights file ({err})") from None
     model = build_world_video_model()
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"path: {str(path)!r} does not fit the world-scale video Mask2Former: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}"
-        )
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    load_weights(path, model, strict=True)  # checks every key and shape first; fp16 is upcast
     return model.to(device).eval()
 
 
@@ -93,6 +76,4 @@ def shipped_summary(path: str | Path = SHIPPED_VIDEO_WEIGHTS) -> dict[str, objec
     Args:
         path: a file written by :func:`export_weights`.
     """
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return json.loads(meta["summary"]) if "summary" in meta else {}
+    return read_summary(path)

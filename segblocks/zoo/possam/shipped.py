@@ -9,15 +9,14 @@ on the shipped foundation models and fills in the rest.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
-from segblocks.backbones.checkpoints import save_state_dict_file
+from segblocks.backbones.checkpoints import read_summary, save_state_dict_file
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.predict import load_possam
 
@@ -93,6 +92,4 @@ def shipped_summary(path: str | Path = SHIPPED_WEIGHTS) -> dict[str, object]:
     Args:
         path: a file written by :func:`export_trained_weights`.
     """
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get("summary")
-    return json.loads(raw) if raw else {}
+    return read_summary(path)
