@@ -17,7 +17,7 @@ from segblocks.metrics import MaskAP, PanopticQuality, SemanticSegmentationMetri
 from segblocks.structures import Batch, InstanceResult, PanopticResult
 from segblocks.zoo.mask2former.model import Mask2Former
 
-__all__ = ["Mask2FormerMetrics", "evaluate"]
+__all__ = ["Mask2FormerMetrics", "as_percent", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,12 @@ class Mask2FormerMetrics:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-def _pct(value: float) -> float:
-    """A fraction as a percentage; NaN and COCOeval's -1 (undefined) become NaN."""
+def as_percent(value: float) -> float:
+    """A fraction as a percentage; NaN and COCOeval's -1 (undefined) become NaN.
+
+    Args:
+        value: a fraction in ``[0, 1]``, NaN or -1.
+    """
     return 100.0 * value if not math.isnan(value) and value >= 0 else float("nan")
 
 
@@ -137,13 +141,13 @@ def evaluate(
         ar = ap.compute()
         ap_value, ap50 = ar.ap, ar.ap50
     return Mask2FormerMetrics(
-        pq=_pct(pq_all),
-        pq_things=_pct(pq_things),
-        pq_stuff=_pct(pq_stuff),
-        sq=_pct(sq),
-        rq=_pct(rq),
-        miou=_pct(miou_value),
-        ap=_pct(ap_value),
-        ap50=_pct(ap50),
+        pq=as_percent(pq_all),
+        pq_things=as_percent(pq_things),
+        pq_stuff=as_percent(pq_stuff),
+        sq=as_percent(sq),
+        rq=as_percent(rq),
+        miou=as_percent(miou_value),
+        ap=as_percent(ap_value),
+        ap50=as_percent(ap50),
         num_images=count,
     )

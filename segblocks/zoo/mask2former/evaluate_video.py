@@ -8,7 +8,6 @@ and the objects visible in the first frame are followed from their first-frame m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -25,6 +24,7 @@ from segblocks.metrics import (
     VideoPanopticQuality,
 )
 from segblocks.structures import PanopticResult
+from segblocks.zoo.mask2former.evaluate import as_percent
 from segblocks.zoo.mask2former.video_predictor import Mask2FormerVideoPredictor
 
 __all__ = ["VideoMetrics", "evaluate_video"]
@@ -55,10 +55,6 @@ class VideoMetrics:
     def as_dict(self) -> dict[str, float]:
         """The fields as ``{name: value}``."""
         return {k: float(v) for k, v in asdict(self).items()}
-
-
-def _pct(value: float) -> float:
-    return 100.0 * value if not math.isnan(value) and value >= 0 else float("nan")
 
 
 @torch.no_grad()
@@ -139,12 +135,12 @@ def evaluate_video(
     pq = vpq.compute() if count else None
     davis = vos.compute()
     return VideoMetrics(
-        vis_ap=_pct(ap.ap) if ap else nan,
-        vis_ap50=_pct(ap.ap50) if ap else nan,
-        vpq=_pct(pq.vpq) if pq else nan,
-        vpq_things=_pct(pq.vpq_things) if pq else nan,
-        vpq_stuff=_pct(pq.vpq_stuff) if pq else nan,
-        vss_miou=_pct(vss.compute().miou) if count else nan,
-        vos_jf=_pct(davis.jf),
+        vis_ap=as_percent(ap.ap) if ap else nan,
+        vis_ap50=as_percent(ap.ap50) if ap else nan,
+        vpq=as_percent(pq.vpq) if pq else nan,
+        vpq_things=as_percent(pq.vpq_things) if pq else nan,
+        vpq_stuff=as_percent(pq.vpq_stuff) if pq else nan,
+        vss_miou=as_percent(vss.compute().miou) if count else nan,
+        vos_jf=as_percent(davis.jf),
         num_videos=count,
     )
