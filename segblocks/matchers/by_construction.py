@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from segblocks.matchers.costs import pairwise_dice_cost, pairwise_sigmoid_ce_cost
-from segblocks.matchers.hungarian import Matching, check_mask_logits, sample_at_points
+from segblocks.matchers.hungarian import Matching, prompt_slots, sample_at_points
 from segblocks.structures import Targets
 
 __all__ = ["ByConstructionMatcher"]
@@ -62,19 +62,14 @@ class ByConstructionMatcher(nn.Module):
             ValueError: on a query count that is not a multiple of ``k``, more targets than prompts,
                 or a wrong number of targets.
         """
-        check_mask_logits(mask_logits)
-        b, q = mask_logits.shape[:2]
         k = self.outputs_per_prompt
-        if q % k:
-            raise ValueError(f"mask_logits: {q} queries are not {k} outputs for each prompt")
-        if len(targets) != b:
-            raise ValueError(f"targets: expected {b} Targets (one per image), got {len(targets)}")
+        slots = prompt_slots(mask_logits, targets, k)
         matching: Matching = []
         for i, t in enumerate(targets):
             n = len(t)
-            if n > q // k:
+            if n > slots:
                 raise ValueError(
-                    f"targets[{i}]: {n} targets for {q // k} prompts; expected one target a prompt"
+                    f"targets[{i}]: {n} targets for {slots} prompts; expected one target a prompt"
                 )
             prompts = torch.arange(n, dtype=torch.int64)
             if k == 1 or n == 0:
@@ -82,16 +77,9 @@ class ByConstructionMatcher(nn.Module):
                 continue
             points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
             with torch.autocast(device_type=mask_logits.device.type, enabled=False):
-                pred = sample_at_points(mask_logits[i, : n * k], points).reshape(n, k, -1)
+                pred = sample_at_points(mask_logits[i, : n * k], points)  # [n * k, P]
                 tgt = sample_at_points(t.masks.to(mask_logits.device), points)  # [n, P]
-                cost = torch.stack(
-                    [
-                        pairwise_sigmoid_ce_cost(pred[:, j], tgt).diagonal()
-                        + pairwise_dice_cost(pred[:, j], tgt).diagonal()
-                        for j in range(k)
-                    ],
-                    dim=1,
-                )  # [n, k]
-            best = cost.argmin(dim=1).cpu()
-            matching.append((prompts * k + best, prompts))
+                cost = pairwise_sigmoid_ce_cost(pred, tgt) + pairwise_dice_cost(pred, tgt)  # [n * k, n]
+                own = cost[torch.arange(n * k), prompts.repeat_interleave(k)].reshape(n, k)  # vs own target
+            matching.append((prompts * k + own.argmin(dim=1).cpu(), prompts))
         return matching

@@ -22,7 +22,7 @@ from segblocks.matchers.costs import pairwise_class_cost, pairwise_dice_cost, pa
 from segblocks.ops import point_sample
 from segblocks.structures import Targets
 
-__all__ = ["HungarianMatcher", "Matcher", "Matching", "check_mask_logits", "sample_at_points"]
+__all__ = ["HungarianMatcher", "Matcher", "Matching", "check_mask_logits", "prompt_slots", "sample_at_points"]
 
 #: Per image, ``(prediction indices [M], target indices [M])`` int64 on the CPU.
 Matching = list[tuple[Tensor, Tensor]]
@@ -55,6 +55,27 @@ def check_mask_logits(mask_logits: Tensor) -> None:
         shape = tuple(mask_logits.shape) if isinstance(mask_logits, Tensor) else type(mask_logits).__name__
         raise ValueError(f"mask_logits: expected [B, Q, H, W] or tubes [B, Q, T, H, W], got {shape}")
     check_dtype("mask_logits", mask_logits, "floating")
+
+
+def prompt_slots(mask_logits: Tensor, targets: Sequence[Targets], outputs_per_prompt: int) -> int:
+    """Validate a prompt matcher's inputs; return the number of prompt slots ``P`` (``Q = P * k``).
+
+    Args:
+        mask_logits: ``[B, Q, H, W]`` (or tubes) of ``k`` consecutive outputs per prompt.
+        targets: B :class:`~segblocks.structures.Targets`.
+        outputs_per_prompt: ``k``.
+
+    Raises:
+        ValueError: on logits that are not ``[B, Q(, T), H, W]`` floats, ``Q`` not a multiple of
+            ``outputs_per_prompt``, or a number of targets other than ``B``.
+    """
+    check_mask_logits(mask_logits)
+    b, q = mask_logits.shape[:2]
+    if q % outputs_per_prompt:
+        raise ValueError(f"mask_logits: {q} queries are not {outputs_per_prompt} outputs for each prompt")
+    if len(targets) != b:
+        raise ValueError(f"targets: expected {b} Targets (one per image), got {len(targets)}")
+    return q // outputs_per_prompt
 
 
 def sample_at_points(masks: Tensor, points: Tensor) -> Tensor:

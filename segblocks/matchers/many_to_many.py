@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from segblocks._validation import check_dtype
 from segblocks.matchers.costs import pairwise_dice_cost, pairwise_sigmoid_ce_cost
-from segblocks.matchers.hungarian import Matching, check_mask_logits, sample_at_points
+from segblocks.matchers.hungarian import Matching, prompt_slots, sample_at_points
 from segblocks.structures import Targets
 
 __all__ = ["ManyToManyMatcher"]
@@ -89,19 +89,14 @@ class ManyToManyMatcher(nn.Module):
         Raises:
             ValueError: on a query count that is not a multiple of ``k`` or mismatched ``eligible``.
         """
-        check_mask_logits(mask_logits)
-        b, q = mask_logits.shape[:2]
-        k = self.outputs_per_prompt
-        if q % k:
-            raise ValueError(f"mask_logits: {q} queries are not {k} outputs for each prompt")
-        if len(targets) != b or len(eligible) != b:
+        prompts = prompt_slots(mask_logits, targets, self.outputs_per_prompt)
+        if len(eligible) != len(targets):
             raise ValueError(
-                f"targets, eligible: expected {b} entries each (one per image), got {len(targets)} and {len(eligible)}"
+                f"eligible: expected {len(targets)} entries (one per image), got {len(eligible)}"
             )
         matching: Matching = []
         for i, (t, allowed) in enumerate(zip(targets, eligible)):
             check_dtype(f"eligible[{i}]", allowed, "bool")
-            prompts = q // k
             if allowed.ndim != 2 or allowed.shape[1] != len(t) or allowed.shape[0] > prompts:
                 raise ValueError(
                     f"eligible[{i}]: expected [P <= {prompts}, N={len(t)}], got shape {tuple(allowed.shape)}"
