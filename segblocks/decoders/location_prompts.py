@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from segblocks.decoders.query_groups import QueryGroup, SelfAttentionRule
+from segblocks.layers.position_encoding import sine_ladder
 from segblocks.structures import Prompts
 
 __all__ = ["LocationPromptEncoder", "prompt_boxes"]
@@ -111,10 +112,7 @@ class LocationPromptEncoder(nn.Module):
         Args:
             boxes: ``[..., 4]`` normalised ``(cx, cy, w, h)`` in ``[0, 1]``.
         """
-        freq = torch.arange(self.sine_dim, device=boxes.device, dtype=torch.float32)
-        freq = self.temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / self.sine_dim)
-        pos = boxes.float()[..., None] * 2 * math.pi / freq  # [..., 4, sine_dim]
-        return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-3)
+        return sine_ladder(boxes * 2 * math.pi, self.sine_dim, self.temperature).flatten(-2)
 
     def forward(
         self,

@@ -5,7 +5,7 @@ from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, MultiHeadA
 from segblocks.layers.lora import LoRAConv2d, LoRALinear, add_lora, lora_parameters, merge_lora
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
-from segblocks.layers.position_encoding import SinePositionEncoding, SinePositionEncoding3D
+from segblocks.layers.position_encoding import SinePositionEncoding, SinePositionEncoding3D, sine_ladder
 
 __all__ = [
     "MLP",
@@ -21,4 +21,5 @@ __all__ = [
     "add_lora",
     "lora_parameters",
     "merge_lora",
+    "sine_ladder",
 ]

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from segblocks._validation import check_ndim
 
-__all__ = ["SinePositionEncoding", "SinePositionEncoding3D"]
+__all__ = ["SinePositionEncoding", "SinePositionEncoding3D", "sine_ladder"]
 
 
 class SinePositionEncoding(nn.Module):
@@ -48,8 +48,8 @@ class SinePositionEncoding(nn.Module):
         check_ndim("x", x, 4, "[B, C, H, W]")
         b, _, h, w = x.shape
         half = self.dim // 2
-        pos_y = self._ladder(self._normalised(h, x.device), half)  # [H, half]
-        pos_x = self._ladder(self._normalised(w, x.device), half)  # [W, half]
+        pos_y = sine_ladder(self._normalised(h, x.device), half, self.temperature)  # [H, half]
+        pos_x = sine_ladder(self._normalised(w, x.device), half, self.temperature)  # [W, half]
         pos = torch.cat(
             (pos_y[:, None, :].expand(h, w, half), pos_x[None, :, :].expand(h, w, half)), dim=2
         )  # [H, W, dim]
@@ -60,12 +60,21 @@ class SinePositionEncoding(nn.Module):
         """Positions ``1..n`` scaled to ``(0, 2 pi]``."""
         return torch.arange(1, n + 1, device=device, dtype=torch.float32) / (n + 1e-6) * 2 * math.pi
 
-    def _ladder(self, positions: Tensor, channels: int) -> Tensor:
-        """``[N]`` positions -> ``[N, channels]`` interleaved sines and cosines of the frequency ladder."""
-        freq = torch.arange(channels, device=positions.device, dtype=torch.float32)
-        freq = self.temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / channels)
-        pos = positions[:, None] / freq
-        return torch.stack((pos[:, 0::2].sin(), pos[:, 1::2].cos()), dim=2).flatten(1)
+
+def sine_ladder(positions: Tensor, channels: int, temperature: float = 10000.0) -> Tensor:
+    """Sine codes of positions: ``[...]`` -> ``[..., channels]``, interleaved ``sin(p / t_0), cos(p / t_1), ...``.
+
+    The frequencies follow DETR's ladder ``t_i = temperature ** (2 * floor(i / 2) / channels)``.
+
+    Args:
+        positions: ``[...]`` positions (already scaled, e.g. to ``(0, 2 pi]``).
+        channels: output channels, even.
+        temperature: base of the ladder.
+    """
+    freq = torch.arange(channels, device=positions.device, dtype=torch.float32)
+    freq = temperature ** (2 * torch.div(freq, 2, rounding_mode="floor") / channels)
+    pos = positions.float()[..., None] / freq
+    return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)
 
 
 class SinePositionEncoding3D(SinePositionEncoding):
@@ -101,6 +110,6 @@ class SinePositionEncoding3D(SinePositionEncoding):
         if num_frames < 1 or x.shape[0] % num_frames:
             raise ValueError(f"num_frames: expected a divisor of the batch {x.shape[0]}, got {num_frames}")
         spatial = super().forward(x[:num_frames]).float()  # [T, dim, H, W], same for every frame
-        temporal = self._ladder(self._normalised(num_frames, x.device), self.dim)  # [T, dim]
+        temporal = sine_ladder(self._normalised(num_frames, x.device), self.dim, self.temperature)  # [T, dim]
         pos = spatial + temporal[:, :, None, None]
         return pos.repeat(x.shape[0] // num_frames, 1, 1, 1).to(x.dtype)
