@@ -80,7 +80,8 @@ class Mask2FormerVideoPredictor(Mask2FormerPredictor):
             overlap_threshold=overlap_threshold,
             top_k=top_k,
         )
-        clip_windows(1, window)  # validates the window
+        if window < 1:
+            raise ValueError(f"window: expected at least one frame a window, got {window}")
         self.window = window
 
     @staticmethod
