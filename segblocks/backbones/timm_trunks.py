@@ -15,14 +15,23 @@ keyword arguments), so trunks that need arguments are registered under their own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import timm
 from timm.models import register_model
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["OS16_TRUNKS", "SHAPES_RESNET_CFG", "regnetx_002_os16", "shapes_resnet_os16"]
+__all__ = [
+    "OS16_TRUNKS",
+    "SHAPES_PLAIN_WIDTHS",
+    "SHAPES_RESNET_CFG",
+    "ShapesPlainCNN",
+    "regnetx_002_os16",
+    "shapes_plain_os16",
+    "shapes_resnet_os16",
+]
 
 #: The registered dilated trunks and the timm model each one dilates.
 OS16_TRUNKS: dict[str, str] = {"regnetx_002_os16": "regnetx_002"}
@@ -74,7 +83,113 @@ def shapes_resnet_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     return model
 
 
+#: Stage widths of ``shapes_plain_os16`` at strides 1, 2, 4, 8, 16 and 16 (the last dilated).
+SHAPES_PLAIN_WIDTHS: tuple[int, ...] = (16, 32, 64, 128, 256, 256)
+
+
+class ShapesPlainCNN(nn.Module):
+    """A plain VGG-style CNN with timm's trunk interface: two 3x3 conv-BN-ReLU per stage.
+
+    The first stage runs at full resolution and each later stage starts with a 2x2 max pool, except
+    the last, which keeps stride 16 with dilation 2. On 32-pixel crops of the shapes world's things
+    this design learns the shapes about twice as fast per sample as the strided-stem ResNet
+    ``shapes_resnet_os16`` (``bench/thing_crops_probe.py``; the tiny CLIP's card has the curves).
+
+    Feature strides (``feature_info``): 1, 2, 4, 8, 16, 16. ``forward`` returns ``[B, num_classes]``
+    logits, or ``[B, C]`` pooled features when ``num_classes`` is 0.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = SHAPES_PLAIN_WIDTHS,
+        *,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 6 or min(widths) < 1:
+            raise ValueError(f"widths: expected 6 positive stage widths, got {widths}")
+        self.stages = nn.ModuleList()
+        c_in, reduction = in_chans, 1
+        self.feature_info: list[dict[str, Any]] = []
+        for i, c in enumerate(widths):
+            pool = 0 < i < len(widths) - 1
+            dilation = 2 if i == len(widths) - 1 else 1
+            layers: list[nn.Module] = [nn.MaxPool2d(2)] if pool else []
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(c_in, c, 3, padding=dilation, dilation=dilation, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                ]
+                c_in = c
+            reduction *= 2 if pool else 1
+            self.stages.append(nn.Sequential(*layers))
+            self.feature_info.append({"num_chs": c, "reduction": reduction, "module": f"stages.{i}"})
+        self.num_features = c_in
+        self.global_pool = global_pool
+        self.fc: nn.Module = nn.Identity()
+        self.reset_classifier(num_classes, global_pool)
+        cfg: dict[str, Any] = {"architecture": "shapes_plain_os16", "pool_size": None}
+        self.pretrained_cfg = self.default_cfg = cfg
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier (``num_classes`` 0: none) and optionally the pooling (``avg`` or ``''``)."""
+        if global_pool is not None:
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"global_pool: expected 'avg' or '', got {global_pool!r}")
+            self.global_pool = global_pool
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_intermediates(
+        self, x: Tensor, indices: Sequence[int], output_fmt: str = "NCHW"
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The final map ``[B, C, H/16, W/16]`` and the outputs of the stages ``indices``."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt: only 'NCHW' is supported, got {output_fmt!r}")
+        keep = set(indices)
+        out = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in keep:
+                out.append(x)
+        return x, out
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` -> ``[B, C, H/16, W/16]``."""
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pool ``[B, C, h, w]`` (when ``global_pool`` is ``avg``) and classify."""
+        if self.global_pool == "avg":
+            x = x.mean(dim=(2, 3))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` -> logits ``[B, num_classes]`` (or pooled features)."""
+        return self.forward_head(self.forward_features(x))
+
+
+def shapes_plain_os16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """:class:`ShapesPlainCNN` at :data:`SHAPES_PLAIN_WIDTHS`.
+
+    Args:
+        pretrained: must be False (there are no timm weights; segblocks trains it in the tiny CLIP).
+        **kwargs: ``num_classes``, ``global_pool``, ``in_chans`` (timm's own keys are ignored).
+
+    Raises:
+        ValueError: when ``pretrained`` is True.
+    """
+    if pretrained:
+        raise ValueError("pretrained: shapes_plain_os16 has no timm weights (it is trained by segblocks)")
+    allowed = {k: kwargs[k] for k in ("num_classes", "global_pool", "in_chans") if k in kwargs}
+    return ShapesPlainCNN(**allowed)
+
+
 # timm registers a model under its function's name (and adds the name to this module's __all__).
-for _fn in (regnetx_002_os16, shapes_resnet_os16):
+for _fn in (regnetx_002_os16, shapes_resnet_os16, shapes_plain_os16):
     if _fn.__name__ not in timm.list_models(_fn.__name__):
         register_model(_fn)

@@ -12,7 +12,7 @@ from segblocks.backbones import OpenCLIPBackbone, register_clip_config
 from segblocks.backbones.timm_trunks import OS16_TRUNKS
 from tests.backbones.conftest import TEXT_CFG, normalize
 
-TRUNKS = ("regnetx_002_os16", "shapes_resnet_os16")
+TRUNKS = ("regnetx_002_os16", "shapes_resnet_os16", "shapes_plain_os16")
 
 
 def _config(trunk: str) -> dict:
@@ -45,6 +45,22 @@ def test_registered_trunks_have_a_dilated_last_stage() -> None:
     assert [f["num_chs"] for f in resnet.feature_info] == [32, 64, 128, 192, 256]
     with pytest.raises(ValueError, match="has no timm weights"):
         timm.create_model("shapes_resnet_os16", pretrained=True)
+    plain_cnn = timm.create_model("shapes_plain_os16", pretrained=False, num_classes=5)
+    assert [f["reduction"] for f in plain_cnn.feature_info] == [1, 2, 4, 8, 16, 16]
+    assert plain_cnn(torch.rand(2, 3, 32, 32)).shape == (2, 5)
+    with pytest.raises(ValueError, match="has no timm weights"):
+        timm.create_model("shapes_plain_os16", pretrained=True)
+
+
+def test_plain_trunk_errors() -> None:
+    from segblocks.backbones.timm_trunks import ShapesPlainCNN
+
+    with pytest.raises(ValueError, match="widths: expected 6 positive"):
+        ShapesPlainCNN((8, 8))
+    with pytest.raises(ValueError, match="global_pool: expected"):
+        ShapesPlainCNN(num_classes=0, global_pool="max")
+    with pytest.raises(ValueError, match="output_fmt: only 'NCHW'"):
+        ShapesPlainCNN(num_classes=0).forward_intermediates(torch.rand(1, 3, 32, 32), [0], output_fmt="NHWC")
 
 
 def test_dilated_trunk_gives_a_stride_16_dense_map_with_open_clip_parity(dilated_pair: tuple) -> None:
