@@ -159,8 +159,8 @@ def crop_images(images: Tensor, boxes: Sequence[Sequence[tuple[float, ...]]], si
     return roi_align(images, rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
-def _sample_tensors(samples: Sequence[ShapesSample]) -> tuple[Tensor, Tensor, Tensor]:
-    images = torch.stack([s.image_tensor() for s in samples])
+def _segment_masks(samples: Sequence[ShapesSample]) -> tuple[Tensor, Tensor]:
+    """``[B, S, H, W]`` padded segment masks and ``[B, S]`` labels (``-1`` for padding)."""
     most = max(len(s.segments) for s in samples)
     h, w = samples[0].size
     masks = torch.zeros(len(samples), most, h, w, dtype=torch.bool)
@@ -169,7 +169,7 @@ def _sample_tensors(samples: Sequence[ShapesSample]) -> tuple[Tensor, Tensor, Te
         t = s.to_targets()
         masks[b, : len(t.labels)] = t.masks
         labels[b, : len(t.labels)] = t.labels
-    return images, masks, labels
+    return masks, labels
 
 
 def make_clip_batch(
@@ -179,6 +179,7 @@ def make_clip_batch(
     *,
     crop_size: int = 64,
     views: int = 1,
+    full_images: int | None = None,
 ) -> ClipBatch:
     """Draw the samples ``indices`` of ``world`` and cut the training pairs out of them.
 
@@ -188,19 +189,27 @@ def make_clip_batch(
         rng: random generator for crops and phrases.
         crop_size: side of the crops in pixels.
         views: jittered crops per thing (more labelled crops per image drawn, at little cost).
+        full_images: keep the whole image, caption and masks of only the first ``full_images``
+            samples (None: all); crops come from every sample. Crops are cheap and whole images
+            are not, so a batch can carry many more crops than whole images.
 
     Returns:
-        The :class:`ClipBatch`.
+        The :class:`ClipBatch` (``B = full_images`` whole images).
 
     Raises:
-        ValueError: on an empty ``indices`` or ``views`` < 1.
+        ValueError: on an empty ``indices``, ``views`` < 1 or ``full_images`` outside
+            ``[1, len(indices)]``.
     """
     if len(indices) == 0:
         raise ValueError("indices: expected at least one sample index")
     if views < 1:
         raise ValueError(f"views: expected a positive int, got {views}")
+    full = len(indices) if full_images is None else full_images
+    if not 1 <= full <= len(indices):
+        raise ValueError(f"full_images: expected an int in [1, {len(indices)}], got {full_images}")
     samples = [world.sample(int(i)) for i in indices]
-    images, masks, labels = _sample_tensors(samples)
+    images = torch.stack([s.image_tensor() for s in samples])
+    masks, labels = _segment_masks(samples[:full])
     thing_boxes: list[list[tuple[float, ...]]] = []
     stuff_boxes: list[list[tuple[float, ...]]] = []
     thing_labels: list[int] = []
@@ -231,8 +240,8 @@ def make_clip_batch(
         thing_crops.append(crop_images(images, boxes, crop_size))
     crops = torch.cat([*thing_crops, crop_images(images, stuff_boxes, crop_size)])
     return ClipBatch(
-        images=images,
-        captions=[s.caption for s in samples],
+        images=images[:full],
+        captions=[s.caption for s in samples[:full]],
         masks=masks,
         mask_labels=labels,
         crops=crops,

@@ -1,8 +1,9 @@
 """``segblocks train shapes-clip``: pretrain the tiny CLIP (``shapes-clip-tiny``) on the shapes world.
 
-The model is an ordinary open_clip CLIP (a timm ``regnetx_002_os16`` image tower -- RegNetX-200MF
-with a dilated last stage, so its dense map has stride 16 -- and a 3-layer text transformer, config
-``segblocks/backbones/configs/clip/shapes-clip-tiny.json``), trained from scratch on image/text pairs
+The model is an ordinary open_clip CLIP (a timm image tower whose last stage is dilated, so its
+dense map has stride 16 -- ``shapes_resnet_os16`` for the shipped ``shapes-clip-tiny``,
+``shapes_plain_os16`` for ``shapes-clip-tiny-plain`` (``--model``) -- and a 3-layer text
+transformer, configs in ``segblocks/backbones/configs/clip/``), trained from scratch on image/text pairs
 drawn from the shapes world's *train* split, whose captions mention every class (the classes held
 out from segmentation training too, as web data would):
 
@@ -34,7 +35,8 @@ import argparse
 import json
 import logging
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +60,22 @@ from segblocks.engine import (
 from segblocks.pretrain.clip_data import TRAIN_TEMPLATES, ClipBatch, make_clip_batch
 from segblocks.pretrain.clip_eval import ClipZeroShotResult, evaluate_zero_shot
 
-__all__ = ["MODEL_NAME", "build_parser", "clip_losses", "main", "save_clip_weights"]
+__all__ = [
+    "MODEL_NAME",
+    "MODEL_NAMES",
+    "build_parser",
+    "clip_losses",
+    "main",
+    "running_batch_norm",
+    "save_clip_weights",
+]
 
 logger = logging.getLogger(__name__)
 
-#: The open_clip model name of the tiny CLIP.
+#: The open_clip model name of the tiny CLIP (the shipped one).
 MODEL_NAME = "shapes-clip-tiny"
+#: The configs the recipe trains: the shipped tower, and the plain-CNN tower under study (issue 19).
+MODEL_NAMES = (MODEL_NAME, "shapes-clip-tiny-plain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segblocks train shapes-clip", description="Pretrain the tiny shapes-world CLIP."
     )
     p.add_argument("--out", default="runs/shapes_clip", help="output folder (weights, metrics.json)")
+    p.add_argument("--model", default=MODEL_NAME, choices=MODEL_NAMES, help="the open_clip config to train")
     p.add_argument("--steps", type=int, default=480, help="optimizer steps (default: 480)")
     p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
+    p.add_argument(
+        "--full-images",
+        type=int,
+        default=0,
+        help="of those, the images whose whole image, caption and masks enter the losses (0: all); "
+        "the crops come from every image",
+    )
     p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
     p.add_argument("--views", type=int, default=2, help="jittered crops per thing and step")
     p.add_argument("--image-size", type=int, default=128, help="side of the world's images (px)")
@@ -106,6 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="weight of the caption/phrase ClipLoss (the only signal for the unseen classes)",
     )
+    p.add_argument(
+        "--class-weight",
+        type=float,
+        default=1.0,
+        help="weight of the class-name losses (crop_class, region_class; seen classes only)",
+    )
+    p.add_argument(
+        "--crop-statistics",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="normalise whole images with the batch-norm statistics the crops train (see running_batch_norm)",
+    )
+    p.add_argument(
+        "--uniformity-weight",
+        type=float,
+        default=0.0,
+        help="weight of the class-name embeddings' uniformity (a text-only term)",
+    )
+    p.add_argument("--label-weight", type=float, default=1.0, help="weight of the label head's cross-entropy")
     p.add_argument(
         "--label-head",
         action=argparse.BooleanOptionalAction,
@@ -147,6 +186,7 @@ def clip_losses(
     unseen_ids: Collection[int],
     crop_phrases: bool = True,
     label_head: nn.Module | None = None,
+    crop_statistics: bool = False,
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
 
@@ -165,10 +205,14 @@ def clip_losses(
             cross-entropy of the crops' image embeddings against their labels, seen classes only.
             It gives the image tower a shape signal from the first step, when the text tower
             still gives every shape name nearly the same embedding (see the model card).
+        crop_statistics: normalise the whole images with the batch-norm running statistics
+            (which the crops train; see :func:`running_batch_norm`) instead of their own.
 
     Returns:
-        ``{"caption": ..., "crop_class": ..., "region_class": ...}`` scalar fp32 losses, and
-        ``"crop_label"`` with a ``label_head``.
+        ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
+        fp32 losses, and ``"crop_label"`` with a ``label_head``. ``name_uniformity`` (Wang &
+        Isola's uniformity of the 18 class-name embeddings, a text-only term) is logged always and
+        weighted by the recipe's ``--uniformity-weight``.
 
     Raises:
         ValueError: on an unseen id that is not a category id.
@@ -180,9 +224,13 @@ def clip_losses(
     unseen[sorted(unseen_ids)] = True
     clip = backbone.clip
     scale = clip.logit_scale.exp()
-    feats = backbone(batch.images)
     n_things = len(batch.thing_texts)
     crop_embeddings = backbone(batch.crops)["clip_global"]
+    if crop_statistics:  # one set of batch-norm statistics, the crops', for every input
+        with running_batch_norm(backbone):
+            feats = backbone(batch.images)
+    else:
+        feats = backbone(batch.images)
     crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
     if crop_phrases:
@@ -195,14 +243,42 @@ def clip_losses(
         texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
         caption = ClipLoss()(images, texts, scale)
     classes = _class_text_embeddings(backbone, rng)
+    # Wang & Isola's uniformity of the class-name embeddings: a text-only term (no image, no label)
+    # that keeps the names apart from the first step, so that the class-name losses can separate
+    # the crops instead of merging the names.
+    uniformity = torch.pdist(classes).pow(2).mul(-2).exp().mean().log()
     crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
     regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
     valid = batch.mask_labels >= 0
     region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
-    losses = {"caption": caption, "crop_class": crop_class, "region_class": region_class}
+    losses = {
+        "caption": caption,
+        "crop_class": crop_class,
+        "region_class": region_class,
+        "name_uniformity": uniformity,
+    }
     if label_head is not None:
         losses["crop_label"] = _seen_cross_entropy(label_head(crop_embeddings), batch.crop_labels, unseen)
     return losses
+
+
+@contextmanager
+def running_batch_norm(module: nn.Module) -> Iterator[None]:
+    """Within the block, batch-norm layers normalise with (and do not update) their running statistics.
+
+    The tiny CLIP's trunk sees small crops and whole images, whose batch statistics differ; one set
+    of statistics must serve both once the CLIP is frozen. The crops train the statistics, and the
+    whole images are normalised with them in training as at inference, so a frozen CLIP's dense map
+    is what its training losses saw.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
 
 
 def save_clip_weights(backbone: OpenCLIPBackbone, path: str | Path, *, metadata: dict[str, str]) -> Path:
@@ -267,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
 
     # Model, optimizer, schedule.
-    backbone = OpenCLIPBackbone(MODEL_NAME, pretrained=None, frozen=False)
+    backbone = OpenCLIPBackbone(args.model, pretrained=None, frozen=False)
     backbone.train()
     label_head = nn.Linear(backbone.embed_dim, len(CATEGORIES)) if args.label_head else None
     # The image tower (and the label head) may take a higher rate than the text transformer, whose
@@ -303,7 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     things_seen = 0
     for step in run.progress(range(args.steps), desc="shapes-clip", enabled=not args.no_progress):
         indices = range(step * args.images_per_step, (step + 1) * args.images_per_step)
-        batch = make_clip_batch(train_world, indices, rng, crop_size=args.crop_size, views=args.views)
+        batch = make_clip_batch(
+            train_world,
+            indices,
+            rng,
+            crop_size=args.crop_size,
+            views=args.views,
+            full_images=args.full_images or None,
+        )
         losses = clip_losses(
             backbone,
             batch,
@@ -311,8 +394,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             unseen_ids=config.split.unseen_ids,
             crop_phrases=args.crop_phrases,
             label_head=label_head,
+            crop_statistics=args.crop_statistics,
         )
-        weights = {"caption": args.phrase_weight}
+        weights = {
+            "caption": args.phrase_weight,
+            "crop_label": args.label_weight,
+            "name_uniformity": args.uniformity_weight,
+            "crop_class": args.class_weight,
+            "region_class": args.class_weight,
+        }
         loss = sum((weights.get(k, 1.0) * v for k, v in losses.items()), torch.zeros(()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -341,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.finish(result.as_dict(), wall_seconds=train_minutes * 60, checkpoint=False)
     metrics = {
-        "model": MODEL_NAME,
+        "model": args.model,
         "steps": len(history),
         "train_minutes": round(train_minutes, 2),
         "final_loss": history[-1],
@@ -352,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = [save_clip_weights(backbone, out / "shapes.safetensors", metadata=metadata)]
     if args.ship:
         paths.append(
-            save_clip_weights(backbone, WEIGHTS_DIR / MODEL_NAME / "shapes.safetensors", metadata=metadata)
+            save_clip_weights(backbone, WEIGHTS_DIR / args.model / "shapes.safetensors", metadata=metadata)
         )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))

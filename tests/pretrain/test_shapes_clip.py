@@ -137,7 +137,45 @@ def test_clip_batch_views_repeat_every_thing_in_order() -> None:
         make_clip_batch(world, [0], np.random.default_rng(0), views=0)
 
 
+def test_clip_batch_keeps_whole_images_of_the_first_samples_only() -> None:
+    world = ShapesWorld(SMALL_WORLD)
+    every = make_clip_batch(world, [0, 1, 2], np.random.default_rng(0), crop_size=32)
+    first = make_clip_batch(world, [0, 1, 2], np.random.default_rng(0), crop_size=32, full_images=1)
+    assert first.images.shape[0] == first.masks.shape[0] == len(first.captions) == 1
+    torch.testing.assert_close(first.images, every.images[:1])
+    assert first.captions == every.captions[:1]
+    torch.testing.assert_close(first.crop_labels, every.crop_labels)  # crops from every sample
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="full_images: expected an int in"):
+            make_clip_batch(world, [0, 1, 2], np.random.default_rng(0), full_images=bad)
+
+
 # -- losses, evaluation and the recipe -------------------------------------------------------------
+def test_running_batch_norm_neither_uses_nor_updates_batch_statistics() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    x = torch.randn(2, 3, 8, 8) * 5 + 3
+    before = net[1].running_mean.clone()
+    with shapes_clip.running_batch_norm(net):
+        out = net(x)
+        assert not net[1].training
+    torch.testing.assert_close(net[1].running_mean, before)
+    torch.testing.assert_close(out, net.eval()(x))
+    assert net.train()[1].training
+
+
+def test_name_uniformity_is_lower_for_names_kept_apart() -> None:
+    """The text-only term prefers spread class names (and never sees an image or a label)."""
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0], np.random.default_rng(0), crop_size=32)
+    before = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
+    with torch.no_grad():  # collapse every token onto one embedding: the names become identical
+        backbone.clip.token_embedding.weight.copy_(backbone.clip.token_embedding.weight[:1].clone())
+    merged = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
+    assert before["name_uniformity"] < merged["name_uniformity"]
+
+
 @pytest.mark.parametrize(("crop_phrases", "with_head"), [(True, True), (False, False)])
 def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: bool, with_head: bool) -> None:
     torch.manual_seed(0)
@@ -152,7 +190,8 @@ def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: boo
         crop_phrases=crop_phrases,
         label_head=head,
     )
-    expected = {"caption", "crop_class", "region_class"} | ({"crop_label"} if with_head else set())
+    expected = {"caption", "crop_class", "region_class", "name_uniformity"}
+    expected |= {"crop_label"} if with_head else set()
     assert set(losses) == expected
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     sum(losses.values(), torch.zeros(())).backward()
