@@ -8,7 +8,9 @@ crops (``thing_crop_box``, evaluation box), prints one JSON object:
   thing crops of ``--probe-images`` train images (every class, unseen ones included): how well the
   image tower separates the shapes, whatever the names do;
 - ``unseen_named_as_seen``: the share of unseen-class crops whose best name is a seen class;
-- ``name_cosine_mean`` / ``name_cosine_max``: pairwise cosines of the 12 thing-name embeddings.
+- ``name_cosine_mean`` / ``name_cosine_max``: pairwise cosines of the 12 thing-name embeddings;
+- ``mask_pool_things_top1`` / ``mask_pool_stuff_top1``: the dense map mask-pooled over every
+  ground-truth segment of the val images, against the 18 names, things and stuff apart.
 
 Example::
 
@@ -46,6 +48,26 @@ def crop_embeddings(
     return torch.cat(embs), torch.tensor(labels)
 
 
+@torch.no_grad()
+def mask_pool_top1(clip: OpenCLIPBackbone, world: ShapesWorld, images: int) -> tuple[float, float]:
+    """Top-1 (%) of mask-pooled ground-truth segments against the 18 names: things, stuff."""
+    names = clip.encode_text([c.name for c in CATEGORIES])
+    hits: dict[bool, list[bool]] = {True: [], False: []}
+    for i in range(images):
+        sample = world.sample(i)
+        targets = sample.to_targets()
+        dense = clip(sample.image_tensor()[None])["clip_dense"]
+        regions = clip.pool_masks(dense, targets.masks[None])[0]
+        for label, hit in zip(
+            targets.labels.tolist(), ((regions @ names.T).argmax(-1) == targets.labels).tolist()
+        ):
+            hits[CATEGORIES[label].is_thing].append(hit)
+    return (
+        100 * sum(hits[True]) / max(len(hits[True]), 1),
+        100 * sum(hits[False]) / max(len(hits[False]), 1),
+    )
+
+
 def linear_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, steps: int = 500) -> float:
     """Top-1 (%) of a logistic regression (full-batch Adam) fitted on ``train_x``."""
     head = torch.nn.Linear(train_x.shape[1], NUM_THINGS)
@@ -80,6 +102,7 @@ def main() -> None:
     unseen = torch.zeros(len(CATEGORIES), dtype=torch.bool)
     unseen[sorted(config.split.unseen_ids)] = True
     is_unseen = unseen[val_y]
+    pool_things, pool_stuff = mask_pool_top1(clip, ShapesWorld(config, split="val"), args.val_images)
     cos = names @ names.T
     off = cos[~torch.eye(NUM_THINGS, dtype=torch.bool)]
     print(
@@ -91,6 +114,8 @@ def main() -> None:
                 "unseen_named_as_seen": round((~unseen[predicted][is_unseen]).float().mean().item() * 100, 1),
                 "name_cosine_mean": round(off.mean().item(), 3),
                 "name_cosine_max": round(off.max().item(), 3),
+                "mask_pool_things_top1": round(pool_things, 1),
+                "mask_pool_stuff_top1": round(pool_stuff, 1),
                 "val_things": len(val_y),
             }
         )
