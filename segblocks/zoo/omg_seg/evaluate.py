@@ -34,7 +34,7 @@ from segblocks.metrics.panoptic_quality import PanopticQualityResult
 from segblocks.structures import InstanceResult, PanopticResult, Prompts
 from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
 
-__all__ = ["TABLE_COLUMNS", "OMGSegMetrics", "evaluate_all", "format_table"]
+__all__ = ["TABLE_COLUMNS", "OMGSegMetrics", "evaluate_all", "evaluate_world", "format_table"]
 
 #: The card's columns: (field, header).
 TABLE_COLUMNS = (
@@ -266,3 +266,46 @@ def format_table(rows: dict[str, OMGSegMetrics]) -> str:
         values = m.as_dict()
         lines.append(f"| {label} | " + " | ".join(f"{values[f]:.1f}" for f, _ in TABLE_COLUMNS) + " |")
     return "\n".join(lines)
+
+
+def evaluate_world(
+    weights: str | None = None,
+    *,
+    val_images: int = 100,
+    val_clips: int = 20,
+    frames: int = 8,
+    window: int = 2,
+    image_size: int = 96,
+    seed: int = 0,
+    classifier: str = "ensemble",
+    device: str | torch.device = "cpu",
+) -> OMGSegMetrics:
+    """Every task of one world-scale checkpoint on the shapes world's val split (the card's protocol).
+
+    Args:
+        weights: a run / checkpoint directory or ``model.safetensors`` (None: the shipped weights).
+        val_images: val images (card: 100). val_clips: val clips (card: 20) of ``frames`` frames (8).
+        window: frames of an inference window (2). image_size: image side (96). seed: world seed (0).
+        classifier: ``"ensemble"`` or ``"omg"``.
+        device: where to run.
+    """
+    from segblocks.data import CATEGORIES, ShapesClipDataset, ShapesDataset, ShapesWorldConfig
+    from segblocks.zoo.omg_seg.predict import load_omg_seg
+
+    model = load_omg_seg(weights, device=device)
+    predictor = OMGSegPredictor(
+        model,
+        vocabulary=[c.name for c in CATEGORIES],
+        is_thing=[c.is_thing for c in CATEGORIES],
+        classifier=classifier,
+        window=window,
+    )
+    world = ShapesWorldConfig(image_size=(image_size, image_size), seed=seed)
+    images = ShapesDataset(world, split="val", length=val_images)
+    clips = ShapesClipDataset(world, split="val", length=val_clips, num_frames=frames)
+    return evaluate_all(
+        predictor,
+        (images[i] for i in range(len(images))),
+        (clips[i] for i in range(len(clips))),
+        device=device,
+    )

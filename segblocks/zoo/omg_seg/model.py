@@ -280,7 +280,7 @@ class OMGSeg(nn.Module):
         padded = pad_targets(targets, (h * stride, w * stride))
         return self.criterion({group: predictions}, {group: padded}, generator=generator)
 
-    def predict(self, images: Tensor, **options: Any) -> Any:
+    def predict(self, images: Tensor | Sequence[Tensor], **options: Any) -> Any:
         """Post-processed results of any task: ``OMGSegPredictor(self).predict(images, **options)``.
 
         Args:
