@@ -98,6 +98,8 @@ def _demo(args: argparse.Namespace) -> int:
         written += _possam_demo(out, args)
     if args.video:
         written += _video_demo(out, args)
+    if args.omg_seg:
+        written += _omg_seg_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
@@ -114,6 +116,15 @@ def _video_demo(out: Path, args: argparse.Namespace) -> list[Path]:
         f"video Mask2Former on one val clip of 8 frames (windows of 2 linked): VOS J&F {m.vos_jf:.1f}, "
         f"VPQ {m.vpq:.1f} (stuff {m.vpq_stuff:.1f}, things {m.vpq_things:.1f}), VIS AP {m.vis_ap:.1f}"
     )
+    return [demo.file]
+
+
+def _omg_seg_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """World-scale OMG-Seg with the shipped weights: one image in three tasks, one clip, one prompt."""
+    from segblocks.zoo.omg_seg.demo import run_omg_seg_demo
+
+    demo = run_omg_seg_demo(out, seed=args.seed)
+    print("\n".join(demo.lines))
     return [demo.file]
 
 
@@ -228,6 +239,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--no-video", dest="video", action="store_false", help="skip the video (Mask2Former-VIS) part"
+    )
+    demo.add_argument(
+        "--no-omg-seg", dest="omg_seg", action="store_false", help="skip the OMG-Seg (every task) part"
     )
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")

@@ -149,3 +149,11 @@ def test_prompt_strings() -> None:
     assert p.points is not None and p.points.shape == (2, 1, 2)
     b = parse_boxes("0,0,10,10")
     assert b.boxes is not None and b.boxes.shape == (1, 4)
+
+
+def test_demo_sheet_from_exported_weights(run: Path, tmp_path: Path) -> None:
+    from segblocks.zoo.omg_seg.demo import run_omg_seg_demo
+
+    path = export_trained_weights(load_omg_seg(run / "run"), tmp_path / "omg.safetensors")
+    demo = run_omg_seg_demo(tmp_path / "demo", num_frames=3, weights=path)
+    assert demo.file.is_file() and Image.open(demo.file).width >= 5 * 96 * 2
