@@ -222,3 +222,13 @@ def test_paper_scale_parameter_counts_on_the_meta_device() -> None:
     # frozen: the whole OpenCLIP ConvNeXt-L (image and text towers); trainable: decoders and heads
     assert 340e6 < counts["frozen"] < 360e6
     assert 20e6 < counts["trainable"] < 22e6
+
+
+def test_box_regions_stay_in_the_unpadded_image(model: OMGSeg) -> None:
+    right_half = Prompts(boxes=torch.tensor([[50.0, 0.0, 100.0, 100.0]]))
+    group = model.location_queries([right_half], (100, 100), (128, 128), (32, 32))  # 100 px padded to 128
+    assert group.cross_mask is not None
+    cols = group.cross_mask[0, 0].any(0).nonzero()[:, 0]
+    assert int(cols.min()) == 12 and int(cols.max()) == 24  # x in [50, 100) of 100 px -> cells 12..24 of 25
+    assert not group.cross_mask[0, 0, 25:].any()
+    assert model(torch.rand(1, 3, 100, 100), [right_half]).mask_logits.shape == (1, 1, 32, 32)

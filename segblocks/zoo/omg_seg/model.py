@@ -133,7 +133,11 @@ class OMGSeg(nn.Module):
         )
 
     def location_queries(
-        self, prompts: Sequence[Prompts], image_size: tuple[int, int], mask_size: tuple[int, int]
+        self,
+        prompts: Sequence[Prompts],
+        image_size: tuple[int, int],
+        padded_size: tuple[int, int],
+        mask_size: tuple[int, int],
     ) -> QueryGroup:
         """One location query per point or box prompt (points first, then boxes, per image).
 
@@ -141,12 +145,20 @@ class OMGSeg(nn.Module):
             prompts: B :class:`~segblocks.structures.Prompts` with points (one positive click each)
                 and/or boxes, in pixels of the unpadded images.
             image_size: ``(H, W)`` of the unpadded images.
-            mask_size: ``(h, w)`` of the mask features (the first cross-attention region's grid).
+            padded_size: ``(H', W')`` of the padded images the decoder sees.
+            mask_size: ``(h, w)`` of the mask features (of the padded images): the grid of each query's
+                first cross-attention region, its box.
 
         Raises:
             ValueError: on a prompt outside the image or prompts without points or boxes.
         """
-        group = self.location_encoder(prompts, image_size, mask_size)
+        (h, w), (ph, pw), (mh, mw) = image_size, padded_size, mask_size
+        valid = (max(1, -(-h * mh // ph)), max(1, -(-w * mw // pw)))  # the cells of the unpadded image
+        group = self.location_encoder(prompts, image_size, valid)
+        if group.cross_mask is not None and valid != (mh, mw):  # boxes live in the unpadded part
+            region = group.cross_mask.new_zeros(*group.cross_mask.shape[:2], mh, mw)
+            region[..., : valid[0], : valid[1]] = group.cross_mask
+            group.cross_mask = region
         if not self.location_self_mask:  # the ablation: location queries see each other
             group.self_attention = SelfAttentionRule.own_group()
         return group
@@ -196,7 +208,8 @@ class OMGSeg(nn.Module):
                 raise ValueError(
                     f"prompts: expected {batch} Prompts (one per image or clip), got {len(prompts)}"
                 )
-            queries = self.location_queries(prompts, size, tuple(pixels.mask_features.shape[-2:]))
+            padded = (int(images.shape[-2]), int(images.shape[-1]))
+            queries = self.location_queries(prompts, size, padded, tuple(pixels.mask_features.shape[-2:]))
         decoded = self.mask_decoder(
             [queries], pixels.multi_scale_features, pixels.mask_features, num_frames=frames
         )
