@@ -67,6 +67,10 @@ def seen_world(config: ShapesWorldConfig) -> ShapesWorldConfig:
 def relabel(targets: Targets, seen_ids: Sequence[int]) -> Targets:
     """Targets with labels re-indexed from category ids to positions in ``seen_ids``.
 
+    Args:
+        targets: one image's or clip's targets, labels = shapes-world category ids.
+        seen_ids: sorted category ids of the training vocabulary.
+
     Raises:
         ValueError: on a label outside ``seen_ids`` (a held-out class in training data).
     """
@@ -97,7 +101,12 @@ def collate_pseudo_clips(examples: list[ShapesExample], seen_ids: Sequence[int],
 
 
 def collate_clips_seen(examples: list[ShapesClipExample], seen_ids: Sequence[int]) -> Batch:
-    """Clips ``[B, T, 3, H, W]`` with tube targets labelled in the training vocabulary."""
+    """Clips ``[B, T, 3, H, W]`` with tube targets labelled in the training vocabulary.
+
+    Args:
+        examples: shapes-world clips of one length and size (drawn without the held-out classes).
+        seen_ids: sorted category ids of the training vocabulary.
+    """
     batch = collate_clip_batch(examples)
     assert batch.targets is not None
     return Batch(images=batch.images, targets=[relabel(t, seen_ids) for t in batch.targets])
@@ -162,7 +171,11 @@ class PromptedImages(Dataset[PromptedExample]):
 
 
 def collate_prompted(examples: list[PromptedExample]) -> Batch:
-    """Images ``[B, 3, H, W]`` with one :class:`Prompts` and its targets each."""
+    """Images ``[B, 3, H, W]`` with one :class:`Prompts` and its targets each.
+
+    Args:
+        examples: items of :class:`PromptedImages` (one image size).
+    """
     return Batch(
         images=torch.stack([e.image for e in examples]),
         targets=[e.targets for e in examples],

@@ -16,6 +16,9 @@ __all__ = ["as_clip", "as_images", "as_prompt_list"]
 def as_images(images: Tensor | Sequence[Tensor]) -> Tensor:
     """``[B, 3, H, W]`` from ``[B, 3, H, W]`` or one ``[3, H, W]`` image.
 
+    Args:
+        images: ``[B, 3, H, W]`` or ``[3, H, W]`` floating RGB.
+
     Raises:
         ValueError: on another shape. TypeError: on a non-tensor or non-floating input.
     """
@@ -33,6 +36,9 @@ def as_images(images: Tensor | Sequence[Tensor]) -> Tensor:
 
 def as_clip(frames: Tensor | Sequence[Tensor]) -> Tensor:
     """``[T, 3, H, W]`` from ``[T, 3, H, W]``, ``[1, T, 3, H, W]`` or a list of ``[3, H, W]`` frames.
+
+    Args:
+        frames: one clip as a tensor or a list of frames of one size.
 
     Raises:
         ValueError: on no frames, a wrong shape, or frames of different sizes.
@@ -65,6 +71,11 @@ def as_clip(frames: Tensor | Sequence[Tensor]) -> Tensor:
 
 def as_prompt_list(prompts: Prompts | Sequence[Prompts] | None, count: int, task: str) -> list[Prompts]:
     """``count`` :class:`Prompts` from one or a list.
+
+    Args:
+        prompts: one :class:`Prompts` (for one image) or one per image.
+        count: the number of images.
+        task: the task asking (named in the errors).
 
     Raises:
         ValueError: on missing prompts or a wrong count. TypeError: on a non-Prompts element.

@@ -49,6 +49,9 @@ def training_vocabulary() -> tuple[list[str], list[bool]]:
 def load_image(path: PathLike) -> torch.Tensor:
     """An image file as ``[3, H, W]`` float32 RGB in ``[0, 1]``.
 
+    Args:
+        path: the image file (any format PIL reads; converted to RGB).
+
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: if PIL cannot read it.
@@ -66,6 +69,9 @@ def load_image(path: PathLike) -> torch.Tensor:
 
 def load_frames(folder: PathLike) -> list[torch.Tensor]:
     """The image files of a folder, in name order, as ``[3, H, W]`` frames.
+
+    Args:
+        folder: the folder of frames.
 
     Raises:
         FileNotFoundError: if the folder does not exist.
@@ -97,13 +103,27 @@ def _numbers(text: str, arity: int, option: str) -> list[list[float]]:
 
 
 def parse_points(text: str) -> Prompts:
-    """``"x,y;x,y"`` (pixels) -> one positive click a prompt."""
+    """``"x,y;x,y"`` (pixels) -> one positive click a prompt.
+
+    Args:
+        text: clicks separated by ``;``, each ``x,y``.
+
+    Raises:
+        ValueError: on a malformed click (the message names ``--points``).
+    """
     xy = torch.tensor(_numbers(text, 2, "--points"), dtype=torch.float32)
     return Prompts(points=xy[:, None], point_labels=torch.ones(len(xy), 1, dtype=torch.int64))
 
 
 def parse_boxes(text: str) -> Prompts:
-    """``"x1,y1,x2,y2;..."`` (pixels) -> box prompts (``x2 >= x1``, ``y2 >= y1`` checked)."""
+    """``"x1,y1,x2,y2;..."`` (pixels) -> box prompts (``x2 >= x1``, ``y2 >= y1`` checked).
+
+    Args:
+        text: boxes separated by ``;``, each ``x1,y1,x2,y2``.
+
+    Raises:
+        ValueError: on a malformed box (``--boxes``) or one with ``x2 < x1`` (``boxes``).
+    """
     return Prompts(boxes=torch.tensor(_numbers(text, 4, "--boxes"), dtype=torch.float32))
 
 

@@ -137,6 +137,10 @@ class OMGSegPredictor:
     ) -> OMGVocabulary:
         """Encode class names with the frozen CLIP and mark those in the training vocabulary.
 
+        Args:
+            class_names: ``C`` class names (``"person, people"`` = synonyms of one class).
+            is_thing: ``C`` flags (default: all things).
+
         Raises:
             ValueError: on an empty vocabulary, empty or repeated names, flags of the wrong length.
             TypeError: on a single string instead of a list of names.
@@ -148,7 +152,12 @@ class OMGSegPredictor:
     def set_vocabulary(
         self, vocabulary: Sequence[str] | OMGVocabulary, is_thing: Sequence[bool] | None = None
     ) -> None:
-        """Make ``vocabulary`` the default of :meth:`predict` (no retraining)."""
+        """Make ``vocabulary`` the default of :meth:`predict` (no retraining).
+
+        Args:
+            vocabulary: class names or an encoded :class:`OMGVocabulary`.
+            is_thing: one flag per name (default: all things).
+        """
         self.vocabulary = self._resolve(vocabulary, is_thing)
 
     def _resolve(
@@ -192,7 +201,14 @@ class OMGSegPredictor:
         vocabulary: OMGVocabulary,
         classifier: str,
     ) -> Tensor:
-        """``[B, Q, C + 1]`` class logits (``"omg"``) or ensemble log-probabilities (``"ensemble"``)."""
+        """``[B, Q, C + 1]`` class logits (``"omg"``) or ensemble log-probabilities (``"ensemble"``).
+
+        Args:
+            predictions: one decoder prediction (masks and OMG class logits against ``vocabulary``).
+            clip_features: the frozen CLIP's maps of the same forward pass.
+            vocabulary: the vocabulary (its ``seen`` flags choose alpha or beta).
+            classifier: ``"omg"`` or ``"ensemble"``.
+        """
         assert predictions.class_logits is not None
         if classifier == "omg":
             return predictions.class_logits.float()
@@ -220,7 +236,14 @@ class OMGSegPredictor:
     def segment_images(
         self, images: Tensor, tasks: Sequence[str], vocabulary: OMGVocabulary, classifier: str
     ) -> list[SegmentationPrediction]:
-        """Panoptic / instance / semantic results of ``[B, 3, H, W]`` images."""
+        """Panoptic / instance / semantic results of ``[B, 3, H, W]`` images (one forward pass).
+
+        Args:
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+            tasks: any of ``"panoptic"``, ``"semantic"``, ``"instance"``.
+            vocabulary: the classes to name.
+            classifier: ``"omg"`` or ``"ensemble"``.
+        """
         final, logits = self._run(images, vocabulary, classifier)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         return postprocess_batch(
@@ -237,7 +260,12 @@ class OMGSegPredictor:
 
     @torch.no_grad()
     def segment_prompts(self, images: Tensor, prompts: Sequence[Prompts]) -> list[PromptPrediction]:
-        """Interactive segmentation: one mask per point or box prompt (points first, then boxes)."""
+        """Interactive segmentation: one mask per point or box prompt (points first, then boxes).
+
+        Args:
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+            prompts: B :class:`Prompts` (points: one positive click a prompt; boxes in pixels).
+        """
         text = self.model.text_embeddings
         final, _ = self.model.forward_with_clip(images, prompts, text)
         size = (int(images.shape[-2]), int(images.shape[-1]))
@@ -283,7 +311,13 @@ class OMGSegPredictor:
     def segment_video(
         self, linked: LinkedClip, tasks: Sequence[str], vocabulary: OMGVocabulary
     ) -> ClipPrediction:
-        """Per-frame panoptic / semantic maps and instance tubes of a linked clip."""
+        """Per-frame panoptic / semantic maps and instance tubes of a linked clip.
+
+        Args:
+            linked: from :meth:`link`.
+            tasks: any of ``"panoptic"``, ``"semantic"``, ``"instance"``.
+            vocabulary: the vocabulary the clip was linked with (its thing flags).
+        """
         return postprocess_clips(
             linked.mask_logits[None],
             linked.class_logits[None],

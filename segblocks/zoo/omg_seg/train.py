@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_mix(text: str) -> dict[str, int]:
     """``"image=1,clip=1,prompt=1"`` -> ``{"image": 1, "clip": 1, "prompt": 1}``.
 
+    Args:
+        text: the ``--mix`` option.
+
     Raises:
         ValueError: on a malformed entry or an unknown kind.
     """
