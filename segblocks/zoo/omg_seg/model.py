@@ -261,7 +261,13 @@ class OMGSeg(nn.Module):
         predictions = self(
             batch.images, [p for p in prompts if p is not None] if prompts is not None else None
         )
-        return self.losses(predictions, batch.targets, group=group)
+        losses = self.losses(predictions, batch.targets, group=group)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # one task a batch leaves the other task's parts out of the graph, which DDP refuses:
+            # a zero loss touches every trainable parameter (the official code does the same)
+            trainable = [p.sum() for p in self.parameters() if p.requires_grad]
+            losses["unused_parameters"] = torch.stack(trainable).sum() * 0.0
+        return losses
 
     def losses(
         self,
