@@ -6,6 +6,8 @@ meta device."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -232,3 +234,29 @@ def test_box_regions_stay_in_the_unpadded_image(model: OMGSeg) -> None:
     assert int(cols.min()) == 12 and int(cols.max()) == 24  # x in [50, 100) of 100 px -> cells 12..24 of 25
     assert not group.cross_mask[0, 0, 25:].any()
     assert model(torch.rand(1, 3, 100, 100), [right_half]).mask_logits.shape == (1, 1, 32, 32)
+
+
+def test_one_task_a_batch_trains_under_ddp(tmp_path: Path) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from segblocks.engine.run import _TrainingStep
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        m = tiny()
+        step = DistributedDataParallel(_TrainingStep(m))
+        masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+        masks[0, 8:30, 8:30] = True
+        targets = [Targets(masks=masks, labels=torch.tensor([1]))]
+        batches = [
+            Batch(images=torch.rand(1, 3, 64, 64), targets=targets),
+            Batch(images=torch.rand(1, 3, 64, 64), targets=targets, prompts=[click(15, 15)]),
+            Batch(images=torch.rand(1, 3, 64, 64), targets=targets),
+        ]
+        for batch in batches:  # DDP would refuse the second step if a part were left out of the graph
+            losses = step(batch)
+            assert "unused_parameters" in losses
+            sum(losses.values()).backward()
+    finally:
+        dist.destroy_process_group()
