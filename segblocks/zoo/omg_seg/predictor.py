@@ -19,7 +19,6 @@ segment_anything keeps ``SamPredictor`` beside ``Sam``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -44,41 +43,21 @@ from segblocks.inference import (
 from segblocks.structures import MaskPredictions, Prompts
 from segblocks.zoo.omg_seg.config import OMGSegConfig
 from segblocks.zoo.omg_seg.inputs import as_clip, as_images, as_prompt_list
+from segblocks.zoo.omg_seg.tasks import (
+    CLASSIFIERS,
+    IMAGE_TASKS,
+    TASKS,
+    VIDEO_TASKS,
+    LinkedClip,
+    Result,
+    check_classifier,
+)
 from segblocks.zoo.omg_seg.vocabulary import OMGVocabulary, encode_vocabulary
 
 if TYPE_CHECKING:
     from segblocks.zoo.omg_seg.model import OMGSeg
 
 __all__ = ["CLASSIFIERS", "IMAGE_TASKS", "TASKS", "VIDEO_TASKS", "LinkedClip", "OMGSegPredictor"]
-
-#: Image tasks and the post-processing each runs.
-IMAGE_TASKS = {"panoptic": "panoptic", "instance": "instance", "semantic": "semantic"}
-#: Video tasks and the post-processing each runs on the linked tubes.
-VIDEO_TASKS = {"vps": "panoptic", "vis": "instance", "vss": "semantic"}
-#: Every task :meth:`OMGSegPredictor.predict` runs.
-TASKS = (*IMAGE_TASKS, *VIDEO_TASKS, "vos", "interactive")
-#: ``"omg"``: the trained classifier alone; ``"ensemble"``: with the frozen CLIP (the official inference).
-CLASSIFIERS = ("omg", "ensemble")
-
-Result = list[SegmentationPrediction] | ClipPrediction | list[PromptPrediction] | Tensor
-
-
-@dataclass
-class LinkedClip:
-    """A clip's linked query predictions.
-
-    Attributes:
-        mask_logits: ``[Q, T, h, w]`` tube logits at the mask resolution of the padded frames.
-        class_logits: ``[Q, C + 1]`` class log-probabilities averaged over the windows.
-        objectness: ``[Q]`` objectness probabilities averaged over the windows.
-        padded: ``(H', W')`` of the padded frames; frame_size: ``(H, W)`` of the frames.
-    """
-
-    mask_logits: Tensor
-    class_logits: Tensor
-    objectness: Tensor
-    padded: tuple[int, int]
-    frame_size: tuple[int, int]
 
 
 class OMGSegPredictor:
@@ -112,7 +91,7 @@ class OMGSegPredictor:
         top_k: int | None = None,
         video_top_k: int = 10,
     ) -> None:
-        _check_classifier(classifier)
+        check_classifier(classifier)
         if window < 1:
             raise ValueError(f"window: expected at least one frame a window, got {window}")
         cfg = model.config if model.config is not None else OMGSegConfig()
@@ -394,7 +373,7 @@ class OMGSegPredictor:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
         chosen = classifier or self.classifier
-        _check_classifier(chosen)
+        check_classifier(chosen)
         vocab = self._resolve(vocabulary, is_thing)
         if task in IMAGE_TASKS:
             if prompts is not None:
@@ -414,8 +393,3 @@ class OMGSegPredictor:
         if prompts is not None:
             raise ValueError(f"prompts: task {task!r} takes no prompts")
         return self.segment_video(self.link(frames, vocab, chosen), (VIDEO_TASKS[task],), vocab)
-
-
-def _check_classifier(classifier: str) -> None:
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
