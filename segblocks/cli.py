@@ -98,6 +98,8 @@ def _demo(args: argparse.Namespace) -> int:
         written += _possam_demo(out, args)
     if args.video:
         written += _video_demo(out, args)
+    if args.omg_seg:
+        written += _omg_seg_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
@@ -117,6 +119,15 @@ def _video_demo(out: Path, args: argparse.Namespace) -> list[Path]:
     return [demo.file]
 
 
+def _omg_seg_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """World-scale OMG-Seg with the shipped weights: one image in three tasks, one clip, one prompt."""
+    from segblocks.zoo.omg_seg.demo import run_omg_seg_demo
+
+    demo = run_omg_seg_demo(out, seed=args.seed)
+    print("\n".join(demo.lines))
+    return [demo.file]
+
+
 def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
     """World-scale PosSAM with the shipped weights on val images, every class by name; print metrics."""
     from segblocks.zoo.possam.demo import run_possam_demo
@@ -131,11 +142,30 @@ def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
     return demo.files
 
 
+def _omg_seg_predict(args: argparse.Namespace) -> int:
+    """``segblocks predict omg-seg``: any task of OMG-Seg on an image file or a folder of frames."""
+    from segblocks.zoo.omg_seg.predict import predict_files
+
+    names = [v.strip() for v in args.vocabulary.split(",") if v.strip()] if args.vocabulary else None
+    stuff = {s.strip() for s in args.stuff.split(",") if s.strip()}
+    flags = None if names is None else [n not in stuff for n in names]
+    for line in predict_files(
+        task=args.task, image=args.image, frames=args.frames, points=args.points, boxes=args.boxes,
+        vocabulary=names, is_thing=flags, weights=args.weights, out=args.out, scale=args.scale,
+    ):  # fmt: skip
+        print(line)
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     """``segblocks predict possam``: open-vocabulary panoptic segmentation of one image file."""
     from segblocks.zoo.possam import load_possam, predict_image, write_overlay
     from segblocks.zoo.possam.shipped import load_shipped_possam
 
+    if args.model == "omg-seg":
+        return _omg_seg_predict(args)
+    if args.image is None or args.vocabulary is None:
+        raise ValueError("--image, --vocabulary: possam needs an image file and class names")
     vocabulary = [v.strip() for v in args.vocabulary.split(";" if ";" in args.vocabulary else ",")]
     vocabulary = [v for v in vocabulary if v]
     if not vocabulary:
@@ -176,6 +206,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "mask2former": "segblocks.zoo.mask2former.train",
     "mask2former-video": "segblocks.zoo.mask2former.train_video",
     "possam": "segblocks.zoo.possam.train",
+    "omg-seg": "segblocks.zoo.omg_seg.train",
 }
 
 
@@ -209,16 +240,27 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-video", dest="video", action="store_false", help="skip the video (Mask2Former-VIS) part"
     )
+    demo.add_argument(
+        "--no-omg-seg", dest="omg_seg", action="store_false", help="skip the OMG-Seg (every task) part"
+    )
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")
-    predict.add_argument("model", choices=("possam",), help="the zoo model")
-    predict.add_argument("--image", required=True, help="the image file")
-    predict.add_argument("--vocabulary", required=True, help="class names, comma-separated")
+    predict.add_argument("model", choices=("possam", "omg-seg"), help="the zoo model")
+    predict.add_argument("--image", default=None, help="the image file")
+    predict.add_argument("--vocabulary", default=None, help="class names, comma-separated")
+    predict.add_argument("--frames", default=None, help="omg-seg: a folder of frames (video tasks)")
+    predict.add_argument(
+        "--task", default="panoptic", help="omg-seg: panoptic|instance|semantic|vis|vps|vss|interactive"
+    )
+    predict.add_argument("--points", default=None, help='omg-seg interactive: clicks "x,y;x,y"')
+    predict.add_argument("--boxes", default=None, help='omg-seg interactive: boxes "x1,y1,x2,y2;..."')
     predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
     predict.add_argument("--out", default=None, help="write the overlay PNG here")
     predict.add_argument("--scale", type=int, default=1, help="upscaling of the overlay drawing")
     predict.add_argument("--classifier", default="mase", choices=("ldp", "clip", "geometric", "mase"))
-    predict.add_argument("--weights", default=None, help="trained PosSAM weights (default: world scale)")
+    predict.add_argument(
+        "--weights", default=None, help="trained weights (default: the shipped world-scale ones)"
+    )
     predict.add_argument("--sam-checkpoint", default=None, help="SAM weights (e.g. sam_vit_b_01ec64.pth)")
     predict.add_argument("--clip-pretrained", default=None, help="CLIP weights (open_clip tag or file)")
     predict.add_argument("--variant", default="tiny", choices=("tiny", "vit_b", "vit_l", "vit_h"))

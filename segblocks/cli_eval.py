@@ -161,6 +161,26 @@ def _mask2former_video_report(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
+def _omg_seg_report(args: argparse.Namespace) -> EvaluationReport:
+    """OMG-Seg: every task of one checkpoint on shapes-world val images and clips (its card's table)."""
+    from segblocks.zoo.omg_seg.evaluate import TABLE_COLUMNS, evaluate_world
+
+    m = evaluate_world(
+        args.weights,
+        val_images=args.val_images,
+        val_clips=args.val_clips,
+        frames=args.frames,
+        window=args.window,
+        image_size=args.image_size,
+        seed=args.seed,
+        classifier=args.classifier,
+    ).as_dict()
+    summary = {header: m[field] / 100 for field, header in TABLE_COLUMNS}
+    return EvaluationReport(
+        task="omg-seg", summary=summary, counts={"images": int(m["num_images"]), "clips": int(m["num_clips"])}
+    )
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     """Score, print the table, write the JSON."""
     if args.json is not None and Path(args.json).is_dir():
@@ -171,6 +191,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         "possam": _possam_report,
         "mask2former": _mask2former_report,
         "mask2former-video": _mask2former_video_report,
+        "omg-seg": _omg_seg_report,
     }
     report = models[args.format](args) if args.format in models else _file_reports(args)
     print(format_table(report, rows=not args.no_rows))
@@ -264,6 +285,20 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--window", type=int, default=2, help="frames per linked window (card: 2)")
     _add_world_options(p)
     p.set_defaults(val_images=20, image_size=96)
+
+    p = add(
+        "omg-seg",
+        "OMG-Seg: every task of one checkpoint on shapes-world val images and clips (its card's table)",
+    )
+    p.add_argument(
+        "--weights", default=None, help="a run / checkpoint directory or model.safetensors (default: shipped)"
+    )
+    p.add_argument("--val-clips", type=int, default=20, help="val clips (card: 20)")
+    p.add_argument("--frames", type=int, default=8, help="frames per val clip (card: 8)")
+    p.add_argument("--window", type=int, default=2, help="frames per linked window (card: 2)")
+    p.add_argument("--classifier", default="ensemble", choices=("ensemble", "omg"))
+    _add_world_options(p)
+    p.set_defaults(image_size=96)
 
 
 def _add_world_options(p: argparse.ArgumentParser) -> None:

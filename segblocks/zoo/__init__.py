@@ -1,6 +1,14 @@
 """Assembled models: Mask2Former, PosSAM, OMG-Seg, Uni-OVSeg, SEEM, and their predictors."""
 
 from segblocks.zoo.mask2former import Mask2FormerPredictor, build_mask2former
+from segblocks.zoo.omg_seg import OMGSegPredictor, build_omg_seg
 from segblocks.zoo.possam import PosSAMPredictor, build_possam
 
-__all__ = ["Mask2FormerPredictor", "PosSAMPredictor", "build_mask2former", "build_possam"]
+__all__ = [
+    "Mask2FormerPredictor",
+    "OMGSegPredictor",
+    "PosSAMPredictor",
+    "build_mask2former",
+    "build_omg_seg",
+    "build_possam",
+]

@@ -1,0 +1,118 @@
+"""OMG-Seg's vocabulary: class names, thing flags, frozen-CLIP text embeddings, and which classes were trained.
+
+The open-vocabulary ensemble gives the frozen CLIP a smaller say (``alpha``) on classes the model was
+trained on than on the others (``beta``). OMG-Seg decides "trained on" by word matching; our rule,
+:func:`in_training_vocabulary`, states it exactly: a class is *in the training vocabulary* when one
+of its synonyms equals a synonym of a training class, after splitting names on ``,``, ``/`` and the
+word ``or`` and comparing lower-cased, space-trimmed words (``"person, people"`` and ``"People"``
+match; ``"red circle"`` and ``"circle"`` do not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from segblocks._validation import check_bool_flags, check_dtype, check_shape, check_vocabulary
+
+__all__ = ["OMGVocabulary", "encode_vocabulary", "in_training_vocabulary", "synonyms"]
+
+_SPLIT = re.compile(r",|/|\bor\b|_or_")
+
+
+def synonyms(name: str) -> frozenset[str]:
+    """The synonyms of one class name: split on ``,``, ``/``, ``or``; lower-cased and trimmed.
+
+    Args:
+        name: a class name such as ``"person, people"`` or ``"sofa/couch"``.
+    """
+    return frozenset(" ".join(s.split()).lower() for s in _SPLIT.split(name) if s.strip())
+
+
+def in_training_vocabulary(class_names: Sequence[str], training_names: Sequence[str]) -> Tensor:
+    """``[C]`` bool: True where a class shares a synonym with a class of the training vocabulary.
+
+    Args:
+        class_names: the ``C`` classes to flag.
+        training_names: the classes the model was trained on.
+
+    Returns:
+        ``[C]`` bool on the CPU.
+    """
+    known: set[str] = set()
+    for name in training_names:
+        known |= synonyms(name)
+    return torch.tensor([bool(synonyms(n) & known) for n in class_names], dtype=torch.bool)
+
+
+@dataclass(frozen=True, eq=False)  # tensors: compare by identity
+class OMGVocabulary:
+    """The classes an OMG-Seg names.
+
+    Attributes:
+        names: ``C`` class names (``"person, people"`` lists synonyms).
+        is_thing: ``C`` flags, True for countable things.
+        text_embeddings: ``[C, E]`` unit-norm frozen-CLIP text embeddings.
+        seen: ``[C]`` bool, :func:`in_training_vocabulary` of the names.
+    """
+
+    names: tuple[str, ...]
+    is_thing: tuple[bool, ...]
+    text_embeddings: Tensor
+    seen: Tensor
+
+    def __post_init__(self) -> None:
+        c = len(self.names)
+        if c == 0 or len(self.is_thing) != c:
+            raise ValueError(
+                f"vocabulary: expected at least one class and one thing flag per class, got {c} names "
+                f"and {len(self.is_thing)} flags"
+            )
+        check_shape("text_embeddings", self.text_embeddings, (c, None), f"[C={c}, E]")
+        check_dtype("text_embeddings", self.text_embeddings, "floating")
+        check_shape("seen", self.seen, (c,), f"[C={c}]")
+        check_dtype("seen", self.seen, "bool")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def encode_vocabulary(
+    clip: Any,
+    class_names: Sequence[str],
+    is_thing: Sequence[bool] | None = None,
+    *,
+    training_names: Sequence[str] | None = None,
+    meta: bool = False,
+) -> OMGVocabulary:
+    """Encode class names with the frozen CLIP text encoder (ViLD-style templates, synonyms averaged).
+
+    Args:
+        clip: an :class:`~segblocks.backbones.OpenCLIPBackbone` (``encode_text``, ``embed_dim``).
+        class_names: ``C`` class names.
+        is_thing: ``C`` flags (default: all things).
+        training_names: the training vocabulary (default: ``class_names``, every class trained).
+        meta: build placeholder embeddings on the meta device (no text encoder runs).
+
+    Returns:
+        The :class:`OMGVocabulary`.
+
+    Raises:
+        ValueError: on an empty vocabulary, empty or repeated names, or flags of the wrong length.
+        TypeError: on a single string instead of a list of names.
+    """
+    names = check_vocabulary("vocabulary", class_names)
+    flags = [True] * len(names) if is_thing is None else check_bool_flags("is_thing", is_thing, len(names))
+    if meta:
+        text = torch.empty(len(names), int(clip.embed_dim), device="meta")
+    else:
+        text = clip.encode_text(names).detach()
+    seen = in_training_vocabulary(names, names if training_names is None else training_names)
+    return OMGVocabulary(
+        names=tuple(names), is_thing=tuple(flags), text_embeddings=text, seen=seen.to(text.device)
+    )

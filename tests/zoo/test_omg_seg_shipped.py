@@ -1,0 +1,43 @@
+"""The shipped world-scale OMG-Seg: a small fp16 file of the trained tensors only, on the shipped tiny
+CLIP, that runs every task and carries its training summary."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig
+from segblocks.structures import Prompts
+from segblocks.zoo.omg_seg.shipped import (
+    FROZEN_PREFIX,
+    SHIPPED_WEIGHTS,
+    load_shipped_omg_seg,
+    shipped_summary,
+)
+
+
+def test_shipped_file_is_small_fp16_and_holds_no_clip() -> None:
+    assert SHIPPED_WEIGHTS.stat().st_size < 5e6
+    state = load_file(str(SHIPPED_WEIGHTS))
+    assert not any(k.startswith(FROZEN_PREFIX) for k in state)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    summary = shipped_summary()
+    assert summary["step"] == 1800 and summary["held_out"] == ["arrow", "crescent", "heart", "sand"]
+
+
+def test_shipped_model_runs_every_kind_of_task() -> None:
+    model = load_shipped_omg_seg()
+    image = ShapesDataset(ShapesWorldConfig(image_size=(96, 96)), split="val", length=1)[0].image[None]
+    names, things = [c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES]
+    pan = model.predict(image, task="panoptic", vocabulary=names, is_thing=things)[0].panoptic
+    assert pan is not None and len(pan.segments) > 0
+    boxes = Prompts(boxes=torch.tensor([[0.0, 0.0, 96.0, 30.0]]))
+    assert model.predict(image, task="interactive", prompts=boxes)[0].masks.any()
+    clip = torch.stack([image[0], image[0]])
+    assert model.predict(clip, task="vss").semantic.label_maps.shape == (2, 96, 96)
+
+
+def test_missing_file_is_named() -> None:
+    with pytest.raises(FileNotFoundError, match="no such OMG-Seg weights file"):
+        load_shipped_omg_seg("/nonexistent/omg.safetensors")

@@ -1,0 +1,56 @@
+"""The card's diagnostics of the shipped weights: ``python zoo/omg-seg/diagnostics.py``.
+
+1. Interactive IoU split into things and stuff (centre click and tight box on every segment of the
+   first 20 val images).
+2. Panoptic PQ per class on the first 100 val images (all 18 classes by name, ensemble classifier).
+"""
+
+from __future__ import annotations
+
+from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig
+from segblocks.inference.targets import targets_to_panoptic
+from segblocks.metrics import PanopticQuality
+from segblocks.structures import PanopticResult
+from segblocks.zoo.omg_seg.evaluate import _prompted_ious
+from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
+from segblocks.zoo.omg_seg.shipped import load_shipped_omg_seg
+
+
+def main() -> None:
+    names = [c.name for c in CATEGORIES]
+    predictor = OMGSegPredictor(
+        load_shipped_omg_seg(), vocabulary=names, is_thing=[c.is_thing for c in CATEGORIES]
+    )
+    data = ShapesDataset(ShapesWorldConfig(image_size=(96, 96)), split="val", length=100)
+    ious: dict[tuple[str, bool], list[float]] = {(k, t): [] for k in ("click", "box") for t in (True, False)}
+    pq = PanopticQuality(categories=dict(enumerate(predictor.vocabulary.is_thing)))
+    for i in range(len(data)):
+        ex = data[i]
+        image = ex.image[None]
+        if i < 20:
+            assert ex.targets.is_thing is not None
+            for kind in ("click", "box"):
+                for thing, iou in zip(
+                    ex.targets.is_thing.tolist(), _prompted_ious(predictor, image, ex.targets.masks, kind)
+                ):
+                    ious[kind, thing].append(iou)
+        pan = predictor.segment_images(image, ("panoptic",), predictor.vocabulary, "ensemble")[0].panoptic
+        assert pan is not None
+        pq.update(
+            PanopticResult(segment_map=pan.segment_map, segments=pan.segments),
+            targets_to_panoptic(ex.targets),
+        )
+    print("| prompt | things: mean IoU (n) | stuff: mean IoU (n) |\n|---|---:|---:|")
+    for kind in ("click", "box"):
+        t, s = ious[kind, True], ious[kind, False]
+        print(f"| {kind} | {100 * sum(t) / len(t):.1f} ({len(t)}) | {100 * sum(s) / len(s):.1f} ({len(s)}) |")
+    result = pq.compute()
+    print("\n| class | trained | PQ | TP | FP | FN |\n|---|---|---:|---:|---:|---:|")
+    for i, name in enumerate(names):
+        c = result.per_class[i]
+        seen = "yes" if bool(predictor.vocabulary.seen[i]) else "held out"
+        print(f"| {name} | {seen} | {100 * c.pq:.1f} | {c.tp} | {c.fp} | {c.fn} |")
+
+
+if __name__ == "__main__":
+    main()
