@@ -24,7 +24,8 @@ __all__ = ["DenseCLIP", "ensemble_region_embeddings", "multiscale_region_embeddi
 class DenseCLIP(Protocol):
     """What region embedding needs of a CLIP backbone (:class:`~segblocks.backbones.OpenCLIPBackbone`)."""
 
-    size_divisibility: int
+    @property
+    def size_divisibility(self) -> int: ...
 
     def __call__(self, images: Tensor) -> dict[str, Tensor]: ...
 
