@@ -54,7 +54,7 @@ class UniOVSegPrediction:
     """Open-vocabulary results of one image.
 
     Attributes:
-        semantic: per-pixel class ids into the vocabulary (255 where no proposal covers a pixel).
+        semantic: per-pixel class ids into the vocabulary.
         panoptic: segments with class ids into the vocabulary.
         proposals: the named class-agnostic masks.
         class_probs: ``[M, C]`` each proposal's class probabilities.

@@ -4,8 +4,9 @@
 the pixel decoder once; a ``grid_size x grid_size`` point grid through the prompt branch in chunks;
 the predicted-IoU filter and inner-NMS (:mod:`segblocks.inference.point_grid`); region embeddings of
 the kept masks (dense CLIP map through the adapter, averaged over ``inference_sizes``) classified by
-cosine similarity against the vocabulary's CLIP text embeddings; then the shared semantic and
-panoptic post-processing. Any vocabulary works: class names are encoded on the fly (and cached).
+cosine similarity against the vocabulary's CLIP text embeddings; then the shared semantic (soft:
+class probability x mask probability, so every pixel gets a class) and panoptic post-processing.
+When no candidate passes the IoU filter, the best-scored candidate is kept alone. Any vocabulary works: class names are encoded on the fly (and cached).
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ from segblocks.inference import (
     semantic_inference,
     unpad_mask_logits,
 )
-from segblocks.structures import Prompts, SemanticResult
+from segblocks.structures import Prompts
 from segblocks.zoo.uni_ovseg.outputs import Proposals, UniOVSegPrediction
 
 if TYPE_CHECKING:
     from segblocks.zoo.uni_ovseg.model import UniOVSeg
 
-__all__ = ["UNCOVERED", "UniOVSegPredictor"]
+__all__ = ["UniOVSegPredictor", "one_image"]
 
-#: Semantic label of pixels no kept proposal covers (the evaluation's ignore value counts them wrong).
-UNCOVERED = 255
+
+def one_image(pixels: PixelDecoderOutput, i: int) -> PixelDecoderOutput:
+    """The pixel decoder's output of image ``i`` of a batch (batch 1)."""
+    return PixelDecoderOutput(
+        mask_features=pixels.mask_features[i : i + 1],
+        multi_scale_features=[f[i : i + 1] for f in pixels.multi_scale_features],
+    )
 
 
 class UniOVSegPredictor:
@@ -99,9 +105,8 @@ class UniOVSegPredictor:
             scores.append(out.iou_scores[0].float().sigmoid())
         all_logits, all_scores = torch.cat(logits), torch.cat(scores)
         keep = all_scores >= cfg.pred_iou_threshold
-        if not bool(keep.any()):
-            empty = all_logits.new_zeros(0, *image_size, dtype=torch.float32)
-            return Proposals(mask_logits=empty, scores=all_scores[:0], num_candidates=int(all_scores.numel()))
+        if not bool(keep.any()):  # nothing passes the filter: keep the best candidate alone
+            keep = all_scores == all_scores.max()
         kept_logits = unpad_mask_logits(all_logits[keep].float(), padded, image_size)
         kept_scores = all_scores[keep]
         order = mask_nms(
@@ -114,6 +119,19 @@ class UniOVSegPredictor:
         return Proposals(
             mask_logits=kept_logits[order], scores=kept_scores[order], num_candidates=int(all_scores.numel())
         )
+
+    @torch.no_grad()
+    def batch_proposals(self, images: Tensor) -> list[Proposals]:
+        """Class-agnostic point-grid proposals of every image of a batch (stage 2 proposes with these).
+
+        Args:
+            images: ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+        """
+        h, w = int(images.shape[-2]), int(images.shape[-1])
+        padded_images = prepare_images(images, self.model.size_divisibility)
+        padded = (int(padded_images.shape[-2]), int(padded_images.shape[-1]))
+        _, pixels = self.model.encode_image(padded_images)
+        return [self.proposals(one_image(pixels, i), padded, (h, w)) for i in range(images.shape[0])]
 
     @torch.no_grad()
     def name(
@@ -180,24 +198,10 @@ class UniOVSegPredictor:
         _, pixels = model.encode_image(padded_images)
         results = []
         for i in range(images.shape[0]):
-            one = PixelDecoderOutput(
-                mask_features=pixels.mask_features[i : i + 1],
-                multi_scale_features=[f[i : i + 1] for f in pixels.multi_scale_features],
-            )
-            props = self.proposals(one, padded, (h, w))
+            props = self.proposals(one_image(pixels, i), padded, (h, w))
             probs = self.name(images[i : i + 1], props, text, adapted=adapted, sizes=sizes)
-            if props.mask_logits.shape[0] == 0:
-                semantic = SemanticResult(
-                    label_map=torch.full((h, w), UNCOVERED, dtype=torch.int64, device=images.device)
-                )
-                class_logits = proposal_class_logits(probs, props.scores)
-            else:
-                class_logits = proposal_class_logits(probs, props.scores)
-                semantic = semantic_inference(class_logits, props.mask_logits)
-                covered = (props.mask_logits > 0).any(0)
-                semantic = SemanticResult(
-                    label_map=torch.where(covered, semantic.label_map, UNCOVERED), scores=semantic.scores
-                )
+            class_logits = proposal_class_logits(probs, props.scores)
+            semantic = semantic_inference(class_logits, props.mask_logits)
             panoptic = panoptic_inference(
                 class_logits,
                 props.mask_logits,
