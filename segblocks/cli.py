@@ -98,10 +98,22 @@ def _demo(args: argparse.Namespace) -> int:
         written += _possam_demo(out, args)
     if args.video:
         written += _video_demo(out, args)
+    if args.uni_ovseg:
+        written += _uni_ovseg_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _uni_ovseg_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """Uni-OVSeg (trained on unpaired masks and texts) names all 18 classes; one click, 4 granularities."""
+    from segblocks.zoo.uni_ovseg.demo import run_uni_ovseg_demo
+
+    demo = run_uni_ovseg_demo(out, num_images=args.num_images, seed=args.seed)
+    m = demo.metrics
+    print(f"Uni-OVSeg on these images (18 class names): PQ {m.pq:.1f}, mIoU {m.miou:.1f}")
+    return demo.files
 
 
 def _video_demo(out: Path, args: argparse.Namespace) -> list[Path]:
@@ -133,8 +145,15 @@ def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
 
 def _predict(args: argparse.Namespace) -> int:
     """``segblocks predict possam``: open-vocabulary panoptic segmentation of one image file."""
+    if args.model == "uni-ovseg":
+        from segblocks.zoo.uni_ovseg.predict import run_predict
+
+        return run_predict(args)
     from segblocks.zoo.possam import load_possam, predict_image, write_overlay
     from segblocks.zoo.possam.shipped import load_shipped_possam
+
+    if not args.vocabulary:
+        raise ValueError("--vocabulary: expected class names separated by commas, e.g. 'cat,dog,sky'")
 
     vocabulary = [v.strip() for v in args.vocabulary.split(";" if ";" in args.vocabulary else ",")]
     vocabulary = [v for v in vocabulary if v]
@@ -210,16 +229,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-video", dest="video", action="store_false", help="skip the video (Mask2Former-VIS) part"
     )
+    demo.add_argument(
+        "--no-uni-ovseg", dest="uni_ovseg", action="store_false", help="skip the Uni-OVSeg part"
+    )
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")
-    predict.add_argument("model", choices=("possam",), help="the zoo model")
+    predict.add_argument("model", choices=("possam", "uni-ovseg"), help="the zoo model")
     predict.add_argument("--image", required=True, help="the image file")
-    predict.add_argument("--vocabulary", required=True, help="class names, comma-separated")
+    predict.add_argument("--vocabulary", default="", help="class names, comma-separated")
+    predict.add_argument("--points", default="", help="uni-ovseg: point prompts 'x,y;x,y'")
     predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
     predict.add_argument("--out", default=None, help="write the overlay PNG here")
     predict.add_argument("--scale", type=int, default=1, help="upscaling of the overlay drawing")
     predict.add_argument("--classifier", default="mase", choices=("ldp", "clip", "geometric", "mase"))
-    predict.add_argument("--weights", default=None, help="trained PosSAM weights (default: world scale)")
+    predict.add_argument("--weights", default=None, help="trained weights (default: the shipped world scale)")
     predict.add_argument("--sam-checkpoint", default=None, help="SAM weights (e.g. sam_vit_b_01ec64.pth)")
     predict.add_argument("--clip-pretrained", default=None, help="CLIP weights (open_clip tag or file)")
     predict.add_argument("--variant", default="tiny", choices=("tiny", "vit_b", "vit_l", "vit_h"))

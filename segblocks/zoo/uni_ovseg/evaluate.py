@@ -27,7 +27,14 @@ from segblocks.structures import Prompts
 from segblocks.zoo.uni_ovseg.model import UniOVSeg
 from segblocks.zoo.uni_ovseg.predictor import UniOVSegPredictor
 
-__all__ = ["OpenVocabMetrics", "PromptMetrics", "evaluate_open_vocab", "evaluate_prompts", "region_top1"]
+__all__ = [
+    "OpenVocabMetrics",
+    "PromptMetrics",
+    "evaluate_card",
+    "evaluate_open_vocab",
+    "evaluate_prompts",
+    "region_top1",
+]
 
 
 def _pct(x: float) -> float:
@@ -228,3 +235,31 @@ def region_top1(
         "seconds_per_image": round(seconds / len(samples), 4),
         "num_masks": float(n_t + n_s),
     }
+
+
+def evaluate_card(
+    model: UniOVSeg, samples: Sequence[ShapesSample], *, compare_sam: bool = True
+) -> dict[str, dict[str, float]]:
+    """Every number of the model card's results table on ``samples`` (percent).
+
+    Returns:
+        ``{"open_vocab": ..., "open_vocab_frozen_clip": ..., "prompt": ..., "prompt_tiny_sam": ...}``
+        (the last with ``compare_sam``: the shipped tiny SAM on the same things and prompts).
+    """
+    predictor = UniOVSegPredictor(model)
+    rows = {
+        "open_vocab": evaluate_open_vocab(predictor, samples, adapted=True).as_dict(),
+        "open_vocab_frozen_clip": evaluate_open_vocab(predictor, samples, adapted=False).as_dict(),
+        "prompt": evaluate_prompts(model, samples).as_dict(),
+    }
+    if compare_sam:
+        from segblocks.pretrain.shapes_sam import build_shapes_sam, evaluate_shapes_sam
+
+        sam = evaluate_shapes_sam(build_shapes_sam(), samples).as_dict()
+        rows["prompt_tiny_sam"] = {
+            "point_oracle_miou": _pct(float(sam["point_oracle_miou"])),
+            "point_top_iou_miou": _pct(float(sam["point_top_iou_miou"])),
+            "box_miou": _pct(float(sam["box_miou"])),
+            "num_things": float(sam["num_things"]),
+        }
+    return rows
