@@ -66,7 +66,7 @@ def parse_points(text: str) -> torch.Tensor:
 def load_uni_ovseg(weights: str | os.PathLike[str] | None = None, *, variant: str = "tiny") -> UniOVSeg:
     """A Uni-OVSeg with trained weights (default: the shipped world-scale ones), in eval mode."""
     model = build_uni_ovseg(variant)
-    return load_trained_weights(model, SHIPPED_WEIGHTS if weights is None else weights).eval()
+    return load_trained_weights(model, SHIPPED_WEIGHTS if weights is None else Path(weights)).eval()
 
 
 def _save(
