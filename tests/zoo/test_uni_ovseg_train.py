@@ -47,6 +47,18 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     assert train and all(np.isfinite(r["train/loss_align"]) for r in train)
     assert any(r.get("train/pairs", 0) > 0 for r in train)  # confident pairs were found and aligned
 
+    # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
+    stage1 = next((out / "stage1" / "checkpoints").glob("**/model.safetensors"))
+    again = tmp_path / "align_only"
+    argv = ["train", "uni-ovseg", "--image-size", "64", "--align-steps", "2", "--align-batch-size", "2",
+            "--train-images", "8", "--text-images", "8", "--val-images", "1", "--threads", "1",
+            "--out", str(again), "--caption", "clean", "--no-ensemble", "--skip-stage1", "--init", str(stage1),
+            "--set", "dec_layers=1", "enc_layers=1", "num_points=128", "grid_size=2", "align_grid_size=2"]  # fmt: skip
+    assert cli_main(argv) == 0
+    final = json.loads((again / "final.json").read_text())
+    assert final["stage1_steps"] == 0 and final["stage2_steps"] == 2 and final["caption"] == "clean"
+    assert cli_main([*argv[:-12], "--skip-stage1"]) == 2  # needs --init
+
 
 def test_the_two_stages_never_share_an_image() -> None:
     masks = ImageMaskDataset(WORLD, start=0, length=4)

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init", default=None, help="start from these weights (a run's checkpoint or shipped file)"
     )
+    p.add_argument(
+        "--skip-stage1",
+        action="store_true",
+        help="only stage 2, on the mask branch of --init (the ablations)",
+    )
     add_train_arguments(p, out="runs/uni_ovseg", eval_every=0, lr=1e-3)  # paper: lr 1e-4 at batch 56
     add_world_arguments(p, image_size=128)
     return p
@@ -127,6 +132,8 @@ def main(argv: list[str]) -> int:
         from segblocks.zoo.uni_ovseg.shipped import load_trained_weights
 
         load_trained_weights(model, args.init)
+    if args.skip_stage1 and not args.init:
+        raise ValueError("--skip-stage1: needs --init (the stage-1 weights to align)")
     model.to(device)
     cfg = model.config
 
@@ -160,7 +167,7 @@ def main(argv: list[str]) -> int:
     )
     training_step = training_step_fn(model, dist)
     model.train()
-    for batch in run.progress(loader, desc="uni-ovseg stage 1"):
+    for batch in run.progress(loader if not args.skip_stage1 else [], desc="uni-ovseg stage 1"):
         with autocast(device, args.precision):
             losses = training_step(batch.to(device, non_blocking=True))  # point/box BCE, Dice, IoU
         loss = sum(losses.values(), torch.zeros((), device=device))
@@ -173,7 +180,11 @@ def main(argv: list[str]) -> int:
             run.save_checkpoint()
     stage1_wall = run.wall_seconds
     prompt_metrics = evaluate_prompts(model, val)
-    run.finish({f"prompt/{k}": v for k, v in prompt_metrics.as_dict().items()}, wall_seconds=stage1_wall)
+    run.finish(
+        {f"prompt/{k}": v for k, v in prompt_metrics.as_dict().items()},
+        wall_seconds=stage1_wall,
+        checkpoint=not args.skip_stage1,
+    )
 
     # --- stage 2: image-text pairs, only the adapter ---------------------------------------------
     model.requires_grad_(False)
