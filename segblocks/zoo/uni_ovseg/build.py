@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 DEFAULT = "default"
 
 
-def _criterion(cfg: UniOVSegConfig, outputs_per_prompt: int, positive_iou: float | None) -> SetCriterion:
+def _criterion(
+    cfg: UniOVSegConfig, outputs_per_prompt: int, positive_iou: float | None, iou_weight: float
+) -> SetCriterion:
     matcher = ManyToManyMatcher(
         outputs_per_prompt=outputs_per_prompt,
         mask_weight=cfg.mask_weight,
@@ -40,7 +42,7 @@ def _criterion(cfg: UniOVSegConfig, outputs_per_prompt: int, positive_iou: float
         class_weight=0.0,
         mask_weight=cfg.mask_weight,
         dice_weight=cfg.dice_weight,
-        iou_weight=cfg.iou_weight,
+        iou_weight=iou_weight,
         num_points=cfg.num_points,
         oversample_ratio=cfg.oversample_ratio,
         importance_sample_ratio=cfg.importance_sample_ratio,
@@ -142,8 +144,9 @@ def build_uni_ovseg(
                 rank=cfg.adapter_rank,
                 alpha=cfg.adapter_alpha,
             ),
-            point_criterion=_criterion(cfg, cfg.num_multimask, cfg.positive_iou),
-            box_criterion=_criterion(cfg, 1, None),
+            # points: the IoU of every output is regressed by the model (eligible_iou_loss), not only matched ones
+            point_criterion=_criterion(cfg, cfg.num_multimask, cfg.positive_iou, 0.0),
+            box_criterion=_criterion(cfg, 1, None, cfg.iou_weight),
             mask_text_matcher=MaskTextMatcher(min_similarity=cfg.align_min_similarity),
             config=cfg,
         )

@@ -31,6 +31,7 @@ from segblocks.heads import MultiScaleFeatureAdapter
 from segblocks.heads.region_embeddings import multiscale_region_embeddings
 from segblocks.inference import PromptPrediction, pad_targets, postprocess_prompts, prepare_images
 from segblocks.layers import SelfAttentionLayer
+from segblocks.losses.prompt_iou import eligible_iou_loss
 from segblocks.losses.set_criterion import SetCriterion
 from segblocks.matchers import MaskTextMatcher
 from segblocks.structures import Batch, MaskPredictions, Prompts, Targets
@@ -213,7 +214,9 @@ class UniOVSeg(nn.Module):
 
         Returns:
             ``point_*`` and ``box_*`` losses (``loss_mask``, ``loss_dice``, ``loss_iou`` and their
-            deep-supervision copies).
+            deep-supervision copies). A box's IoU is regressed for its matched output; every output of
+            a point regresses its best IoU with the point's eligible masks
+            (:func:`~segblocks.losses.eligible_iou_loss`).
         """
         h, w = outputs.points.mask_logits.shape[-2:]
         stride = self.pixel_decoder.mask_stride
@@ -227,6 +230,15 @@ class UniOVSeg(nn.Module):
                 continue
             for name, value in criterion(pred, padded, generator, eligible=eligible).items():
                 losses[f"{view}_{name}"] = value
+        if any(bool(e.any()) for e in point_eligible):  # every point output's IoU, matched or not
+            k = self.prompt_encoder.num_multimask
+            layers = [*outputs.points.aux, outputs.points]
+            for i, pred in enumerate(layers):
+                assert pred.iou_scores is not None
+                name = "point_loss_iou" if i == len(layers) - 1 else f"point_loss_iou_{i}"
+                losses[name] = self.config.iou_weight * eligible_iou_loss(
+                    pred.iou_scores, pred.mask_logits, padded, point_eligible, outputs_per_prompt=k
+                )
         return losses
 
     def training_step(self, batch: Batch) -> dict[str, Tensor]:
