@@ -18,7 +18,6 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks.backbones import OpenCLIPBackbone
@@ -35,8 +34,10 @@ from segblocks.losses.prompt_iou import eligible_iou_loss
 from segblocks.losses.set_criterion import SetCriterion
 from segblocks.matchers import MaskTextMatcher
 from segblocks.structures import Batch, MaskPredictions, Prompts, Targets
+from segblocks.zoo.uni_ovseg.alignment import mask_text_alignment
 from segblocks.zoo.uni_ovseg.config import UniOVSegConfig
 from segblocks.zoo.uni_ovseg.outputs import PromptOutputs
+from segblocks.zoo.uni_ovseg.predictor import UniOVSegPredictor
 
 __all__ = ["UniOVSeg"]
 
@@ -313,40 +314,7 @@ class UniOVSeg(nn.Module):
             ``align_weight * mean(1 - cos(adapted region, entity))`` over the confident pairs (zero
             with a graph to the adapter when there are none).
         """
-        if len(masks) != images.shape[0] or len(entities) != images.shape[0]:
-            raise ValueError(
-                f"masks, entities: expected {images.shape[0]} entries each, got {len(masks)} and {len(entities)}"
-            )
-        cfg = self.config
-        match_sizes = cfg.ensemble_sizes if ensemble else cfg.inference_sizes[:1]
-        terms: list[Tensor] = []
-        sims: list[float] = []
-        skipped = 0
-        for i, (m, names) in enumerate(zip(masks, entities)):
-            if len(names) == 0 or m.shape[0] == 0:
-                skipped += 1
-                continue
-            image = images[i : i + 1]
-            text = self.entity_embeddings(names)
-            with torch.no_grad():
-                frozen = self.region_embeddings(image, m[None], match_sizes, adapted=False)[:, 0]
-            match = self.mask_text_matcher(frozen, text)
-            if len(match) == 0:
-                continue
-            adapted = self.region_embeddings(image, m[None], cfg.inference_sizes[:1], adapted=True)[0, 0]
-            pair = F.cosine_similarity(
-                adapted[match.region_idx.to(adapted.device)], text[match.entity_idx.to(text.device)], dim=-1
-            )
-            terms.append(1.0 - pair)
-            sims += match.similarity.tolist()
-        zero = torch.stack([p.sum() for p in self.adapter.trainable_parameters()]).sum() * 0.0
-        loss = torch.cat(terms).mean() if terms else zero
-        stats = {
-            "pairs": float(len(sims)),
-            "skipped": float(skipped),
-            "similarity": float(sum(sims) / len(sims)) if sims else 0.0,
-        }
-        return {"loss_align": cfg.align_weight * loss + zero}, stats
+        return mask_text_alignment(self, images, masks, entities, ensemble=ensemble)
 
     # ------------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -412,8 +380,6 @@ class UniOVSeg(nn.Module):
             **options: ``vocabulary``, ``is_thing`` and the grid options of
                 :meth:`UniOVSegPredictor.predict <segblocks.zoo.uni_ovseg.UniOVSegPredictor.predict>`.
         """
-        from segblocks.zoo.uni_ovseg.predictor import UniOVSegPredictor
-
         return UniOVSegPredictor(self).predict(images, **options)
 
     def state_summary(self) -> dict[str, int]:
