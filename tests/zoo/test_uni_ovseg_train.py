@@ -132,7 +132,7 @@ def test_alignment_pairs_masks_with_entities_and_trains_only_the_adapter() -> No
     images = torch.stack([p.image for p in pairs])
     model.zero_grad()
     losses, stats = model.alignment_losses(images, masks, [p.entities for p in pairs])
-    assert stats["pairs"] > 0 and stats["skipped"] == 0 and 0.0 < float(losses["loss_align"]) < 2.0
+    assert stats["pairs"] > 0 and stats["skipped"] == 0 and 0.0 < float(losses["loss_align"].detach()) < 2.0
     losses["loss_align"].backward()
     grads = {n: p.grad for n, p in model.adapter.named_parameters() if p.requires_grad}
     assert all(g is not None for g in grads.values())
