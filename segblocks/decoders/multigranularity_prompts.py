@@ -157,7 +157,11 @@ class MultiGranularityPromptEncoder(nn.Module):
         return self.CORNERS + 1 + self.num_multimask
 
     def answer_slots(self, is_box: bool) -> list[int]:
-        """Token slots that answer a prompt: ``[2]`` for a box, ``[3 .. 2 + k]`` for a point."""
+        """Token slots that answer a prompt: ``[2]`` for a box, ``[3 .. 2 + k]`` for a point.
+
+        Args:
+            is_box: the prompt is a box (else a point).
+        """
         first = self.CORNERS
         return [first] if is_box else list(range(first + 1, first + 1 + self.num_multimask))
 
@@ -283,7 +287,10 @@ class PromptTokenMaskHead(MaskHead):
     slot_mlp: Tensor
 
     def embed(self, queries: Tensor) -> Tensor:
-        """Mask embeddings ``[B, Q, mask_dim]`` of prompt tokens ``[B, Q, D]`` (``Q`` a multiple of ``T``).
+        """Mask embeddings ``[B, Q, mask_dim]`` of prompt tokens (``Q`` a multiple of ``T``).
+
+        Args:
+            queries: ``[B, Q, D]`` normalised prompt tokens, prompt after prompt.
 
         Raises:
             ValueError: when ``Q`` is not a multiple of ``T``.

@@ -94,7 +94,11 @@ class MultiScaleFeatureAdapter(nn.Module):
         return out
 
     def merge(self, merged: bool = True) -> None:
-        """Fold every scale's ``B A`` into its projection (inference) or take it out again."""
+        """Fold every scale's ``B A`` into its projection (inference) or take it out again.
+
+        Args:
+            merged: the state to put every scale's adapter in.
+        """
         merge_lora(self, merged)
 
     def trainable_parameters(self) -> list[nn.Parameter]:

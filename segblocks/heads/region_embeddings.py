@@ -25,11 +25,18 @@ class DenseCLIP(Protocol):
     """What region embedding needs of a CLIP backbone (:class:`~segblocks.backbones.OpenCLIPBackbone`)."""
 
     @property
-    def size_divisibility(self) -> int: ...
+    def size_divisibility(self) -> int:
+        """H and W of the input must be multiples of this."""
+        ...
 
-    def __call__(self, images: Tensor) -> dict[str, Tensor]: ...
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        """Feature maps of ``images [B, 3, H, W]`` in ``[0, 1]``, ``clip_dense`` among them."""
+        ...
 
-    def pool_masks(self, dense: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor: ...
+    def pool_masks(self, dense: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
+        """Region embeddings ``[B, N, E]`` of ``masks [B, N, h, w]`` pooled from ``dense [B, E, h', w']``
+        (unit norm with ``normalize``)."""
+        ...
 
 
 def multiscale_region_embeddings(
@@ -84,6 +91,10 @@ def multiscale_region_embeddings(
 
 
 def ensemble_region_embeddings(per_scale: Tensor) -> Tensor:
-    """Average ``[S, B, N, E]`` unit embeddings over the scales and renormalise -> ``[B, N, E]``."""
+    """Average unit embeddings over the scales and renormalise -> ``[B, N, E]``.
+
+    Args:
+        per_scale: ``[S, B, N, E]`` from :func:`multiscale_region_embeddings`.
+    """
     check_ndim("per_scale", per_scale, 4, "[S, B, N, E]")
     return F.normalize(per_scale.mean(0), dim=-1)

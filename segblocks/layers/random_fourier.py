@@ -57,7 +57,12 @@ class RandomFourierPositionEncoding(nn.Module):
         return torch.cat([proj.sin(), proj.cos()], dim=-1)
 
     def encode_points(self, points: Tensor, image_size: tuple[int, int]) -> Tensor:
-        """Encode pixel coordinates ``[..., 2]`` ``(x, y)`` of an image of ``(H, W)`` -> ``[..., dim]``."""
+        """Encode pixel coordinates -> ``[..., dim]``.
+
+        Args:
+            points: ``[..., 2]`` ``(x, y)`` in pixels.
+            image_size: ``(H, W)`` the coordinates are normalised by.
+        """
         h, w = image_size
         return self.encode(points.float() / points.new_tensor([w, h], dtype=torch.float32))
 

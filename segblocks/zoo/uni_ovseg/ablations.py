@@ -25,7 +25,11 @@ SIZE_SETS: tuple[tuple[int, ...], ...] = ((96,), (128,), (160,), (96, 128), (128
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the input-size table as JSON."""
+    """Print the input-size table as JSON.
+
+    Args:
+        argv: command-line arguments (default: ``sys.argv[1:]``).
+    """
     p = argparse.ArgumentParser(prog="python -m segblocks.zoo.uni_ovseg.ablations")
     p.add_argument("--val-images", type=int, default=50)
     p.add_argument("--weights", default=None, help="a trained model (for the adapter rows)")

@@ -29,7 +29,22 @@ def mask_text_alignment(
     *,
     ensemble: bool = True,
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
-    """Stage-2 loss of a batch of image-text pairs (see :meth:`UniOVSeg.alignment_losses`)."""
+    """Stage-2 loss of a batch of image-text pairs.
+
+    Args:
+        model: the model (its frozen CLIP, adapter and matcher).
+        images: ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+        masks: B ``[M_b, H, W]`` bool masks predicted for each image.
+        entities: B lists of entity names parsed from each caption (an image with none, or with no
+            mask, is skipped and counted).
+        ensemble: match on region embeddings averaged over ``config.ensemble_sizes``.
+
+    Returns:
+        ``({"loss_align"}, {"pairs", "skipped", "similarity"})`` as :meth:`UniOVSeg.alignment_losses`.
+
+    Raises:
+        ValueError: when ``masks`` or ``entities`` do not have one entry per image.
+    """
     if len(masks) != images.shape[0] or len(entities) != images.shape[0]:
         raise ValueError(
             f"masks, entities: expected {images.shape[0]} entries each, got {len(masks)} and {len(entities)}"

@@ -177,6 +177,10 @@ def check_unpaired(masks: ImageMaskDataset, texts: ImageTextDataset) -> None:
     Checks that the two datasets draw from the same world (same seed and size) through disjoint
     index ranges, and that no index was actually served by both.
 
+    Args:
+        masks: the stage-1 dataset (image-mask pairs).
+        texts: the stage-2 dataset (image-text pairs).
+
     Raises:
         ValueError: on overlapping ranges or an image served by both datasets.
     """
@@ -261,6 +265,12 @@ def collate_image_mask(
     Images without any mask are skipped (and logged); the prompts of an image are a pure function
     of ``(seed, index)``.
 
+    Args:
+        examples: stage-1 examples.
+        num_points: point prompts an image.
+        num_boxes: box prompts an image.
+        seed: seed of the prompt sampling.
+
     Raises:
         ValueError: when no image of the batch has a mask.
     """
@@ -285,7 +295,11 @@ def collate_image_mask(
 
 
 def collate_image_text(examples: Sequence[ImageTextPair]) -> Batch:
-    """A stage-2 :class:`~segblocks.structures.Batch`: images, ``extras["entities"]`` and captions, no targets."""
+    """A stage-2 :class:`~segblocks.structures.Batch`: images, ``extras["entities"]`` and captions, no targets.
+
+    Args:
+        examples: stage-2 examples.
+    """
     return Batch(
         images=torch.stack([e.image for e in examples]),
         extras={

@@ -162,6 +162,10 @@ def _iou(masks: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 def evaluate_prompts(model: UniOVSeg, samples: Sequence[ShapesSample]) -> PromptMetrics:
     """1-point (oracle, top-IoU) and 1-box mIoU on every thing, with the tiny SAM's prompts.
 
+    Args:
+        model: the model (put in eval mode and restored).
+        samples: validation samples.
+
     Raises:
         ValueError, TypeError: on an empty or foreign ``samples``.
     """
@@ -204,6 +208,12 @@ def region_top1(
     Region embeddings are averaged over ``sizes`` (one size, or an ensemble), as in the paper's
     input-size table; things and stuff are reported apart.
 
+    Args:
+        model: the model (its CLIP and adapter).
+        samples: validation samples (their ground-truth segments are classified).
+        sizes: input sizes averaged.
+        adapted: read the dense CLIP map through the feature adapter.
+
     Returns:
         ``{"top1", "top1_things", "top1_stuff", "seconds_per_image", "num_masks"}``.
 
@@ -241,6 +251,11 @@ def evaluate_card(
     model: UniOVSeg, samples: Sequence[ShapesSample], *, compare_sam: bool = True
 ) -> dict[str, dict[str, float]]:
     """Every number of the model card's results table on ``samples`` (percent).
+
+    Args:
+        model: the model.
+        samples: validation samples.
+        compare_sam: also evaluate the shipped tiny SAM on the same prompts.
 
     Returns:
         ``{"open_vocab": ..., "open_vocab_frozen_clip": ..., "prompt": ..., "prompt_tiny_sam": ...}``

@@ -28,6 +28,9 @@ __all__ = ["load_uni_ovseg", "parse_points", "read_image", "run_predict"]
 def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     """An image file as ``[1, 3, H, W]`` float32 RGB in ``[0, 1]``.
 
+    Args:
+        path: the image file (any format PIL reads).
+
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: if PIL cannot read it.
@@ -44,7 +47,10 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
 
 
 def parse_points(text: str) -> torch.Tensor:
-    """``"x,y;x,y"`` -> ``[N, 2]`` float pixel coordinates.
+    """Point prompts from the command line -> ``[N, 2]`` float pixel coordinates.
+
+    Args:
+        text: ``"x,y;x,y"``.
 
     Raises:
         ValueError: on an empty list or a malformed point.
@@ -64,7 +70,12 @@ def parse_points(text: str) -> torch.Tensor:
 
 
 def load_uni_ovseg(weights: str | os.PathLike[str] | None = None, *, variant: str = "tiny") -> UniOVSeg:
-    """A Uni-OVSeg with trained weights (default: the shipped world-scale ones), in eval mode."""
+    """A Uni-OVSeg with trained weights, in eval mode.
+
+    Args:
+        weights: a ``.safetensors`` file of trained weights (default: the shipped world-scale ones).
+        variant: the configuration the weights were trained with.
+    """
     model = build_uni_ovseg(variant)
     return load_trained_weights(model, SHIPPED_WEIGHTS if weights is None else Path(weights)).eval()
 
@@ -87,7 +98,12 @@ def _save(
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """The ``segblocks predict uni-ovseg`` command (``--image`` with ``--vocabulary`` and/or ``--points``)."""
+    """The ``segblocks predict uni-ovseg`` command.
+
+    Args:
+        args: the parsed command line (``--image`` with ``--vocabulary`` and/or ``--points``,
+            ``--stuff``, ``--weights``, ``--out``, ``--scale``).
+    """
     if not args.vocabulary and not args.points:
         raise ValueError("--vocabulary or --points: give class names to name, or points to segment")
     image = read_image(args.image)

@@ -39,7 +39,12 @@ __all__ = ["UniOVSegPredictor", "one_image"]
 
 
 def one_image(pixels: PixelDecoderOutput, i: int) -> PixelDecoderOutput:
-    """The pixel decoder's output of image ``i`` of a batch (batch 1)."""
+    """The pixel decoder's output of one image of a batch (batch 1).
+
+    Args:
+        pixels: the batch's pixel decoder output.
+        i: the image's index.
+    """
     return PixelDecoderOutput(
         mask_features=pixels.mask_features[i : i + 1],
         multi_scale_features=[f[i : i + 1] for f in pixels.multi_scale_features],
