@@ -22,3 +22,13 @@ def test_shipped_weights_keep_their_measured_accuracy() -> None:
     summary = shipped_summary()
     assert summary["caption"] == "clean" and summary["ensemble"] is True
     assert summary["stage1_steps"] > 0 and summary["stage2_steps"] > 0
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped weights in this checkout")
+def test_demo_runs_the_shipped_model(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from segblocks.cli import main
+
+    argv = ["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-video"]
+    assert main(argv) == 0
+    assert (tmp_path / "uni_ovseg_00.png").is_file()
+    assert "Uni-OVSeg on these images (18 class names): PQ" in capsys.readouterr().out
