@@ -100,10 +100,22 @@ def _demo(args: argparse.Namespace) -> int:
         written += _video_demo(out, args)
     if args.omg_seg:
         written += _omg_seg_demo(out, args)
+    if args.uni_ovseg:
+        written += _uni_ovseg_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _uni_ovseg_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """Uni-OVSeg (trained on unpaired masks and texts) names all 18 classes; one click, 4 granularities."""
+    from segblocks.zoo.uni_ovseg.demo import run_uni_ovseg_demo
+
+    demo = run_uni_ovseg_demo(out, num_images=args.num_images, seed=args.seed)
+    m = demo.metrics
+    print(f"Uni-OVSeg on these images (18 class names): PQ {m.pq:.1f}, mIoU {m.miou:.1f}")
+    return demo.files
 
 
 def _video_demo(out: Path, args: argparse.Namespace) -> list[Path]:
@@ -158,13 +170,19 @@ def _omg_seg_predict(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """``segblocks predict possam``: open-vocabulary panoptic segmentation of one image file."""
+    """``segblocks predict MODEL``: PosSAM here; OMG-Seg and Uni-OVSeg in their own modules."""
+    if args.model == "uni-ovseg":
+        from segblocks.zoo.uni_ovseg.predict import run_predict
+
+        if args.image is None:
+            raise ValueError("--image: uni-ovseg needs an image file")
+        return run_predict(args)
     from segblocks.zoo.possam import load_possam, predict_image, write_overlay
     from segblocks.zoo.possam.shipped import load_shipped_possam
 
     if args.model == "omg-seg":
         return _omg_seg_predict(args)
-    if args.image is None or args.vocabulary is None:
+    if args.image is None or not args.vocabulary:
         raise ValueError("--image, --vocabulary: possam needs an image file and class names")
     vocabulary = [v.strip() for v in args.vocabulary.split(";" if ";" in args.vocabulary else ",")]
     vocabulary = [v for v in vocabulary if v]
@@ -207,6 +225,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "mask2former-video": "segblocks.zoo.mask2former.train_video",
     "possam": "segblocks.zoo.possam.train",
     "omg-seg": "segblocks.zoo.omg_seg.train",
+    "uni-ovseg": "segblocks.zoo.uni_ovseg.train",
 }
 
 
@@ -243,16 +262,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-omg-seg", dest="omg_seg", action="store_false", help="skip the OMG-Seg (every task) part"
     )
+    demo.add_argument(
+        "--no-uni-ovseg", dest="uni_ovseg", action="store_false", help="skip the Uni-OVSeg part"
+    )
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")
-    predict.add_argument("model", choices=("possam", "omg-seg"), help="the zoo model")
+    predict.add_argument("model", choices=("possam", "omg-seg", "uni-ovseg"), help="the zoo model")
     predict.add_argument("--image", default=None, help="the image file")
     predict.add_argument("--vocabulary", default=None, help="class names, comma-separated")
     predict.add_argument("--frames", default=None, help="omg-seg: a folder of frames (video tasks)")
     predict.add_argument(
         "--task", default="panoptic", help="omg-seg: panoptic|instance|semantic|vis|vps|vss|interactive"
     )
-    predict.add_argument("--points", default=None, help='omg-seg interactive: clicks "x,y;x,y"')
+    predict.add_argument("--points", default=None, help='omg-seg, uni-ovseg: clicks "x,y;x,y"')
     predict.add_argument("--boxes", default=None, help='omg-seg interactive: boxes "x1,y1,x2,y2;..."')
     predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
     predict.add_argument("--out", default=None, help="write the overlay PNG here")

@@ -106,6 +106,29 @@ def _possam_report(args: argparse.Namespace) -> EvaluationReport:
     return _report_from_metrics("possam", rows, sum(len(b) for b in batches))
 
 
+def _uni_ovseg_report(args: argparse.Namespace) -> EvaluationReport:
+    """Uni-OVSeg on shapes-world val images: open-vocabulary mIoU/PQ (18 classes by name), prompts vs the tiny SAM."""
+    from segblocks.data import ShapesWorld, ShapesWorldConfig
+    from segblocks.zoo.uni_ovseg.evaluate import evaluate_card
+    from segblocks.zoo.uni_ovseg.predict import load_uni_ovseg
+
+    model = load_uni_ovseg(None if args.weights is None else _checkpoint(args.weights)[0])
+    world = ShapesWorld(
+        ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed), split="val"
+    )
+    rows = evaluate_card(
+        model, [world.sample(i) for i in range(args.val_images)], compare_sam=not args.no_sam
+    )
+    shown = {k: v for r in rows.values() for k, v in r.items() if "seconds" not in k and "per_image" not in k}
+    columns = [c for c in dict.fromkeys(shown) if c != "num_things"]  # one set of columns for every row
+    nan = float("nan")
+    table = {name: {c: r[c] / 100 if c in r else nan for c in columns} for name, r in rows.items()}
+    summary = {k: v / 100 for k, v in {**rows["open_vocab"], **rows["prompt"]}.items() if k in columns}
+    return EvaluationReport(
+        task="uni-ovseg", summary=summary, counts={"images": args.val_images, "classes": 18}, rows=table
+    )
+
+
 def _mask2former_report(args: argparse.Namespace) -> EvaluationReport:
     """Mask2Former rebuilt from a ``segblocks train mask2former`` checkpoint, on shapes-world val images."""
     from segblocks.data import CATEGORIES
@@ -189,6 +212,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         )
     models = {
         "possam": _possam_report,
+        "uni-ovseg": _uni_ovseg_report,
         "mask2former": _mask2former_report,
         "mask2former-video": _mask2former_video_report,
         "omg-seg": _omg_seg_report,
@@ -254,6 +278,14 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--weights", default=None, help="a checkpoint directory or model.safetensors (default: shipped)"
     )
+    _add_world_options(p)
+    p = add(
+        "uni-ovseg", "Uni-OVSeg on shapes-world val images: 18 classes by name, prompts next to the tiny SAM"
+    )
+    p.add_argument(
+        "--weights", default=None, help="a checkpoint directory or .safetensors (default: shipped)"
+    )
+    p.add_argument("--no-sam", action="store_true", help="skip the tiny SAM comparison rows")
     _add_world_options(p)
     p = add(
         "mask2former", "Mask2Former from a segblocks train mask2former checkpoint, on shapes-world val images"

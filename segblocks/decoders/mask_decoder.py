@@ -34,6 +34,7 @@ from segblocks.decoders.query_groups import (
 from segblocks.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.position_encoding import SinePositionEncoding3D
+from segblocks.layers.random_fourier import RandomFourierPositionEncoding
 
 __all__ = [
     "MaskDecoderOutput",
@@ -134,7 +135,8 @@ class MaskedAttentionDecoder(nn.Module):
             channels differ from ``D`` gets a 1x1 projection.
         position_encoding: encodes the feature levels' pixel positions, ``forward(x, num_frames)``
             (default: :class:`~segblocks.layers.SinePositionEncoding3D`, ``D`` channels: the 2D sine
-            encoding for images, plus a sine code of the frame index for clips).
+            encoding for images, plus a sine code of the frame index for clips); Uni-OVSeg gives a
+            :class:`~segblocks.layers.RandomFourierPositionEncoding` (images only).
     """
 
     def __init__(
@@ -144,7 +146,7 @@ class MaskedAttentionDecoder(nn.Module):
         mask_head: MaskHead,
         dim: int,
         in_channels: Sequence[int],
-        position_encoding: SinePositionEncoding3D | None = None,
+        position_encoding: SinePositionEncoding3D | RandomFourierPositionEncoding | None = None,
     ) -> None:
         super().__init__()
         if len(layers) == 0:
@@ -162,7 +164,9 @@ class MaskedAttentionDecoder(nn.Module):
             nn.Identity() if c == dim else nn.Conv2d(c, dim, kernel_size=1) for c in in_channels
         )
         self.level_embed = nn.Embedding(self.num_levels, dim)
-        self.position_encoding = position_encoding or SinePositionEncoding3D(dim=dim)
+        self.position_encoding: SinePositionEncoding3D | RandomFourierPositionEncoding = (
+            position_encoding or SinePositionEncoding3D(dim=dim)
+        )
         self.norm = nn.LayerNorm(dim)
 
     @property
@@ -284,7 +288,7 @@ class MaskedAttentionDecoder(nn.Module):
             )  # [B, T*hw, D]
             memory_pos.append(pos.reshape(batch, -1, self.dim))
         regions = self._group_regions(groups, stacked.slices, sizes, num_frames)
-        shared = [(stacked.slices[g.name], g.segment_ids) for g in groups if g.union_by_segment]
+        shared = [(stacked.slices[g.name], g.segment_ids, g.union_from) for g in groups if g.union_by_segment]
 
         queries, query_pos = stacked.content, stacked.positional
         normed, logits = self.predict_masks(queries, mask_features)
@@ -328,16 +332,18 @@ class MaskedAttentionDecoder(nn.Module):
         logits: Tensor,
         size: tuple[int, int],
         regions: list[tuple[slice, Tensor, bool]],
-        shared: list[tuple[slice, Tensor | None]],
+        shared: list[tuple[slice, Tensor | None, Tensor | None]],
         first: bool,
     ) -> Tensor:
         """The layer's cross-attention mask: predicted regions (unions within a segment where asked),
         overridden by the groups' own regions."""
         mask = self.attention_mask(logits, size)
         overrides = [(s, region) for s, region, fixed in regions if fixed or first]
-        for s, segment_ids in shared:
+        for s, segment_ids, sources in shared:
             assert segment_ids is not None
             same = (segment_ids[:, :, None] == segment_ids[:, None, :]).float()  # [B, Qg, Qg]
+            if sources is not None:  # only these queries' masks join the union
+                same = same * sources[:, None, :].float()
             union = torch.einsum("bij,bjk->bik", same, mask[:, s].float()) > 0
             if not any(o[0] == s for o in overrides):
                 overrides.append((s, union))

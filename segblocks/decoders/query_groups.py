@@ -119,6 +119,8 @@ class QueryGroup:
         union_by_segment: queries with the same segment id cross-attend under the union of their
             predicted masks (Uni-OVSeg: a prompt's tokens share the union of its masks). Needs
             ``segment_ids``.
+        union_from: ``[B, Q]`` bool, which queries' masks form their segment's union (Uni-OVSeg: the
+            output tokens, not the corner tokens); None = every query of the segment.
     """
 
     name: str
@@ -131,6 +133,7 @@ class QueryGroup:
     cross_mask: Tensor | None = None
     fixed_cross_mask: bool = False
     union_by_segment: bool = False
+    union_from: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -163,6 +166,11 @@ class QueryGroup:
             raise ValueError(
                 f"{self.name}.union_by_segment: sharing masks within a segment needs segment_ids"
             )
+        if self.union_from is not None:
+            if not self.union_by_segment:
+                raise ValueError(f"{self.name}.union_from: only meaningful with union_by_segment=True")
+            check_shape(f"{self.name}.union_from", self.union_from, (b, q), f"[B={b}, Q={q}]")
+            check_dtype(f"{self.name}.union_from", self.union_from, "bool")
 
     @property
     def num_queries(self) -> int:

@@ -3,14 +3,21 @@ PosSAM's Local Discriminative Pooling and the open-vocabulary ensembles (geometr
 
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
 from segblocks.heads.ensemble import GeometricEnsemble, MaskAwareSelectiveEnsemble
+from segblocks.heads.feature_adapter import MultiScaleFeatureAdapter
 from segblocks.heads.iou_head import IoUHead
 from segblocks.heads.ldp import LocalDiscriminativePooling
 from segblocks.heads.mask_pooling import MaskPooling, mask_pool
+from segblocks.heads.region_embeddings import (
+    DenseCLIP,
+    ensemble_region_embeddings,
+    multiscale_region_embeddings,
+)
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
 
 __all__ = [
     "MLP",
+    "DenseCLIP",
     "GeometricEnsemble",
     "IoUHead",
     "LinearClassHead",
@@ -18,6 +25,9 @@ __all__ = [
     "MaskAwareSelectiveEnsemble",
     "MaskHead",
     "MaskPooling",
+    "MultiScaleFeatureAdapter",
     "OpenVocabClassHead",
+    "ensemble_region_embeddings",
     "mask_pool",
+    "multiscale_region_embeddings",
 ]

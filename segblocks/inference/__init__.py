@@ -25,6 +25,7 @@ from segblocks.inference.padding import (
     unpad_mask_logits,
 )
 from segblocks.inference.panoptic import panoptic_inference
+from segblocks.inference.point_grid import mask_nms, point_grid, proposal_class_logits
 from segblocks.inference.prompts import PromptPrediction, postprocess_prompts
 from segblocks.inference.semantic import semantic_inference
 from segblocks.inference.video_windows import (
@@ -49,17 +50,20 @@ __all__ = [
     "clip_windows",
     "instance_inference",
     "link_queries",
+    "mask_nms",
     "object_masks",
     "pad_images",
     "pad_masks",
     "pad_targets",
     "padded_size",
     "panoptic_inference",
+    "point_grid",
     "postprocess_batch",
     "postprocess_clips",
     "postprocess_image",
     "postprocess_prompts",
     "prepare_images",
+    "proposal_class_logits",
     "semantic_inference",
     "unpad_mask_logits",
 ]

@@ -6,6 +6,7 @@ from segblocks.layers.lora import LoRAConv2d, LoRALinear, add_lora, lora_paramet
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
 from segblocks.layers.position_encoding import SinePositionEncoding, SinePositionEncoding3D, sine_ladder
+from segblocks.layers.random_fourier import RandomFourierPositionEncoding
 
 __all__ = [
     "MLP",
@@ -15,6 +16,7 @@ __all__ = [
     "LoRALinear",
     "MaskHead",
     "MultiHeadAttention",
+    "RandomFourierPositionEncoding",
     "SelfAttentionLayer",
     "SinePositionEncoding",
     "SinePositionEncoding3D",

@@ -2,6 +2,7 @@
 
 from segblocks.losses.grouped_criterion import ExtraLoss, GroupedCriterion
 from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from segblocks.losses.prompt_iou import eligible_iou_loss
 from segblocks.losses.set_criterion import SetCriterion
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "GroupedCriterion",
     "SetCriterion",
     "dice_loss",
+    "eligible_iou_loss",
     "sigmoid_ce_loss",
     "sigmoid_focal_loss",
 ]

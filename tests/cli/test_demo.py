@@ -22,6 +22,7 @@ def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "--no-possam",
         "--no-video",
         "--no-omg-seg",
+        "--no-uni-ovseg",
     ]
     assert main(argv) == 0
     files = sorted(tmp_path.glob("*.png"))
@@ -50,7 +51,21 @@ def test_train_names_unknown_recipes(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--no-video", "--no-omg-seg"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(tmp_path),
+                "--num-images",
+                "1",
+                "--no-video",
+                "--no-omg-seg",
+                "--no-uni-ovseg",
+            ]
+        )
+        == 0
+    )
     sheet = Image.open(tmp_path / "possam_00.png")
     assert sheet.size[0] == 2 * 3 * 128  # ground truth | prediction, each 3x the 128 px image
     out = capsys.readouterr().out
@@ -75,6 +90,7 @@ def test_demo_tracks_a_clip_with_the_shipped_video_model(
                 "64",
                 "--no-possam",
                 "--no-omg-seg",
+                "--no-uni-ovseg",
             ]
         )
         == 0
