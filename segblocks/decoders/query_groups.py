@@ -119,6 +119,9 @@ class QueryGroup:
         union_by_segment: queries with the same segment id cross-attend under the union of their
             predicted masks (Uni-OVSeg: a prompt's tokens share the union of its masks). Needs
             ``segment_ids``.
+        level_content: ``L`` tensors ``[B, Q, D]``, one per feature level: before each layer the
+            group's content is reset to that of the level the layer reads (SEEM's visual-prompt
+            tokens, point-sampled anew from every level). Usually with ``cross_attends=False``.
     """
 
     name: str
@@ -131,6 +134,7 @@ class QueryGroup:
     cross_mask: Tensor | None = None
     fixed_cross_mask: bool = False
     union_by_segment: bool = False
+    level_content: Sequence[Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -163,6 +167,14 @@ class QueryGroup:
             raise ValueError(
                 f"{self.name}.union_by_segment: sharing masks within a segment needs segment_ids"
             )
+        if self.level_content is not None:
+            if len(self.level_content) == 0:
+                raise ValueError(
+                    f"{self.name}.level_content: expected one [B, Q, D] tensor per level, got none"
+                )
+            for i, level in enumerate(self.level_content):
+                check_shape(f"{self.name}.level_content[{i}]", level, (b, q, d), f"[B={b}, Q={q}, D={d}]")
+                check_dtype(f"{self.name}.level_content[{i}]", level, "floating")
 
     @property
     def num_queries(self) -> int:
