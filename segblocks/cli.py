@@ -176,6 +176,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "mask2former": "segblocks.zoo.mask2former.train",
     "mask2former-video": "segblocks.zoo.mask2former.train_video",
     "possam": "segblocks.zoo.possam.train",
+    "seem": "segblocks.zoo.seem.train",
 }
 
 
