@@ -11,7 +11,7 @@ from segblocks.cli import main
 
 
 def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-video"]
+    argv = ["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-video", "--no-seem"]
     assert main(argv) == 0
     files = sorted(tmp_path.glob("*.png"))
     assert [f.name for f in files] == [
@@ -39,7 +39,7 @@ def test_train_names_unknown_recipes(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--no-video"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--no-video", "--no-seem"]) == 0
     sheet = Image.open(tmp_path / "possam_00.png")
     assert sheet.size[0] == 2 * 3 * 128  # ground truth | prediction, each 3x the 128 px image
     out = capsys.readouterr().out
@@ -52,7 +52,7 @@ def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.Ca
 def test_demo_tracks_a_clip_with_the_shipped_video_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-seem"]) == 0
     sheet = Image.open(tmp_path / "video_00.png")
     assert sheet.size[0] == 8 * 2 * 96  # eight frames at twice the model's 96 px
     out = capsys.readouterr().out

@@ -211,3 +211,28 @@ def test_train_recipe_three_steps(tmp_path: Path) -> None:
     assert code == 0
     final = json.loads((out / "final.json").read_text())
     assert final["step"] == 3 and "noc90" in final["metrics"] and "referring_ciou" in final["metrics"]
+
+
+def test_config_and_prompt_batch_errors() -> None:
+    from segblocks.zoo.seem import get_config
+
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        get_config("focal_xxl")
+    with pytest.raises(TypeError, match="unknown SEEMConfig fields"):
+        get_config("tiny", spatial_queries=3)
+    with pytest.raises(ValueError, match="memory_per_prompt"):
+        get_config("tiny", memory_per_prompt=0)
+    empty = ObjectRegions(
+        positive=torch.zeros(1, *SIZE, dtype=torch.bool), negative=torch.zeros(1, *SIZE, dtype=torch.bool)
+    )
+    with pytest.raises(ValueError, match="neither a positive visual prompt nor a text"):
+        PromptBatch.from_objects([empty], [[None]], SIZE)
+    with pytest.raises(ValueError, match=r"texts\[0\]\[0\]: expected a text with at least one word"):
+        PromptBatch.from_objects([None], [["..."]], SIZE)
+    with pytest.raises(ValueError, match="regions\\[0\\]: 1 objects but 2 texts"):
+        PromptBatch.from_objects([empty], [[None, "a star"]], SIZE)
+
+
+def test_prompts_of_another_size_are_refused(model) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="prompts: regions of size"):
+        model(torch.rand(2, 3, 32, 32), _prompts())

@@ -10,8 +10,11 @@ from segblocks.zoo.seem.build import DEFAULT, build_seem
 from segblocks.zoo.seem.config import VARIANTS, SEEMConfig, get_config
 from segblocks.zoo.seem.model import SEEM, ImageEncoding, SEEMOutput
 from segblocks.zoo.seem.prompt_batch import PromptBatch
+from segblocks.zoo.seem.session import COMPOSITIONS, SEEMSession, SessionResult
+from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem
 
 __all__ = [
+    "COMPOSITIONS",
     "DEFAULT",
     "SEEM",
     "VARIANTS",
@@ -19,6 +22,10 @@ __all__ = [
     "PromptBatch",
     "SEEMConfig",
     "SEEMOutput",
+    "SEEMSession",
+    "SessionResult",
     "build_seem",
     "get_config",
+    "load_seem",
+    "load_shipped_seem",
 ]
