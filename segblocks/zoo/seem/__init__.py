@@ -8,7 +8,8 @@ queries; an interactive session beside the model. Departures from the official c
 
 from segblocks.zoo.seem.build import DEFAULT, build_seem
 from segblocks.zoo.seem.config import VARIANTS, SEEMConfig, get_config
-from segblocks.zoo.seem.model import SEEM, ImageEncoding, SEEMOutput
+from segblocks.zoo.seem.model import SEEM
+from segblocks.zoo.seem.outputs import ImageEncoding, SEEMOutput
 from segblocks.zoo.seem.prompt_batch import PromptBatch
 from segblocks.zoo.seem.session import COMPOSITIONS, SEEMSession, SessionResult
 from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem

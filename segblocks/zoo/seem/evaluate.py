@@ -33,7 +33,8 @@ from segblocks.metrics import NoCMetric, PanopticQuality
 from segblocks.metrics.clicks import first_click, next_click
 from segblocks.structures import PanopticResult
 from segblocks.zoo.seem.interaction import answer_masks
-from segblocks.zoo.seem.model import SEEM, ImageEncoding
+from segblocks.zoo.seem.model import SEEM
+from segblocks.zoo.seem.outputs import ImageEncoding
 from segblocks.zoo.seem.prompt_batch import PromptBatch
 from segblocks.zoo.seem.training_prompts import draw_visual_prompt
 

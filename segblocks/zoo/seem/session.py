@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from segblocks.decoders import box_region, click_region, stroke_region
-from segblocks.zoo.seem.model import SEEM, ImageEncoding
+from segblocks.zoo.seem.model import SEEM
+from segblocks.zoo.seem.outputs import ImageEncoding
 from segblocks.zoo.seem.prompt_batch import PromptBatch
 
 __all__ = ["COMPOSITIONS", "SEEMSession", "SessionResult"]
