@@ -11,6 +11,7 @@ from PIL import Image
 
 from segblocks.cli import main
 from segblocks.data import ShapesWorld, ShapesWorldConfig
+from segblocks.metrics.clicks import first_click
 from segblocks.zoo.seem.shipped import export_trained_weights, load_seem, load_shipped_seem
 
 
@@ -158,3 +159,18 @@ def test_demo_writes_the_correction_and_composition_sheets(run_dir: Path, tmp_pa
     assert [p.name for p in demo.files] == ["seem_correction.png", "seem_composition.png"]
     assert all(p.is_file() for p in demo.files) and demo.text
     assert all(0.0 <= v <= 1.0 for v in (*demo.correction_ious, *demo.composition_ious))
+
+
+def test_shipped_world_scale_weights_answer_a_click() -> None:
+    from segblocks.zoo.seem import SEEMSession
+    from segblocks.zoo.seem.shipped import shipped_summary
+
+    model = load_shipped_seem()
+    assert shipped_summary()["step"] > 0
+    sample = ShapesWorld(ShapesWorldConfig(image_size=(128, 128)), split="val").sample(0)
+    session = SEEMSession(model)
+    session.set_image(sample.image)
+    gt = sample.mask(sample.thing_segments[-1].id)
+    click = first_click(gt)  # the centre-most pixel, as the NoC protocol's first click
+    answer = session.prompt(clicks=[(click.x, click.y)]).masks[0].numpy()
+    assert answer.any() and (answer & gt).sum() > 0.5 * answer.sum()  # mostly on the clicked object
