@@ -11,7 +11,18 @@ from segblocks.cli import main
 
 
 def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-video", "--no-seem"]
+    argv = [
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--num-images",
+        "1",
+        "--size",
+        "64",
+        "--no-possam",
+        "--no-video",
+        "--no-seem",
+    ]
     assert main(argv) == 0
     files = sorted(tmp_path.glob("*.png"))
     assert [f.name for f in files] == [
@@ -52,7 +63,12 @@ def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.Ca
 def test_demo_tracks_a_clip_with_the_shipped_video_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-seem"]) == 0
+    assert (
+        main(
+            ["demo", "--out", str(tmp_path), "--num-images", "1", "--size", "64", "--no-possam", "--no-seem"]
+        )
+        == 0
+    )
     sheet = Image.open(tmp_path / "video_00.png")
     assert sheet.size[0] == 8 * 2 * 96  # eight frames at twice the model's 96 px
     out = capsys.readouterr().out
