@@ -204,6 +204,9 @@ class ObjectRegions:
     def check_new_objects(self, name: str = "prompts") -> None:
         """Raise when an object has only negative prompts (nothing says where it is).
 
+        Args:
+            name: the argument named in the error.
+
         Raises:
             ValueError: naming the objects whose positive region is empty.
         """

@@ -141,7 +141,13 @@ class VisualSampler(nn.Module):
     def sample(
         self, positive: Tensor, negative: Tensor, generator: torch.Generator | None = None
     ) -> PromptPoints:
-        """The sampled pixels (see :func:`sample_prompt_points`)."""
+        """The sampled pixels (see :func:`sample_prompt_points`).
+
+        Args:
+            positive: ``[B, P, H, W]`` bool positive regions.
+            negative: ``[B, P, H, W]`` bool negative regions.
+            generator: random generator for the sampling.
+        """
         return sample_prompt_points(positive, negative, self.num_points, generator=generator)
 
     def forward(

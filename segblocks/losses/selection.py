@@ -44,6 +44,11 @@ class CandidateSelectionLoss:
     ) -> Tensor:
         """The mean cross-entropy over the matched prompts (0 when none is matched).
 
+        Args:
+            predictions: ``{group: final MaskPredictions}``; the group's ``iou_scores`` are the scores.
+            targets: ``{group: B Targets}`` (unused: the matching says which candidate is right).
+            matchings: ``{group: the final prediction's matching}``.
+
         Raises:
             ValueError: when the group's predictions have no ``iou_scores``.
         """

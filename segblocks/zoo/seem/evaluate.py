@@ -308,7 +308,13 @@ def _centre_click(mask: np.ndarray) -> np.ndarray:
 def evaluate_generic(
     model: SEEM, samples: Sequence[ShapesSample], *, batch_size: int = 8
 ) -> dict[str, float]:
-    """Panoptic quality (percent) of the object queries over ``samples``: ``pq``, ``pq_things``, ``pq_stuff``."""
+    """Panoptic quality (percent) of the object queries over ``samples``: ``pq``, ``pq_things``, ``pq_stuff``.
+
+    Args:
+        model: a SEEM (its vocabulary must hold the samples' classes, in category-id order).
+        samples: shapes-world samples.
+        batch_size: images per forward pass.
+    """
     was_training = model.training
     model.eval()
     device = model.query_feat.weight.device

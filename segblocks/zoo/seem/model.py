@@ -67,6 +67,7 @@ class SEEM(nn.Module):
         num_queries: object queries (paper: 101).
         vocabulary: class names of generic segmentation.
         is_thing: one flag per class.
+        text_embeddings: ``[C, E]`` the CLIP's class-name embeddings (a non-persistent buffer).
         pad_inputs: pad images to the size divisibility.
         config: the configuration the model was built from.
     """
@@ -159,7 +160,11 @@ class SEEM(nn.Module):
         )
 
     def object_queries(self, batch: int) -> QueryGroup:
-        """The learned object queries ``[B, Q, D]``; they self-attend among themselves only."""
+        """The learned object queries ``[B, Q, D]``; they self-attend among themselves only.
+
+        Args:
+            batch: batch size ``B``.
+        """
         return QueryGroup(
             name="object",
             content=self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1),
@@ -281,7 +286,15 @@ class SEEM(nn.Module):
         text_pooled: Tensor | None,
     ) -> Tensor:
         """``[B, P * k]`` candidate scores: mask embedding vs pooled positive-point feature (visual
-        prompts), class embedding vs pooled text embedding (text-only prompts)."""
+        prompts), class embedding vs pooled text embedding (text-only prompts).
+
+        Args:
+            queries: ``[B, P * k, D]`` the spatial queries after the last layer.
+            mask_features: ``[B, C, H, W]`` per-pixel embeddings.
+            prompts: the (padded) prompts.
+            points: the visual sampler's pixels, or None.
+            text_pooled: ``[B, P, E]`` pooled text embeddings, or None.
+        """
         b, p = prompts.valid.shape
         k = self.per_prompt
         scores = queries.new_zeros(b, p, k, dtype=torch.float32)

@@ -36,6 +36,10 @@ PathLike = str | os.PathLike[str]
 def parse_points(text: str, name: str = "--points") -> list[tuple[float, float]]:
     """``"x,y;x,y"`` -> ``[(x, y), ...]``.
 
+    Args:
+        text: the option's value.
+        name: the option named in errors.
+
     Raises:
         ValueError: naming ``name`` on anything else.
     """
@@ -58,6 +62,9 @@ def parse_points(text: str, name: str = "--points") -> list[tuple[float, float]]
 def parse_box(text: str) -> tuple[float, float, float, float]:
     """``"x1,y1,x2,y2"`` -> a box.
 
+    Args:
+        text: the option's value.
+
     Raises:
         ValueError: naming ``--box`` on anything else.
     """
@@ -72,6 +79,9 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 def read_image(path: PathLike) -> NDArray[np.uint8]:
     """An image file as ``[H, W, 3]`` uint8 RGB.
+
+    Args:
+        path: the image file.
 
     Raises:
         FileNotFoundError: when the file does not exist.
@@ -89,6 +99,10 @@ def read_image(path: PathLike) -> NDArray[np.uint8]:
 
 def read_stroke_mask(path: PathLike, name: str = "--scribble") -> NDArray[np.bool_]:
     """A stroke drawn as an image: every non-black pixel is part of the stroke.
+
+    Args:
+        path: the mask image.
+        name: the option named in errors.
 
     Raises:
         FileNotFoundError: when the file does not exist.
@@ -128,6 +142,15 @@ def predict_file(
 ) -> SEEMPrediction:
     """Segment one object of an image file from every prompt given (one composed round).
 
+    Args:
+        model: a SEEM.
+        image: the image file.
+        points: positive clicks ``(x, y)``.
+        negative: negative clicks ``(x, y)``.
+        scribble: a stroke mask image of the image's size.
+        box: ``(x1, y1, x2, y2)``.
+        text: a text prompt.
+
     Raises:
         ValueError: on bad prompts (errors name the option).
     """
@@ -161,7 +184,13 @@ def predict_file(
 
 
 def write_overlay(prediction: SEEMPrediction, path: PathLike, *, scale: int = 1) -> Path:
-    """Write image+prompts | answer overlay, with a caption, as a PNG."""
+    """Write image+prompts | answer overlay, with a caption, as a PNG.
+
+    Args:
+        prediction: :func:`predict_file`'s result.
+        path: the PNG to write (parents are created).
+        scale: integer upscaling of the drawing.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = prediction.image

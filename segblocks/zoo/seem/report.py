@@ -23,7 +23,13 @@ __all__ = ["evaluate_all", "format_markdown", "val_samples", "write_json"]
 
 
 def val_samples(num_images: int, *, image_size: int = 128, seed: int = 0) -> list[ShapesSample]:
-    """The first ``num_images`` shapes-world val images."""
+    """The first ``num_images`` shapes-world val images.
+
+    Args:
+        num_images: how many.
+        image_size: image side in pixels.
+        seed: the world's seed.
+    """
     if num_images < 1:
         raise ValueError(f"--val-images: expected a positive number, got {num_images}")
     world = ShapesWorld(ShapesWorldConfig(image_size=(image_size, image_size), seed=seed), split="val")
@@ -35,6 +41,12 @@ def evaluate_all(
 ) -> dict[str, Any]:
     """Every number of the card: interactive per first prompt, referring (text), PQ; with ``ablations``
     also the composition modes and the memory-off IoU curve (the memory prompts dropped at inference).
+
+    Args:
+        model: a SEEM.
+        samples: shapes-world samples.
+        max_clicks: click cap.
+        ablations: also the composition modes and memory off.
 
     Returns:
         A JSON-ready dictionary.
@@ -62,7 +74,11 @@ def _f(v: float, digits: int = 2) -> str:
 
 
 def format_markdown(results: dict[str, Any]) -> str:
-    """The results as the card's markdown tables."""
+    """The results as the card's markdown tables.
+
+    Args:
+        results: :func:`evaluate_all`'s dictionary.
+    """
     lines = [f"Shapes-world val, {results['images']} images.", ""]
     lines += ["| first prompt | objects | NoC@85 | NoC@90 | 1-IoU |", "|---|---:|---:|---:|---:|"]
     for kind, m in results["interactive"].items():
@@ -102,7 +118,12 @@ def format_markdown(results: dict[str, Any]) -> str:
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
-    """Write the results as JSON (NaN as null)."""
+    """Write the results as JSON (NaN as null).
+
+    Args:
+        results: :func:`evaluate_all`'s dictionary.
+        path: the JSON file.
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"--json: {str(path)!r} is a folder; give a file name")

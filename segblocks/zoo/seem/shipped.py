@@ -140,5 +140,9 @@ def load_shipped_seem(path: str | Path = SHIPPED_WEIGHTS, *, device: str | torch
 
 
 def shipped_summary(path: str | Path = SHIPPED_WEIGHTS) -> dict[str, object]:
-    """The training summary stored in a weights file's header (``{}`` when there is none)."""
+    """The training summary stored in a weights file's header (``{}`` when there is none).
+
+    Args:
+        path: a file written by :func:`export_trained_weights`.
+    """
     return read_summary(path)

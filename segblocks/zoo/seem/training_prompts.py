@@ -97,7 +97,15 @@ def image_prompts(
     max_referring: int = 2,
     composition_rate: float = 0.3,
 ) -> ImagePrompts:
-    """Draw one image's prompts (see the module docstring)."""
+    """Draw one image's prompts (see the module docstring).
+
+    Args:
+        sample: a shapes-world sample.
+        rng: random generator.
+        max_objects: segments with a visual prompt.
+        max_referring: referring expressions as text prompts.
+        composition_rate: probability that a text prompt also gets a click.
+    """
     h, w = sample.size
     masks: list[NDArray[np.bool_]] = []
     regions: list[NDArray[np.bool_]] = []
@@ -138,6 +146,10 @@ def collate_prompts(
     prompts: Sequence[ImagePrompts], size: tuple[int, int]
 ) -> tuple[PromptBatch, list[Targets], torch.Tensor]:
     """A batch's prompts, their targets and which take clicks.
+
+    Args:
+        prompts: per image, :func:`image_prompts`' result.
+        size: ``(H, W)`` of the images.
 
     Returns:
         ``(PromptBatch, per-image Targets (labels 0), clickable [B, P] bool)``.
