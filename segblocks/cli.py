@@ -102,6 +102,8 @@ def _demo(args: argparse.Namespace) -> int:
         written += _omg_seg_demo(out, args)
     if args.uni_ovseg:
         written += _uni_ovseg_demo(out, args)
+    if args.seem:
+        written += _seem_demo(out, args)
     print(f"wrote {len(written)} PNG files to {out.resolve()}:")
     for path in written:
         print(f"  {path}")
@@ -140,6 +142,20 @@ def _omg_seg_demo(out: Path, args: argparse.Namespace) -> list[Path]:
     return [demo.file]
 
 
+def _seem_demo(out: Path, args: argparse.Namespace) -> list[Path]:
+    """The shipped SEEM: a multi-round correction and a text + click composition."""
+    from segblocks.zoo.seem.demo import run_seem_demo
+
+    demo = run_seem_demo(out, seed=args.seed)
+    r1, r2 = demo.correction_ious
+    t, b = demo.composition_ious
+    print(
+        f"SEEM (world scale, shipped weights): click -> IoU {100 * r1:.1f}; after the correction click -> {100 * r2:.1f}"
+    )
+    print(f"  {demo.text!r}: text alone IoU {100 * t:.1f}; text + one click IoU {100 * b:.1f}")
+    return demo.files
+
+
 def _possam_demo(out: Path, args: argparse.Namespace) -> list[Path]:
     """World-scale PosSAM with the shipped weights on val images, every class by name; print metrics."""
     from segblocks.zoo.possam.demo import run_possam_demo
@@ -169,19 +185,43 @@ def _omg_seg_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_seem(args: argparse.Namespace) -> int:
+    """``segblocks predict seem``: one object from clicks, a scribble, a box and/or a text."""
+    from segblocks.zoo.seem.predict import parse_box, parse_points, predict_file, write_overlay
+    from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem
+
+    model = load_shipped_seem() if args.weights is None else load_seem(args.weights)
+    prediction = predict_file(
+        model,
+        args.image,
+        points=parse_points(args.points, "--points") if args.points else [],
+        negative=parse_points(args.negative, "--negative") if args.negative else [],
+        scribble=args.scribble,
+        box=parse_box(args.box) if args.box else None,
+        text=args.text,
+    )
+    mask = prediction.result.masks[0]
+    print(f"object: {int(mask.sum())} pixels, score {float(prediction.result.scores[0]):.2f}")
+    path = write_overlay(prediction, args.out or "seem_overlay.png", scale=args.scale)
+    print(f"wrote {path.resolve()}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
-    """``segblocks predict MODEL``: PosSAM here; OMG-Seg and Uni-OVSeg in their own modules."""
+    """``segblocks predict MODEL``: PosSAM here; OMG-Seg, Uni-OVSeg and SEEM in their own modules."""
+    if args.model in ("uni-ovseg", "seem") and args.image is None:
+        raise ValueError(f"--image: {args.model} needs an image file")
     if args.model == "uni-ovseg":
         from segblocks.zoo.uni_ovseg.predict import run_predict
 
-        if args.image is None:
-            raise ValueError("--image: uni-ovseg needs an image file")
         return run_predict(args)
+    if args.model == "seem":
+        return _predict_seem(args)
+    if args.model == "omg-seg":
+        return _omg_seg_predict(args)
     from segblocks.zoo.possam import load_possam, predict_image, write_overlay
     from segblocks.zoo.possam.shipped import load_shipped_possam
 
-    if args.model == "omg-seg":
-        return _omg_seg_predict(args)
     if args.image is None or not args.vocabulary:
         raise ValueError("--image, --vocabulary: possam needs an image file and class names")
     vocabulary = [v.strip() for v in args.vocabulary.split(";" if ";" in args.vocabulary else ",")]
@@ -226,6 +266,7 @@ TRAIN_RECIPES: dict[str, str] = {
     "possam": "segblocks.zoo.possam.train",
     "omg-seg": "segblocks.zoo.omg_seg.train",
     "uni-ovseg": "segblocks.zoo.uni_ovseg.train",
+    "seem": "segblocks.zoo.seem.train",
 }
 
 
@@ -265,17 +306,26 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-uni-ovseg", dest="uni_ovseg", action="store_false", help="skip the Uni-OVSeg part"
     )
+    demo.add_argument("--no-seem", dest="seem", action="store_false", help="skip the SEEM interaction part")
     demo.set_defaults(func=_demo)
     predict = sub.add_parser("predict", help="segment an image file with a zoo model")
-    predict.add_argument("model", choices=("possam", "omg-seg", "uni-ovseg"), help="the zoo model")
+    predict.add_argument("model", choices=("possam", "omg-seg", "uni-ovseg", "seem"), help="the zoo model")
     predict.add_argument("--image", default=None, help="the image file")
     predict.add_argument("--vocabulary", default=None, help="class names, comma-separated")
     predict.add_argument("--frames", default=None, help="omg-seg: a folder of frames (video tasks)")
     predict.add_argument(
         "--task", default="panoptic", help="omg-seg: panoptic|instance|semantic|vis|vps|vss|interactive"
     )
-    predict.add_argument("--points", default=None, help='omg-seg, uni-ovseg: clicks "x,y;x,y"')
+    predict.add_argument(
+        "--points", default=None, help='omg-seg, uni-ovseg, seem: (positive) clicks "x,y;x,y"'
+    )
     predict.add_argument("--boxes", default=None, help='omg-seg interactive: boxes "x1,y1,x2,y2;..."')
+    predict.add_argument("--negative", default=None, help="seem: negative clicks 'x,y;x,y'")
+    predict.add_argument(
+        "--scribble", default=None, help="seem: a stroke drawn as a mask image (non-black = stroke)"
+    )
+    predict.add_argument("--box", default=None, help="seem: a box 'x1,y1,x2,y2'")
+    predict.add_argument("--text", default=None, help="seem: a text prompt, e.g. 'the red star'")
     predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
     predict.add_argument("--out", default=None, help="write the overlay PNG here")
     predict.add_argument("--scale", type=int, default=1, help="upscaling of the overlay drawing")

@@ -204,6 +204,20 @@ def _omg_seg_report(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
+def _run_seem_eval(args: argparse.Namespace) -> int:
+    """``segblocks eval seem``: NoC / 1-IoU per first prompt, referring, PQ (and the ablations)."""
+    from segblocks.zoo.seem.report import evaluate_all, format_markdown, val_samples, write_json
+    from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem
+
+    model = load_shipped_seem() if args.weights is None else load_seem(args.weights)
+    samples = val_samples(args.val_images, image_size=args.image_size, seed=args.seed)
+    results = evaluate_all(model, samples, max_clicks=args.max_clicks, ablations=args.ablations)
+    print(format_markdown(results))
+    if args.json is not None:
+        print(f"wrote {write_json(results, args.json).resolve()}", file=sys.stderr)
+    return 0
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     """Score, print the table, write the JSON."""
     if args.json is not None and Path(args.json).is_dir():
@@ -279,6 +293,16 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--weights", default=None, help="a checkpoint directory or model.safetensors (default: shipped)"
     )
     _add_world_options(p)
+    p = add("seem", "SEEM on shapes-world val images: NoC@85/90 and 1-IoU per first prompt, referring, PQ")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="a run or checkpoint directory, or model.safetensors (default: shipped)",
+    )
+    p.add_argument("--max-clicks", type=int, default=20, help="click cap (card: 20)")
+    p.add_argument("--ablations", action="store_true", help="also the composition modes and memory off")
+    _add_world_options(p)
+    p.set_defaults(func=_run_seem_eval, val_images=50)
     p = add(
         "uni-ovseg", "Uni-OVSeg on shapes-world val images: 18 classes by name, prompts next to the tiny SAM"
     )

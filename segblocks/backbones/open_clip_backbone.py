@@ -343,6 +343,50 @@ class OpenCLIPBackbone(Backbone):
             self._tokenizer = open_clip.get_tokenizer(self.model_name)
         return self._tokenizer(list(texts))
 
+    def encode_text_tokens(self, texts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-token text features of sentences (for grounding queries to attend to) and their pooled embedding.
+
+        Every token's final feature goes through CLIP's text projection, so tokens live in the same
+        space as :meth:`encode_text`'s embeddings. Frozen models run without gradients.
+
+        Args:
+            texts: N sentences (referring expressions, class names), each with at least one word.
+
+        Returns:
+            ``(tokens [N, L, E], valid [N, L] bool (start token to end token), pooled [N, E] unit norm)``,
+            ``L`` the longest tokenized sentence.
+
+        Raises:
+            ValueError: on an empty list, a non-string, or a text with no words.
+            TypeError: on a text tower without per-token outputs (Hugging Face text towers).
+        """
+        if isinstance(texts, str) or len(texts) == 0:
+            raise ValueError(f"texts: expected a non-empty list of strings, got {texts!r}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not any(ch.isalnum() for ch in text):
+                raise ValueError(f"texts[{i}]: expected a text with at least one word, got {text!r}")
+        clip = self.clip
+        if not hasattr(clip, "token_embedding"):
+            raise TypeError(f"{self.model_name!r}: its text tower has no per-token outputs")
+        device = clip.logit_scale.device
+        ids = self.tokenize(texts).to(device)  # [N, ctx]
+        end = ids.argmax(dim=-1)  # the end-of-text token has the largest id (open_clip's argmax pooling)
+        for i, n in enumerate(end.tolist()):
+            if n <= 1:
+                raise ValueError(f"texts[{i}]: no word of {texts[i]!r} is in the tokenizer's vocabulary")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            cast = clip.transformer.get_cast_dtype()
+            x = clip.token_embedding(ids).to(cast) + clip.positional_embedding.to(cast)
+            x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))  # [N, ctx, W]
+            proj = clip.text_projection
+            if proj is not None:
+                x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+            length = int(end.max()) + 1
+            tokens = x[:, :length]
+            valid = torch.arange(length, device=device)[None, :] <= end[:, None]
+            pooled = F.normalize(x[torch.arange(len(texts), device=device), end], dim=-1)
+        return tokens, valid, pooled
+
     def encode_text(
         self,
         class_names: Sequence[str | Sequence[str]],

@@ -287,6 +287,12 @@ class MaskedAttentionDecoder(nn.Module):
                 (src + self.level_embed.weight[level]).reshape(batch, -1, self.dim)
             )  # [B, T*hw, D]
             memory_pos.append(pos.reshape(batch, -1, self.dim))
+        for g in groups:
+            if g.level_content is not None and len(g.level_content) != self.num_levels:
+                raise ValueError(
+                    f"{g.name}.level_content: expected {self.num_levels} levels, got {len(g.level_content)}"
+                )
+        per_level = [(stacked.slices[g.name], g.level_content) for g in groups if g.level_content is not None]
         regions = self._group_regions(groups, stacked.slices, sizes, num_frames)
         shared = [(stacked.slices[g.name], g.segment_ids, g.union_from) for g in groups if g.union_by_segment]
 
@@ -296,6 +302,8 @@ class MaskedAttentionDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
             cross_mask = self._cross_mask(logits, sizes[level], regions[level], shared, first=i == 0)
+            if per_level:
+                queries = self._reset_level_content(queries, per_level, level)
             queries = layer(
                 queries,
                 query_pos,
@@ -309,6 +317,18 @@ class MaskedAttentionDecoder(nn.Module):
             all_queries.append(normed)
             all_logits.append(logits)
         return MaskDecoderOutput(queries=all_queries, mask_logits=all_logits, slices=stacked.slices)
+
+    @staticmethod
+    def _reset_level_content(
+        queries: Tensor, per_level: list[tuple[slice, Sequence[Tensor]]], level: int
+    ) -> Tensor:
+        """The queries with each per-level group's content replaced by that of ``level``."""
+        parts, start = [], 0
+        for s, contents in sorted(per_level, key=lambda item: item[0].start):
+            parts += [queries[:, start : s.start], contents[level].to(queries.dtype)]
+            start = s.stop
+        parts.append(queries[:, start:])
+        return torch.cat(parts, dim=1)
 
     def _group_regions(
         self,

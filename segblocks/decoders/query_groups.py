@@ -121,6 +121,9 @@ class QueryGroup:
             ``segment_ids``.
         union_from: ``[B, Q]`` bool, which queries' masks form their segment's union (Uni-OVSeg: the
             output tokens, not the corner tokens); None = every query of the segment.
+        level_content: ``L`` tensors ``[B, Q, D]``, one per feature level: before each layer the
+            group's content is reset to that of the level the layer reads (SEEM's visual-prompt
+            tokens, point-sampled anew from every level). Usually with ``cross_attends=False``.
     """
 
     name: str
@@ -134,6 +137,7 @@ class QueryGroup:
     fixed_cross_mask: bool = False
     union_by_segment: bool = False
     union_from: Tensor | None = None
+    level_content: Sequence[Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -171,6 +175,14 @@ class QueryGroup:
                 raise ValueError(f"{self.name}.union_from: only meaningful with union_by_segment=True")
             check_shape(f"{self.name}.union_from", self.union_from, (b, q), f"[B={b}, Q={q}]")
             check_dtype(f"{self.name}.union_from", self.union_from, "bool")
+        if self.level_content is not None:
+            if len(self.level_content) == 0:
+                raise ValueError(
+                    f"{self.name}.level_content: expected one [B, Q, D] tensor per level, got none"
+                )
+            for i, level in enumerate(self.level_content):
+                check_shape(f"{self.name}.level_content[{i}]", level, (b, q, d), f"[B={b}, Q={q}, D={d}]")
+                check_dtype(f"{self.name}.level_content[{i}]", level, "floating")
 
     @property
     def num_queries(self) -> int:

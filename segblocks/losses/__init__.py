@@ -3,9 +3,11 @@
 from segblocks.losses.grouped_criterion import ExtraLoss, GroupedCriterion
 from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 from segblocks.losses.prompt_iou import eligible_iou_loss
+from segblocks.losses.selection import CandidateSelectionLoss
 from segblocks.losses.set_criterion import SetCriterion
 
 __all__ = [
+    "CandidateSelectionLoss",
     "ExtraLoss",
     "GroupedCriterion",
     "SetCriterion",

@@ -23,6 +23,7 @@ def test_demo_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "--no-video",
         "--no-omg-seg",
         "--no-uni-ovseg",
+        "--no-seem",
     ]
     assert main(argv) == 0
     files = sorted(tmp_path.glob("*.png"))
@@ -62,6 +63,7 @@ def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.Ca
                 "--no-video",
                 "--no-omg-seg",
                 "--no-uni-ovseg",
+                "--no-seem",
             ]
         )
         == 0
@@ -91,6 +93,7 @@ def test_demo_tracks_a_clip_with_the_shipped_video_model(
                 "--no-possam",
                 "--no-omg-seg",
                 "--no-uni-ovseg",
+                "--no-seem",
             ]
         )
         == 0

@@ -1,0 +1,176 @@
+"""SEEM through the command line and the weights loaders: train -> predict / eval / demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segblocks.cli import main
+from segblocks.data import ShapesWorld, ShapesWorldConfig
+from segblocks.metrics.clicks import first_click
+from segblocks.zoo.seem.shipped import export_trained_weights, load_seem, load_shipped_seem
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seem") / "run"
+    args = ["train", "seem", "--steps", "2", "--batch-size", "2", "--image-size", "64", "--val-images", "1"]
+    args += ["--threads", "1", "--eval-clicks", "1", "--out", str(out), "--set", "num_points=128"]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "image.png"
+    Image.fromarray(ShapesWorld(ShapesWorldConfig(image_size=(64, 64)), split="val").sample(0).image).save(
+        path
+    )
+    return path
+
+
+def test_shipped_format_round_trip(run_dir: Path, tmp_path: Path) -> None:
+    model = load_seem(run_dir)
+    path = export_trained_weights(model, tmp_path / "seem.safetensors")
+    again = load_shipped_seem(path)
+    key = "mask_decoder.layers.0.ffn.linear1.weight"
+    torch.testing.assert_close(again.state_dict()[key], model.state_dict()[key].half().float())
+    with pytest.raises(FileNotFoundError, match="path: no such SEEM weights file"):
+        load_shipped_seem(tmp_path / "missing.safetensors")
+
+
+def test_predict_writes_an_overlay(
+    run_dir: Path, image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scribble = np.zeros((64, 64), np.uint8)
+    scribble[30:32, 20:40] = 255
+    Image.fromarray(scribble).save(tmp_path / "scribble.png")
+    out = tmp_path / "overlay.png"
+    code = main(
+        [
+            "predict",
+            "seem",
+            "--image",
+            str(image_file),
+            "--points",
+            "20,20;30,30",
+            "--negative",
+            "2,2",
+            "--scribble",
+            str(tmp_path / "scribble.png"),
+            "--text",
+            "the red star",
+            "--weights",
+            str(run_dir),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0 and out.is_file() and "object:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--points", "200,5"], "--points/--negative[0]"),
+        (["--negative", "5,5"], "a new object needs a positive prompt"),
+        (["--text", " ?! "], "--text: expected a text with at least one word"),
+        (["--points", "1;2"], "--points: expected 'x,y' pairs"),
+    ],
+    ids=["click-outside", "negative-only", "no-words", "bad-points"],
+)
+def test_predict_bad_prompts_are_one_line_errors(
+    run_dir: Path,
+    image_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    code = main(
+        [
+            "predict",
+            "seem",
+            "--image",
+            str(image_file),
+            "--weights",
+            str(run_dir),
+            "--out",
+            str(tmp_path / "o.png"),
+            *extra,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+
+
+def test_predict_scribble_of_another_size(
+    run_dir: Path, image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "small.png")
+    code = main(
+        [
+            "predict",
+            "seem",
+            "--image",
+            str(image_file),
+            "--scribble",
+            str(tmp_path / "small.png"),
+            "--weights",
+            str(run_dir),
+        ]
+    )
+    assert code == 2 and "--scribble: expected the image's size" in capsys.readouterr().err
+
+
+def test_eval_prints_the_card_table(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "eval",
+            "seem",
+            "--weights",
+            str(run_dir),
+            "--val-images",
+            "1",
+            "--image-size",
+            "64",
+            "--max-clicks",
+            "2",
+            "--ablations",
+            "--json",
+            str(tmp_path / "seem.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "NoC@90" in out and "both, ensemble" in out and "memory off" in out
+    assert (tmp_path / "seem.json").is_file()
+
+
+def test_demo_writes_the_correction_and_composition_sheets(run_dir: Path, tmp_path: Path) -> None:
+    from segblocks.zoo.seem.demo import run_seem_demo
+
+    demo = run_seem_demo(tmp_path, model=load_seem(run_dir), search=2)
+    assert [p.name for p in demo.files] == ["seem_correction.png", "seem_composition.png"]
+    assert all(p.is_file() for p in demo.files) and demo.text
+    assert all(0.0 <= v <= 1.0 for v in (*demo.correction_ious, *demo.composition_ious))
+
+
+def test_shipped_world_scale_weights_answer_a_click() -> None:
+    from segblocks.zoo.seem import SEEMSession
+    from segblocks.zoo.seem.shipped import shipped_summary
+
+    model = load_shipped_seem()
+    assert shipped_summary()["step"] > 0
+    sample = ShapesWorld(ShapesWorldConfig(image_size=(128, 128)), split="val").sample(0)
+    session = SEEMSession(model)
+    session.set_image(sample.image)
+    gt = sample.mask(sample.thing_segments[-1].id)
+    click = first_click(gt)  # the centre-most pixel, as the NoC protocol's first click
+    answer = session.prompt(clicks=[(click.x, click.y)]).masks[0].numpy()
+    assert answer.any() and (answer & gt).sum() > 0.5 * answer.sum()  # mostly on the clicked object
