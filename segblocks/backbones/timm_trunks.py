@@ -97,6 +97,15 @@ class ShapesPlainCNN(nn.Module):
 
     Feature strides (``feature_info``): 1, 2, 4, 8, 16, 16. ``forward`` returns ``[B, num_classes]``
     logits, or ``[B, C]`` pooled features when ``num_classes`` is 0.
+
+    Args:
+        widths: the six stage widths.
+        num_classes: classifier outputs (0: none, the pooled features).
+        global_pool: ``"avg"`` or ``""`` (no pooling).
+        in_chans: input channels.
+
+    Raises:
+        ValueError: on a ``widths`` that is not six positive ints, or an unknown ``global_pool``.
     """
 
     def __init__(
@@ -135,7 +144,12 @@ class ShapesPlainCNN(nn.Module):
         self.pretrained_cfg = self.default_cfg = cfg
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier (``num_classes`` 0: none) and optionally the pooling (``avg`` or ``''``)."""
+        """Replace the classifier and optionally the pooling.
+
+        Args:
+            num_classes: classifier outputs (0: none).
+            global_pool: ``"avg"``, ``""`` (no pooling) or None (unchanged).
+        """
         if global_pool is not None:
             if global_pool not in ("avg", ""):
                 raise ValueError(f"global_pool: expected 'avg' or '', got {global_pool!r}")
@@ -145,7 +159,13 @@ class ShapesPlainCNN(nn.Module):
     def forward_intermediates(
         self, x: Tensor, indices: Sequence[int], output_fmt: str = "NCHW"
     ) -> tuple[Tensor, list[Tensor]]:
-        """The final map ``[B, C, H/16, W/16]`` and the outputs of the stages ``indices``."""
+        """The final map ``[B, C, H/16, W/16]`` and the outputs of the stages ``indices``.
+
+        Args:
+            x: ``[B, 3, H, W]`` images.
+            indices: stage indices (0-5) whose outputs to return, in stage order.
+            output_fmt: only ``"NCHW"``.
+        """
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt: only 'NCHW' is supported, got {output_fmt!r}")
         keep = set(indices)
@@ -157,19 +177,32 @@ class ShapesPlainCNN(nn.Module):
         return x, out
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """``[B, 3, H, W]`` -> ``[B, C, H/16, W/16]``."""
+        """``[B, 3, H, W]`` -> ``[B, C, H/16, W/16]``.
+
+        Args:
+            x: the images.
+        """
         for stage in self.stages:
             x = stage(x)
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Pool ``[B, C, h, w]`` (when ``global_pool`` is ``avg``) and classify."""
+        """Pool (when ``global_pool`` is ``avg``) and classify.
+
+        Args:
+            x: ``[B, C, h, w]`` features.
+            pre_logits: return the pooled features ``[B, C]`` without the classifier.
+        """
         if self.global_pool == "avg":
             x = x.mean(dim=(2, 3))
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[B, 3, H, W]`` -> logits ``[B, num_classes]`` (or pooled features)."""
+        """``[B, 3, H, W]`` -> logits ``[B, num_classes]`` (or pooled features).
+
+        Args:
+            x: the images.
+        """
         return self.forward_head(self.forward_features(x))
 
 

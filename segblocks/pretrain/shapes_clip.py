@@ -270,6 +270,9 @@ def running_batch_norm(module: nn.Module) -> Iterator[None]:
     of statistics must serve both once the CLIP is frozen. The crops train the statistics, and the
     whole images are normalised with them in training as at inference, so a frozen CLIP's dense map
     is what its training losses saw.
+
+    Args:
+        module: any module; its batch-norm layers in training mode are switched for the block.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
     for m in norms:
