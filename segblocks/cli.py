@@ -214,7 +214,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.model == "uni-ovseg":
         from segblocks.zoo.uni_ovseg.predict import run_predict
 
-        return run_predict(args)
+        print("\n".join(run_predict(args)))
+        return 0
     if args.model == "seem":
         return _predict_seem(args)
     if args.model == "omg-seg":

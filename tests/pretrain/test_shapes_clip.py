@@ -16,7 +16,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from segblocks.backbones import OpenCLIPBackbone
 from segblocks.backbones.registry import CLIP_CONFIG_DIR
 from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
-from segblocks.pretrain import shapes_clip
+from segblocks.pretrain import clip_losses, shapes_clip
 from segblocks.pretrain.clip_data import (
     ClipBatch,
     crop_images,
@@ -156,7 +156,7 @@ def test_running_batch_norm_neither_uses_nor_updates_batch_statistics() -> None:
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
     x = torch.randn(2, 3, 8, 8) * 5 + 3
     before = net[1].running_mean.clone()
-    with shapes_clip.running_batch_norm(net):
+    with clip_losses.running_batch_norm(net):
         out = net(x)
         assert not net[1].training
     torch.testing.assert_close(net[1].running_mean, before)
@@ -169,10 +169,10 @@ def test_name_uniformity_is_lower_for_names_kept_apart() -> None:
     torch.manual_seed(0)
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0], np.random.default_rng(0), crop_size=32)
-    before = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
+    before = clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
     with torch.no_grad():  # collapse every token onto one embedding: the names become identical
         backbone.clip.token_embedding.weight.copy_(backbone.clip.token_embedding.weight[:1].clone())
-    merged = shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
+    merged = clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
     assert before["name_uniformity"] < merged["name_uniformity"]
 
 
@@ -182,7 +182,7 @@ def test_losses_are_finite_and_reach_every_trainable_parameter(crop_phrases: boo
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
     head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES)) if with_head else None
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
-    losses = shapes_clip.clip_losses(
+    losses = clip_losses.clip_losses(
         backbone,
         batch,
         np.random.default_rng(0),
@@ -221,7 +221,7 @@ def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
 
     def class_losses(b: ClipBatch, unseen: frozenset[int]) -> list[float]:
         with torch.no_grad():
-            losses = shapes_clip.clip_losses(
+            losses = clip_losses.clip_losses(
                 backbone, b, np.random.default_rng(0), unseen_ids=unseen, label_head=head
             )
         return [losses[k].item() for k in ("crop_class", "region_class", "crop_label")]
@@ -229,7 +229,7 @@ def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
     assert class_losses(batch, UNSEEN) == class_losses(relabelled, UNSEEN)
     assert class_losses(batch, frozenset()) != class_losses(relabelled, frozenset())  # labels matter
     with pytest.raises(ValueError, match="unseen_ids: expected category ids"):
-        shapes_clip.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids={99})
+        clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids={99})
 
 
 def test_zero_shot_evaluation_counts_and_errors() -> None:

@@ -12,5 +12,5 @@ COMMON=(--image-size 128 --align-steps 1000 --align-minutes 3.5 --align-batch-si
         --skip-stage1 --init "$STAGE1")
 python -m segblocks.cli train uni-ovseg "${COMMON[@]}" --caption noisy --no-ensemble --out "$OUT/noisy_single"
 python -m segblocks.cli train uni-ovseg "${COMMON[@]}" --caption clean --no-ensemble --out "$OUT/clean_single"
-python -m segblocks.zoo.uni_ovseg.ablations --val-images 50 \
+python zoo/uni-ovseg/input_sizes.py --val-images 50 \
     --weights "$(ls -d "$RUN"/stage2/checkpoints/*/ | tail -n 1)model.safetensors" > "$OUT/input_sizes.json"

@@ -8,8 +8,8 @@ panoptic overlay; ``--points "x,y;x,y"`` runs the promptable mode and writes eac
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ from segblocks.zoo.uni_ovseg.model import UniOVSeg
 from segblocks.zoo.uni_ovseg.shipped import SHIPPED_WEIGHTS, load_trained_weights
 
 __all__ = ["load_uni_ovseg", "parse_points", "read_image", "run_predict"]
+
+logger = logging.getLogger(__name__)
 
 
 def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
@@ -97,8 +99,8 @@ def _save(
     return path
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """The ``segblocks predict uni-ovseg`` command.
+def run_predict(args: argparse.Namespace) -> list[str]:
+    """The ``segblocks predict uni-ovseg`` command; returns the lines the CLI prints.
 
     Args:
         args: the parsed command line (``--image`` with ``--vocabulary`` and/or ``--points``,
@@ -108,8 +110,9 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError("--vocabulary or --points: give class names to name, or points to segment")
     image = read_image(args.image)
     if args.weights is None:
-        print("note: the shipped world-scale Uni-OVSeg only knows the shapes world", file=sys.stderr)
+        logger.warning("the shipped world-scale Uni-OVSeg only knows the shapes world")
     model = load_uni_ovseg(args.weights)
+    printed: list[str] = []
     if args.vocabulary:
         vocabulary = [v.strip() for v in args.vocabulary.split(",") if v.strip()]
         stuff = {s.strip() for s in args.stuff.split(",") if s.strip()}
@@ -121,10 +124,10 @@ def run_predict(args: argparse.Namespace) -> int:
             f"segment {s.id}: {vocabulary[s.category_id]} (score {s.score:.2f})"
             for s in result.panoptic.segments
         ]
-        print("\n".join(lines) or "no segments")
+        printed += lines or ["no segments"]
         if args.out:
             seg = result.panoptic.segment_map.cpu().numpy().astype(np.int32)
-            print(f"wrote {_save(image, seg, lines, args.out, args.scale, []).resolve()}")
+            printed.append(f"wrote {_save(image, seg, lines, args.out, args.scale, []).resolve()}")
     if args.points:
         pts = parse_points(args.points)
         prompts = Prompts(points=pts[:, None], point_labels=torch.ones(len(pts), 1, dtype=torch.int64))
@@ -138,9 +141,9 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"point {i} ({pts[i, 0]:.0f},{pts[i, 1]:.0f}): best mask {best}, {int(masks[best].sum())} px; "
                 f"predicted IoU per granularity {[round(float(s), 2) for s in scores]}"
             )
-        print("\n".join(lines))
+        printed += lines
         if args.out:
             out = args.out if not args.vocabulary else str(Path(args.out).with_suffix("")) + "_points.png"
             points = [(float(x), float(y), True) for x, y in pts.tolist()]
-            print(f"wrote {_save(image, seg, lines, out, args.scale, points).resolve()}")
-    return 0
+            printed.append(f"wrote {_save(image, seg, lines, out, args.scale, points).resolve()}")
+    return printed

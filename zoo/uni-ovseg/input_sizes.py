@@ -1,6 +1,6 @@
 """The paper's input-size table in miniature: region top-1 of ground-truth masks per input size(s).
 
-``python -m segblocks.zoo.uni_ovseg.ablations --val-images 50`` prints, as JSON, the top-1 accuracy of
+``python zoo/uni-ovseg/input_sizes.py --val-images 50`` prints, as JSON, the top-1 accuracy of
 the frozen tiny CLIP's region embeddings of val ground-truth masks against the 18 class names (things
 and stuff apart) and the CLIP time per image, for single input sizes and their ensembles, with and
 without the adapter of a trained model (``--weights``).
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     Args:
         argv: command-line arguments (default: ``sys.argv[1:]``).
     """
-    p = argparse.ArgumentParser(prog="python -m segblocks.zoo.uni_ovseg.ablations")
+    p = argparse.ArgumentParser(prog="python zoo/uni-ovseg/input_sizes.py")
     p.add_argument("--val-images", type=int, default=50)
     p.add_argument("--weights", default=None, help="a trained model (for the adapter rows)")
     p.add_argument("--threads", type=int, default=1)

@@ -1,0 +1,150 @@
+"""The tiny CLIP's training losses (see ``segblocks.pretrain.shapes_clip`` for the recipe).
+
+Captions and phrases against whole images and crops (open_clip's ``ClipLoss``), crops and mask-pooled
+segments against the class names (seen classes only), an optional label head, and a text-only
+uniformity of the class names; plus :func:`running_batch_norm`, which lets whole images share the
+crops' batch-norm statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
+from torch import Tensor, nn
+
+from segblocks.backbones import OpenCLIPBackbone
+from segblocks.data.shapes import CATEGORIES
+from segblocks.pretrain.clip_data import TRAIN_TEMPLATES, ClipBatch
+
+__all__ = ["clip_losses", "running_batch_norm"]
+
+
+def _class_text_embeddings(backbone: OpenCLIPBackbone, rng: np.random.Generator) -> Tensor:
+    """``[18, D]`` unit-norm embeddings of the class names, one random template each."""
+    sentences = [TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))].format(c.name) for c in CATEGORIES]
+    return backbone.clip.encode_text(backbone.tokenize(sentences), normalize=True)
+
+
+def _seen_cross_entropy(logits: Tensor, labels: Tensor, unseen: Tensor) -> Tensor:
+    """Cross-entropy over the cases of seen classes only (0 when there are none).
+
+    Args:
+        logits: ``[N, 18]`` scores against every class name (unseen names stay as negatives).
+        labels: ``[N]`` category ids.
+        unseen: ``[18]`` bool, True for the classes held out from segmentation training.
+    """
+    keep = ~unseen[labels]
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], labels[keep])
+
+
+def clip_losses(
+    backbone: OpenCLIPBackbone,
+    batch: ClipBatch,
+    rng: np.random.Generator,
+    *,
+    unseen_ids: Collection[int],
+    crop_phrases: bool = True,
+    label_head: nn.Module | None = None,
+    crop_statistics: bool = False,
+) -> dict[str, Tensor]:
+    """The three training losses of the tiny CLIP on one batch (see the module docstring).
+
+    The class-name losses see only crops and segments of *seen* classes (the unseen names stay in
+    the vocabulary, as negatives): the image tower learns the unseen classes from the captions and
+    phrases of ``ClipLoss`` alone, as a web-trained CLIP would.
+
+    Args:
+        backbone: the (trainable) CLIP backbone.
+        batch: a :class:`~segblocks.pretrain.clip_data.ClipBatch`.
+        rng: random generator for the class-name templates.
+        unseen_ids: category ids held out from the class-name losses (the world's unseen classes).
+        crop_phrases: also pair the thing and stuff crops with their phrases in the contrastive loss
+            (else only whole images and captions; the crops still learn from the class-name loss).
+        label_head: a linear layer ``D -> 18`` trained beside the CLIP (not saved): plain
+            cross-entropy of the crops' image embeddings against their labels, seen classes only.
+            It gives the image tower a shape signal from the first step, when the text tower
+            still gives every shape name nearly the same embedding (see the model card).
+        crop_statistics: normalise the whole images with the batch-norm running statistics
+            (which the crops train; see :func:`running_batch_norm`) instead of their own.
+
+    Returns:
+        ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
+        fp32 losses, and ``"crop_label"`` with a ``label_head``. ``name_uniformity`` (Wang &
+        Isola's uniformity of the 18 class-name embeddings, a text-only term) is logged always and
+        weighted by the recipe's ``--uniformity-weight``.
+
+    Raises:
+        ValueError: on an unseen id that is not a category id.
+    """
+    bad = sorted(i for i in unseen_ids if not 0 <= i < len(CATEGORIES))
+    if bad:
+        raise ValueError(f"unseen_ids: expected category ids in [0, {len(CATEGORIES)}), got {bad}")
+    unseen = torch.zeros(len(CATEGORIES), dtype=torch.bool)
+    unseen[sorted(unseen_ids)] = True
+    clip = backbone.clip
+    scale = clip.logit_scale.exp()
+    n_things = len(batch.thing_texts)
+    crop_embeddings = backbone(batch.crops)["clip_global"]
+    if crop_statistics:  # one set of batch-norm statistics, the crops', for every input
+        with running_batch_norm(backbone):
+            feats = backbone(batch.images)
+    else:
+        feats = backbone(batch.images)
+    crops = F.normalize(crop_embeddings, dim=-1)
+    images = F.normalize(feats["clip_global"], dim=-1)
+    if crop_phrases:
+        n_stuff = len(batch.stuff_texts)
+        phrases = batch.captions + batch.thing_texts + batch.stuff_texts
+        texts = clip.encode_text(backbone.tokenize(phrases), normalize=True)
+        paired = [images, crops[:n_things], crops[len(crops) - n_stuff :]]
+        caption = ClipLoss()(torch.cat(paired), texts, scale)
+    else:
+        texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
+        caption = ClipLoss()(images, texts, scale)
+    classes = _class_text_embeddings(backbone, rng)
+    # Wang & Isola's uniformity of the class-name embeddings: a text-only term (no image, no label)
+    # that keeps the names apart from the first step, so that the class-name losses can separate
+    # the crops instead of merging the names.
+    uniformity = torch.pdist(classes).pow(2).mul(-2).exp().mean().log()
+    crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
+    regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
+    valid = batch.mask_labels >= 0
+    region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
+    losses = {
+        "caption": caption,
+        "crop_class": crop_class,
+        "region_class": region_class,
+        "name_uniformity": uniformity,
+    }
+    if label_head is not None:
+        losses["crop_label"] = _seen_cross_entropy(label_head(crop_embeddings), batch.crop_labels, unseen)
+    return losses
+
+
+@contextmanager
+def running_batch_norm(module: nn.Module) -> Iterator[None]:
+    """Within the block, batch-norm layers normalise with (and do not update) their running statistics.
+
+    The tiny CLIP's trunk sees small crops and whole images, whose batch statistics differ; one set
+    of statistics must serve both once the CLIP is frozen. The crops train the statistics, and the
+    whole images are normalised with them in training as at inference, so a frozen CLIP's dense map
+    is what its training losses saw.
+
+    Args:
+        module: any module; its batch-norm layers in training mode are switched for the block.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
