@@ -33,7 +33,7 @@ from .optim import (
     warmup_cosine_schedule,
     warmup_multistep_schedule,
 )
-from .options import TrainOptions, add_train_arguments, parse_overrides
+from .options import TrainOptions, add_train_arguments, parse_overrides, setup_process
 from .precision import PRECISIONS, autocast, backward_step, clip_grad_norm, fp32, make_grad_scaler, to_fp32
 from .resume import load_checkpoint, resume
 from .run import TrainingRun, training_step_fn
@@ -80,6 +80,7 @@ __all__ = [
     "seed_worker",
     "setup_distributed",
     "setup_logging",
+    "setup_process",
     "sum_over_ranks",
     "to_fp32",
     "training_step_fn",

@@ -15,9 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from segblocks.engine.precision import PRECISIONS
+import torch
 
-__all__ = ["TrainOptions", "add_train_arguments", "parse_overrides"]
+from segblocks.engine.distributed import DistInfo, setup_distributed, setup_logging
+from segblocks.engine.precision import PRECISIONS
+from segblocks.engine.seeding import seed_everything
+
+__all__ = ["TrainOptions", "add_train_arguments", "parse_overrides", "setup_process"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,23 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         except ValueError:
             out[key] = raw
     return out
+
+
+def setup_process(args: argparse.Namespace) -> DistInfo:
+    """A recipe's process set-up from the :func:`add_train_arguments` flags.
+
+    Joins the process group (``--device``; torchrun's environment when launched by it), sets up
+    logging, the intra-op threads (``--threads``) and the seeds (``--seed``, offset by the rank).
+
+    Args:
+        args: the parsed command line (``device``, ``threads`` and ``seed``).
+
+    Returns:
+        The process's :class:`~segblocks.engine.distributed.DistInfo`.
+    """
+    dist = setup_distributed(device=args.device)
+    setup_logging(dist)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed, rank=dist.rank)
+    return dist

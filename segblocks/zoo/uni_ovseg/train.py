@@ -46,9 +46,7 @@ from segblocks.engine import (
     build_train_loader,
     cleanup_distributed,
     parse_overrides,
-    seed_everything,
-    setup_distributed,
-    setup_logging,
+    setup_process,
     training_step_fn,
     warmup_multistep_schedule,
 )
@@ -110,11 +108,7 @@ def main(argv: list[str]) -> int:
     options = TrainOptions.from_args(args)
 
     # --- set-up ------------------------------------------------------------------------------
-    dist = setup_distributed(device=args.device)
-    setup_logging(dist)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    seed_everything(args.seed, rank=dist.rank)
+    dist = setup_process(args)
     run_dir = Path(args.out)
     device = dist.device
 
