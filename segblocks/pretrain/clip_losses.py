@@ -9,7 +9,7 @@ crops' batch-norm statistics.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -92,10 +92,8 @@ def clip_losses(
     scale = clip.logit_scale.exp()
     n_things = len(batch.thing_texts)
     crop_embeddings = backbone(batch.crops)["clip_global"]
-    if crop_statistics:  # one set of batch-norm statistics, the crops', for every input
-        with running_batch_norm(backbone):
-            feats = backbone(batch.images)
-    else:
+    # one set of batch-norm statistics, the crops', for every input (see running_batch_norm)
+    with running_batch_norm(backbone) if crop_statistics else nullcontext():
         feats = backbone(batch.images)
     crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)

@@ -285,3 +285,24 @@ def test_recipe_runs_on_the_engine_helpers(tmp_path: Path) -> None:
     assert len((tmp_path / "curve.jsonl").read_text().splitlines()) == 2
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "shapes.safetensors").is_file()
+
+
+def test_crop_statistics_leave_batch_norm_to_the_crops() -> None:
+    """With ``crop_statistics`` the whole images neither use nor update the running statistics."""
+    import copy
+
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone("shapes-clip-tiny-plain", frozen=False).train()
+    batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
+    crops_only = copy.deepcopy(backbone)
+    with torch.no_grad():
+        clip_losses.clip_losses(
+            backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, crop_statistics=True
+        )
+        crops_only(batch.crops)
+    norms = [m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    reference = [m for m in crops_only.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.training for m in norms)
+    for m, r in zip(norms, reference):
+        torch.testing.assert_close(m.running_mean, r.running_mean)
+        torch.testing.assert_close(m.running_var, r.running_var)
