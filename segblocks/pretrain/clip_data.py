@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from segblocks.data.shapes.language import size_word
 
 __all__ = [
     "ClipBatch",
+    "Phrase",
     "crop_images",
     "make_clip_batch",
     "stuff_crop_box",
@@ -37,6 +39,25 @@ __all__ = [
 #: Templates of the training texts: segblocks' prompt ensemble plus the bare phrase.
 TRAIN_TEMPLATES: tuple[str, ...] = (*DEFAULT_TEMPLATES, "{}.")
 _MIN_STUFF_HALF = 6.0
+
+
+class Phrase(NamedTuple):
+    """What one text says about one object: its class name and the attributes it mentions.
+
+    Attributes:
+        name: the class name (``"star"``, ``"sand"``).
+        colour: the colour the text mentions, or None when it mentions none.
+        size: the size word the text mentions (``"small"``, ``"large"``), or None.
+    """
+
+    name: str
+    colour: str | None = None
+    size: str | None = None
+
+    @property
+    def words(self) -> str:
+        """The noun phrase, e.g. ``"small red star"``."""
+        return " ".join(w for w in (self.size, self.colour, self.name) if w)
 
 
 @dataclass
@@ -54,6 +75,11 @@ class ClipBatch:
         thing_texts: one phrase per thing, for its first view (the first ``len(thing_texts)`` crops).
         stuff_texts: one phrase per stuff crop (the last ``len(stuff_texts)`` crops), e.g.
             ``"a photo of sand."``.
+        thing_phrases: what each of ``thing_texts`` says (the same order).
+        stuff_phrases: what each of ``stuff_texts`` says.
+        mask_phrases: one :class:`Phrase` per real segment of ``masks`` (in the order of
+            ``mask_labels[mask_labels >= 0]``): a thing's is the phrase of its crop text, a stuff
+            region's is its name.
     """
 
     images: Tensor
@@ -64,19 +90,26 @@ class ClipBatch:
     crop_labels: Tensor
     thing_texts: list[str]
     stuff_texts: list[str] = field(default_factory=list)
+    thing_phrases: list[Phrase] = field(default_factory=list)
+    stuff_phrases: list[Phrase] = field(default_factory=list)
+    mask_phrases: list[Phrase] = field(default_factory=list)
 
 
-def thing_phrase(name: str, colour: str | None, size: str, rng: np.random.Generator) -> str:
-    """A noun phrase for a thing with each attribute kept with probability 1/2 (``"small red star"``).
+def thing_phrase(name: str, colour: str | None, size: str, rng: np.random.Generator) -> Phrase:
+    """A phrase for a thing with each attribute kept with probability 1/2 (``"small red star"``).
 
     Args:
         name: the class name.
         colour: its colour name, or None.
         size: its size word (``"small"``, ``"large"`` or ``""``).
         rng: random generator.
+
+    Returns:
+        The :class:`Phrase` (its ``words`` are the text).
     """
-    words = [w for w in (size, colour) if w and rng.random() < 0.5]
-    return " ".join([*words, name])
+    kept_size = size if size and rng.random() < 0.5 else None
+    kept_colour = colour if colour and rng.random() < 0.5 else None
+    return Phrase(name, kept_colour, kept_size)
 
 
 def thing_crop_box(
@@ -216,7 +249,10 @@ def make_clip_batch(
     stuff_labels: list[int] = []
     texts: list[str] = []
     stuff_texts: list[str] = []
-    for s in samples:
+    thing_phrases: list[Phrase] = []
+    stuff_phrases: list[Phrase] = []
+    mask_phrases: list[Phrase] = []
+    for b, s in enumerate(samples):
         thing_boxes.append([])
         stuff_boxes.append([])
         for seg in s.segments:
@@ -226,14 +262,20 @@ def make_clip_batch(
                 thing_labels.append(seg.category_id)
                 size = size_word(seg.radius, world.radius_range)
                 template = TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))]
-                texts.append(template.format(thing_phrase(name, seg.colour, size, rng)))
+                phrase = thing_phrase(name, seg.colour, size, rng)
+                thing_phrases.append(phrase)
+                texts.append(template.format(phrase.words))
             else:
+                phrase = Phrase(name)
                 box = stuff_crop_box(s.mask(seg.id), rng)
                 if box is not None:
                     stuff_boxes[-1].append(box)
                     stuff_labels.append(seg.category_id)
                     template = TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))]
+                    stuff_phrases.append(phrase)
                     stuff_texts.append(template.format(name))
+            if b < full:  # the segment's mask is in the batch (to_targets keeps the segment order)
+                mask_phrases.append(phrase)
     thing_crops = [crop_images(images, thing_boxes, crop_size)]
     for _ in range(views - 1):  # further views: the same things, in the same order, jittered anew
         boxes = [[thing_crop_box(seg.bbox, rng) for seg in s.segments if seg.is_thing] for s in samples]
@@ -248,4 +290,7 @@ def make_clip_batch(
         crop_labels=torch.tensor(thing_labels * views + stuff_labels, dtype=torch.int64),
         thing_texts=texts,
         stuff_texts=stuff_texts,
+        thing_phrases=thing_phrases,
+        stuff_phrases=stuff_phrases,
+        mask_phrases=mask_phrases,
     )

@@ -8,7 +8,7 @@ crops' batch-norm statistics.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
@@ -19,9 +19,9 @@ from torch import Tensor, nn
 
 from segblocks.backbones import OpenCLIPBackbone
 from segblocks.data.shapes import CATEGORIES
-from segblocks.pretrain.clip_data import TRAIN_TEMPLATES, ClipBatch
+from segblocks.pretrain.clip_data import TRAIN_TEMPLATES, ClipBatch, Phrase
 
-__all__ = ["clip_losses", "running_batch_norm"]
+__all__ = ["clip_losses", "multi_positive_loss", "phrase_relations", "running_batch_norm"]
 
 
 def _class_text_embeddings(backbone: OpenCLIPBackbone, rng: np.random.Generator) -> Tensor:
@@ -44,6 +44,97 @@ def _seen_cross_entropy(logits: Tensor, labels: Tensor, unseen: Tensor) -> Tenso
     return F.cross_entropy(logits[keep], labels[keep])
 
 
+def phrase_relations(rows: Sequence[Phrase], cols: Sequence[Phrase]) -> tuple[Tensor, Tensor]:
+    """Which texts describe which objects, judged from the texts alone.
+
+    An object is known only by its own phrase (``rows``: ``"red star"`` says nothing of its size).
+    A text (``cols``) is *true* of it when it names the same class and mentions no attribute the
+    object's phrase does not state alike (``"star"``, ``"red star"``); *false* when it names another
+    class or states an attribute differently (``"blue star"``); and *unknown* otherwise
+    (``"small star"``: the object may be small), neither positive nor negative in the loss.
+
+    Args:
+        rows: the objects' phrases (``R``).
+        cols: the texts' phrases (``C``).
+
+    Returns:
+        ``(true, false)``: ``[R, C]`` bool tensors; their complement is the unknown pairs.
+    """
+
+    def codes(values: list[str | None]) -> tuple[Tensor, Tensor]:
+        vocab = {v: i for i, v in enumerate(sorted({v for v in values if v is not None}))}
+        return torch.tensor([-1 if v is None else vocab[v] for v in values]).split([len(rows), len(cols)])
+
+    true = torch.ones(len(rows), len(cols), dtype=torch.bool)
+    false = torch.zeros(len(rows), len(cols), dtype=torch.bool)
+    for field in ("name", "colour", "size"):
+        r, c = codes([getattr(p, field) for p in (*rows, *cols)])
+        stated, mentioned = (r >= 0)[:, None], (c >= 0)[None, :]
+        differ = r[:, None] != c[None, :]
+        false |= stated & mentioned & differ
+        true &= ~mentioned | (stated & ~differ)
+    return true & ~false, false
+
+
+def multi_positive_loss(logits: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+    """Symmetric contrastive loss with several positives per row and column and ignored pairs.
+
+    Each row's softmax runs over its positive and negative columns only, and its loss is the mean
+    negative log-probability of its positives (the supervised-contrastive form); likewise for
+    columns. Rows or columns without a positive are left out.
+
+    Args:
+        logits: ``[R, C]`` scaled similarities.
+        positive: ``[R, C]`` bool, the true pairs.
+        negative: ``[R, C]`` bool, the false pairs (disjoint from ``positive``).
+
+    Returns:
+        Scalar: the mean of the row and column losses (0 when no pair is positive).
+
+    Raises:
+        ValueError: when the three shapes differ or a pair is both positive and negative.
+    """
+    if logits.shape != positive.shape or logits.shape != negative.shape or logits.dim() != 2:
+        raise ValueError(
+            f"logits, positive, negative: expected one [R, C] shape, got {tuple(logits.shape)}, "
+            f"{tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
+    if bool((positive & negative).any()):
+        raise ValueError("positive, negative: a pair is marked both positive and negative")
+
+    def one_side(lg: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        keep = pos.any(-1)
+        lg, pos, neg = lg[keep], pos[keep], neg[keep]
+        log_p = lg.masked_fill(~(pos | neg), float("-inf")).log_softmax(-1)
+        return -(log_p.masked_fill(~pos, 0.0).sum(-1) / pos.sum(-1)).mean()
+
+    if not bool(positive.any()):
+        return logits.sum() * 0.0
+    return (one_side(logits, positive, negative) + one_side(logits.T, positive.T, negative.T)) / 2
+
+
+def _phrase_losses(
+    backbone: OpenCLIPBackbone, batch: ClipBatch, crops: Tensor, regions: Tensor, scale: Tensor
+) -> dict[str, Tensor]:
+    """Crops and mask-pooled segments against the batch's distinct phrase texts (``phrase_relations``)."""
+    columns: dict[str, Phrase] = {}  # one column per distinct text
+    for text, phrase in zip(
+        batch.thing_texts + batch.stuff_texts, batch.thing_phrases + batch.stuff_phrases, strict=True
+    ):
+        columns.setdefault(text, phrase)
+    texts = backbone.clip.encode_text(backbone.tokenize(list(columns)), normalize=True)
+    phrases = list(columns.values())
+    views = (len(crops) - len(batch.stuff_phrases)) // max(len(batch.thing_phrases), 1)
+    losses = {}
+    for key, embeddings, rows in (
+        ("crop_phrase", crops, batch.thing_phrases * views + batch.stuff_phrases),
+        ("region_phrase", regions, batch.mask_phrases),
+    ):
+        true, false = phrase_relations(rows, phrases)
+        losses[key] = multi_positive_loss(scale * embeddings @ texts.T, true, false)
+    return losses
+
+
 def clip_losses(
     backbone: OpenCLIPBackbone,
     batch: ClipBatch,
@@ -53,6 +144,7 @@ def clip_losses(
     crop_phrases: bool = True,
     label_head: nn.Module | None = None,
     crop_statistics: bool = False,
+    phrase_matching: bool = False,
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
 
@@ -73,12 +165,18 @@ def clip_losses(
             still gives every shape name nearly the same embedding (see the model card).
         crop_statistics: normalise the whole images with the batch-norm running statistics
             (which the crops train; see :func:`running_batch_norm`) instead of their own.
+        phrase_matching: pair crops *and mask-pooled segments* with the batch's distinct phrase
+            texts by what the texts say (:func:`phrase_relations`, :func:`multi_positive_loss`:
+            losses ``"crop_phrase"`` and ``"region_phrase"``) instead of open_clip's one-to-one
+            ``ClipLoss``, which counts ``"a star"`` as false of every star but one; ``"caption"``
+            then pairs whole images with captions only. Seen and unseen classes alike.
 
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
         fp32 losses, and ``"crop_label"`` with a ``label_head``. ``name_uniformity`` (Wang &
         Isola's uniformity of the 18 class-name embeddings, a text-only term) is logged always and
-        weighted by the recipe's ``--uniformity-weight``.
+        weighted by the recipe's ``--uniformity-weight``; ``"crop_phrase"`` and ``"region_phrase"``
+        with ``phrase_matching``.
 
     Raises:
         ValueError: on an unseen id that is not a category id.
@@ -97,7 +195,14 @@ def clip_losses(
         feats = backbone(batch.images)
     crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
-    if crop_phrases:
+    regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
+    valid = batch.mask_labels >= 0
+    extra: dict[str, Tensor] = {}
+    if phrase_matching:
+        texts = clip.encode_text(backbone.tokenize(batch.captions), normalize=True)
+        caption = ClipLoss()(images, texts, scale)
+        extra = _phrase_losses(backbone, batch, crops, regions[valid], scale)
+    elif crop_phrases:
         n_stuff = len(batch.stuff_texts)
         phrases = batch.captions + batch.thing_texts + batch.stuff_texts
         texts = clip.encode_text(backbone.tokenize(phrases), normalize=True)
@@ -112,14 +217,13 @@ def clip_losses(
     # the crops instead of merging the names.
     uniformity = torch.pdist(classes).pow(2).mul(-2).exp().mean().log()
     crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
-    regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
-    valid = batch.mask_labels >= 0
     region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
     losses = {
         "caption": caption,
         "crop_class": crop_class,
         "region_class": region_class,
         "name_uniformity": uniformity,
+        **extra,
     }
     if label_head is not None:
         losses["crop_label"] = _seen_cross_entropy(label_head(crop_embeddings), batch.crop_labels, unseen)

@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="normalise whole images with the batch-norm statistics the crops train (see running_batch_norm)",
     )
     p.add_argument(
+        "--phrase-matching",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="pair crops and mask-pooled segments with the distinct phrases by what the texts say "
+        "(several true texts per object; see clip_losses.phrase_relations) instead of one-to-one",
+    )
+    p.add_argument(
         "--uniformity-weight",
         type=float,
         default=0.0,
@@ -268,9 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             crop_phrases=args.crop_phrases,
             label_head=label_head,
             crop_statistics=args.crop_statistics,
+            phrase_matching=args.phrase_matching,
         )
         weights = {
             "caption": args.phrase_weight,
+            "crop_phrase": args.phrase_weight,
+            "region_phrase": args.phrase_weight,
             "crop_label": args.label_weight,
             "name_uniformity": args.uniformity_weight,
             "crop_class": args.class_weight,

@@ -19,6 +19,7 @@ from segblocks.data.shapes import CATEGORIES, ShapesWorld, ShapesWorldConfig
 from segblocks.pretrain import clip_losses, shapes_clip
 from segblocks.pretrain.clip_data import (
     ClipBatch,
+    Phrase,
     crop_images,
     make_clip_batch,
     stuff_crop_box,
@@ -63,9 +64,9 @@ def test_bpe_merges_errors() -> None:
 # -- training pairs --------------------------------------------------------------------------------
 def test_thing_phrase_keeps_the_name_and_only_given_attributes() -> None:
     rng = np.random.default_rng(0)
-    phrases = {thing_phrase("star", "red", "small", rng) for _ in range(64)}
+    phrases = {thing_phrase("star", "red", "small", rng).words for _ in range(64)}
     assert phrases == {"star", "red star", "small star", "small red star"}
-    assert {thing_phrase("star", None, "", rng) for _ in range(8)} == {"star"}
+    assert {thing_phrase("star", None, "", rng) for _ in range(8)} == {Phrase("star")}
 
 
 def test_crop_boxes_cover_their_object() -> None:
@@ -115,6 +116,10 @@ def test_clip_batch_is_consistent_with_the_samples() -> None:
         assert (batch.mask_labels[b, k:] == -1).all() and not batch.masks[b, k:].any()
     for text, label in zip(batch.thing_texts, batch.crop_labels):
         assert CATEGORIES[int(label)].name in text
+    assert [p.words in t for p, t in zip(batch.thing_phrases, batch.thing_texts)] == [True] * n_things
+    assert [p.name for p in batch.mask_phrases] == [
+        CATEGORIES[int(c)].name for c in batch.mask_labels[batch.mask_labels >= 0]
+    ]
     stuff_labels = batch.crop_labels[len(batch.crop_labels) - len(batch.stuff_texts) :]
     assert len(batch.stuff_texts) == len(batch.crops) - n_things
     assert all(CATEGORIES[int(c)].name in t for t, c in zip(batch.stuff_texts, stuff_labels))
@@ -174,6 +179,56 @@ def test_name_uniformity_is_lower_for_names_kept_apart() -> None:
         backbone.clip.token_embedding.weight.copy_(backbone.clip.token_embedding.weight[:1].clone())
     merged = clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN)
     assert before["name_uniformity"] < merged["name_uniformity"]
+
+
+def test_phrase_relations_judge_each_text_by_what_both_texts_state() -> None:
+    red_star, star, small_star = Phrase("star", "red"), Phrase("star"), Phrase("star", size="small")
+    rows = [red_star, star, Phrase("sand")]
+    cols = [star, Phrase("star", "red"), Phrase("star", "blue"), small_star, Phrase("heart"), Phrase("sand")]
+    true, false = clip_losses.phrase_relations(rows, cols)
+    assert true.tolist() == [
+        [True, True, False, False, False, False],  # a red star: "star", "red star" are true of it
+        [True, False, False, False, False, False],  # a star of unknown colour: only "star"
+        [False, False, False, False, False, True],
+    ]
+    assert false.tolist() == [
+        [False, False, True, False, True, True],  # "small star" unknown: the object's size is not stated
+        [False, False, False, False, True, True],  # "red star", "blue star", "small star" unknown
+        [True, True, True, True, True, False],
+    ]
+
+
+def test_multi_positive_loss_averages_positives_and_ignores_unknown_pairs() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 5.0, -1.0]])
+    pos = torch.tensor([[True, True, False], [False, False, False]])
+    neg = torch.tensor([[False, False, True], [True, False, True]])
+    rows = logits[0].log_softmax(-1)[:2].mean()
+    # columns 0 and 1 have one positive (row 0); column 0's softmax runs over both rows, column 1's
+    # over row 0 only (row 1 is unknown to it): log-probability 0
+    col0 = logits[:, 0].log_softmax(-1)[0]
+    expected = -(rows + (col0 + 0.0) / 2) / 2
+    torch.testing.assert_close(clip_losses.multi_positive_loss(logits, pos, neg), expected)
+    unknown = torch.tensor([[False, False, False], [False, False, False]])
+    torch.testing.assert_close(clip_losses.multi_positive_loss(logits, unknown, neg), torch.tensor(0.0))
+    with pytest.raises(ValueError, match="one \\[R, C\\] shape"):
+        clip_losses.multi_positive_loss(logits, pos[:1], neg)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        clip_losses.multi_positive_loss(logits, pos, pos)
+
+
+def test_phrase_matching_trains_crops_and_segments_on_phrases_of_every_class() -> None:
+    """With phrase matching, unseen crops and segments learn from their phrases (not their labels)."""
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32, views=2)
+    losses = clip_losses.clip_losses(
+        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, phrase_matching=True
+    )
+    assert {"crop_phrase", "region_phrase"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["region_phrase"] > 0
+    (losses["crop_phrase"] + losses["region_phrase"]).backward()
+    first = next(backbone.clip.visual.parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize(("crop_phrases", "with_head"), [(True, True), (False, False)])
