@@ -2,8 +2,9 @@
 
 ``load_omg_seg`` rebuilds a trained model from a ``segblocks train omg-seg`` run, checkpoint or
 ``model.safetensors`` (its saved config and training vocabulary) or, without weights, the shipped
-world-scale model; ``load_image`` / ``load_frames`` read an image file or a folder of frames (one
-size); ``parse_points`` / ``parse_boxes`` read the CLI's ``"x,y;x,y"`` and ``"x1,y1,x2,y2;..."``.
+world-scale model; ``load_frames`` reads a folder of frames (one size; each file, as an image file,
+by :func:`segblocks.data.read_image`); ``parse_points`` / ``parse_boxes`` read the CLI's
+``"x,y;x,y"`` and ``"x1,y1,x2,y2;..."``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segblocks.data import CATEGORIES, ShapesWorldConfig
+from segblocks.data import CATEGORIES, ShapesWorldConfig, read_image
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import Prompts
 from segblocks.zoo.omg_seg.build import DEFAULT, build_omg_seg
@@ -26,7 +27,6 @@ from segblocks.zoo.omg_seg.model import OMGSeg
 
 __all__ = [
     "load_frames",
-    "load_image",
     "load_omg_seg",
     "parse_boxes",
     "parse_points",
@@ -46,27 +46,6 @@ def training_vocabulary() -> tuple[list[str], list[bool]]:
     return [by_id[i].name for i in ids], [by_id[i].is_thing for i in ids]
 
 
-def load_image(path: PathLike) -> torch.Tensor:
-    """An image file as ``[3, H, W]`` float32 RGB in ``[0, 1]``.
-
-    Args:
-        path: the image file (any format PIL reads; converted to RGB).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if PIL cannot read it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"image: {str(path)!r} is not a readable image ({err})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
 def load_frames(folder: PathLike) -> list[torch.Tensor]:
     """The image files of a folder, in name order, as ``[3, H, W]`` frames.
 
@@ -75,7 +54,8 @@ def load_frames(folder: PathLike) -> list[torch.Tensor]:
 
     Raises:
         FileNotFoundError: if the folder does not exist.
-        ValueError: on a folder without images (sizes are checked by the predictor).
+        ValueError: on a folder without images, or an image file :func:`~segblocks.data.read_image`
+            refuses (sizes are checked by the predictor).
     """
     path = Path(folder)
     if not path.is_dir():
@@ -83,7 +63,7 @@ def load_frames(folder: PathLike) -> list[torch.Tensor]:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"frames: no image files ({', '.join(_IMAGE_SUFFIXES)}) in {str(path)!r}")
-    return [load_image(f) for f in files]
+    return [read_image(f, name="frames") for f in files]
 
 
 def _numbers(text: str, arity: int, option: str) -> list[list[float]]:
@@ -268,7 +248,7 @@ def predict_files(
         drawing = tile_rows([pictures]) if out else None
     else:
         assert image is not None
-        picture = load_image(image)
+        picture = read_image(image, name="--image")
         if task == "interactive":
             clicked = parse_points(points) if points is not None else None
             boxed = parse_boxes(boxes) if boxes is not None else None

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from segblocks.data import read_image
 from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
 from segblocks.zoo.seem.model import SEEM
 from segblocks.zoo.seem.session import SEEMSession, SessionResult
@@ -25,7 +26,6 @@ __all__ = [
     "parse_box",
     "parse_points",
     "predict_file",
-    "read_image",
     "read_stroke_mask",
     "write_overlay",
 ]
@@ -75,26 +75,6 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if len(values) != 4:
         raise ValueError(f"--box: expected 'x1,y1,x2,y2', got {text!r}")
     return values[0], values[1], values[2], values[3]
-
-
-def read_image(path: PathLike) -> NDArray[np.uint8]:
-    """An image file as ``[H, W, 3]`` uint8 RGB.
-
-    Args:
-        path: the image file.
-
-    Raises:
-        FileNotFoundError: when the file does not exist.
-        ValueError: when PIL cannot read it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--image: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"--image: {str(path)!r} is not a readable image ({err})") from None
 
 
 def read_stroke_mask(path: PathLike, name: str = "--scribble") -> NDArray[np.bool_]:
@@ -152,9 +132,12 @@ def predict_file(
         text: a text prompt.
 
     Raises:
-        ValueError: on bad prompts (errors name the option).
+        FileNotFoundError: when the image does not exist.
+        ValueError: on an image file :func:`~segblocks.data.read_image` refuses (named ``--image``),
+            or bad prompts (errors name the option).
     """
-    array = read_image(image)
+    pixels = read_image(image, name="--image")  # [3, H, W] float: back to the stored bytes
+    array = (pixels.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     stroke = read_stroke_mask(scribble) if scribble is not None else None
     session = SEEMSession(model)
     session.set_image(array)
