@@ -197,7 +197,7 @@ def _predict_seem(args: argparse.Namespace) -> int:
         points=parse_points(args.points, "--points") if args.points else [],
         negative=parse_points(args.negative, "--negative") if args.negative else [],
         scribble=args.scribble,
-        box=parse_box(args.box) if args.box else None,
+        box=parse_box(args.boxes) if args.boxes else None,
         text=args.text,
     )
     mask = prediction.result.masks[0]
@@ -207,8 +207,31 @@ def _predict_seem(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The prompt and input options each ``predict`` model reads (one spelling for all: plural ``--points``,
+#: ``--boxes``); any other one given is refused rather than ignored.
+PREDICT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "possam": (),
+    "omg-seg": ("frames", "points", "boxes"),
+    "uni-ovseg": ("points",),
+    "seem": ("points", "negative", "boxes", "scribble", "text"),
+}
+
+
 def _predict(args: argparse.Namespace) -> int:
     """``segblocks predict MODEL``: PosSAM here; OMG-Seg, Uni-OVSeg and SEEM in their own modules."""
+    if args.old_box is not None:  # the spelling of `predict seem` before the prompt flags were unified
+        if args.boxes is not None:
+            raise ValueError("--box, --boxes: --box is the old spelling of --boxes; give --boxes only")
+        print("warning: --box is deprecated; use --boxes", file=sys.stderr)
+        args.boxes = args.old_box
+    given = [
+        name for name in ("frames", "points", "negative", "boxes", "scribble", "text") if getattr(args, name)
+    ]
+    foreign = [name for name in given if name not in PREDICT_OPTIONS[args.model]]
+    if foreign:
+        options = ", ".join(f"--{name}" for name in foreign)
+        takes = ", ".join(f"--{name}" for name in PREDICT_OPTIONS[args.model]) or "none"
+        raise ValueError(f"{options}: not an option of predict {args.model} (it reads {takes})")
     if args.model in ("uni-ovseg", "seem") and args.image is None:
         raise ValueError(f"--image: {args.model} needs an image file")
     if args.model == "uni-ovseg":
@@ -320,12 +343,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--points", default=None, help='omg-seg, uni-ovseg, seem: (positive) clicks "x,y;x,y"'
     )
-    predict.add_argument("--boxes", default=None, help='omg-seg interactive: boxes "x1,y1,x2,y2;..."')
+    predict.add_argument(
+        "--boxes",
+        default=None,
+        help='omg-seg interactive: boxes "x1,y1,x2,y2;..."; seem: one box "x1,y1,x2,y2"',
+    )
+    predict.add_argument("--box", dest="old_box", default=None, help=argparse.SUPPRESS)  # before --boxes
     predict.add_argument("--negative", default=None, help="seem: negative clicks 'x,y;x,y'")
     predict.add_argument(
         "--scribble", default=None, help="seem: a stroke drawn as a mask image (non-black = stroke)"
     )
-    predict.add_argument("--box", default=None, help="seem: a box 'x1,y1,x2,y2'")
     predict.add_argument("--text", default=None, help="seem: a text prompt, e.g. 'the red star'")
     predict.add_argument("--stuff", default="", help="which of the class names are stuff (comma-separated)")
     predict.add_argument("--out", default=None, help="write the overlay PNG here")

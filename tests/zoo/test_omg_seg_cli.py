@@ -100,6 +100,7 @@ def test_predict_points_boxes_and_a_clip(run: Path, capsys: pytest.CaptureFixtur
         (["--task", "interactive", "--boxes", "30,5,10,20"], "boxes"),
         (["--task", "interactive", "--points", "1;2"], "--points"),
         (["--task", "depth"], "--task"),
+        (["--task", "interactive", "--negative", "1,1"], "--negative: not an option of predict omg-seg"),
     ],
 )
 def test_predict_errors_are_one_line(

@@ -60,20 +60,25 @@ def parse_points(text: str, name: str = "--points") -> list[tuple[float, float]]
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``"x1,y1,x2,y2"`` -> a box.
+    """``--boxes "x1,y1,x2,y2"`` -> the one box of the object (the other systems' ``--boxes`` take a list).
 
     Args:
         text: the option's value.
 
     Raises:
-        ValueError: naming ``--box`` on anything else.
+        ValueError: naming ``--boxes`` on more than one box or anything else.
     """
+    boxes = [part for part in (p.strip() for p in text.split(";")) if part]
+    if len(boxes) > 1:
+        raise ValueError(
+            f"--boxes: SEEM segments one object from all prompts: give one box, got {len(boxes)}"
+        )
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in boxes[0].split(",")) if boxes else ()
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise ValueError(f"--box: expected 'x1,y1,x2,y2', got {text!r}")
+        raise ValueError(f"--boxes: expected one box 'x1,y1,x2,y2', got {text!r}")
     return values[0], values[1], values[2], values[3]
 
 
@@ -150,7 +155,7 @@ def predict_file(
             ("clicks", "--points/--negative"),
             ("stroke", "--scribble"),
             ("text", "--text"),
-            ("box", "--box"),
+            ("box", "--boxes"),
         ):
             if message.startswith(arg):
                 message = option + message[len(arg) :]
