@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -176,8 +177,13 @@ def test_eval_prints_the_card_table(
         ]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "NoC@90" in out and "both, ensemble" in out and "memory off" in out
-    assert (tmp_path / "seem.json").is_file()
+    assert code == 0 and out.startswith("seem: images=1, objects=")  # the EvaluationReport table
+    assert "NoC@90" in out and "composition: both, ensemble" in out and "point, memory off" in out
+    written = json.loads((tmp_path / "seem.json").read_text())
+    assert written["task"] == "seem" and written["counts"]["images"] == 1
+    assert set(written["summary"]) == {"NoC@85", "NoC@90", "1-IoU", "cIoU", "mIoU", "AP@50", "PQ"}
+    assert 1 <= written["summary"]["NoC@90"] <= 2  # a click count, capped by --max-clicks 2
+    assert written["rows"]["point, memory off"].keys() == {"IoU@1", "IoU@2"}
 
 
 def test_demo_writes_the_correction_and_composition_sheets(run_dir: Path, tmp_path: Path) -> None:
