@@ -21,6 +21,7 @@ from PIL import Image
 from segblocks.data import CATEGORIES, ShapesWorldConfig, read_image
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import Prompts
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.omg_seg.build import DEFAULT, build_omg_seg
 from segblocks.zoo.omg_seg.config import OMGSegConfig
 from segblocks.zoo.omg_seg.model import OMGSeg
@@ -66,22 +67,6 @@ def load_frames(folder: PathLike) -> list[torch.Tensor]:
     return [read_image(f, name="frames") for f in files]
 
 
-def _numbers(text: str, arity: int, option: str) -> list[list[float]]:
-    rows = []
-    for part in filter(None, (s.strip() for s in text.split(";"))):
-        try:
-            values = [float(v) for v in part.split(",")]
-        except ValueError:
-            values = []
-        if len(values) != arity:
-            example = "x,y;x,y" if arity == 2 else "x1,y1,x2,y2;x1,y1,x2,y2"
-            raise ValueError(f"{option}: expected {arity} numbers a prompt as in {example!r}, got {part!r}")
-        rows.append(values)
-    if not rows:
-        raise ValueError(f"{option}: expected at least one prompt, got {text!r}")
-    return rows
-
-
 def parse_points(text: str) -> Prompts:
     """``"x,y;x,y"`` (pixels) -> one positive click a prompt.
 
@@ -89,9 +74,10 @@ def parse_points(text: str) -> Prompts:
         text: clicks separated by ``;``, each ``x,y``.
 
     Raises:
-        ValueError: on a malformed click (the message names ``--points``).
+        ValueError: on a malformed click (the message names ``--points``; see
+            :func:`segblocks.zoo.common.prompt_options.parse_points`).
     """
-    xy = torch.tensor(_numbers(text, 2, "--points"), dtype=torch.float32)
+    xy = torch.tensor(prompt_options.parse_points(text), dtype=torch.float32)
     return Prompts(points=xy[:, None], point_labels=torch.ones(len(xy), 1, dtype=torch.int64))
 
 
@@ -104,7 +90,7 @@ def parse_boxes(text: str) -> Prompts:
     Raises:
         ValueError: on a malformed box (``--boxes``) or one with ``x2 < x1`` (``boxes``).
     """
-    return Prompts(boxes=torch.tensor(_numbers(text, 4, "--boxes"), dtype=torch.float32))
+    return Prompts(boxes=torch.tensor(prompt_options.parse_boxes(text), dtype=torch.float32))
 
 
 def _model_file(weights: PathLike) -> tuple[Path, dict[str, object]]:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from segblocks.data import read_image
 from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.seem.model import SEEM
 from segblocks.zoo.seem.session import SEEMSession, SessionResult
 
@@ -34,52 +35,33 @@ PathLike = str | os.PathLike[str]
 
 
 def parse_points(text: str, name: str = "--points") -> list[tuple[float, float]]:
-    """``"x,y;x,y"`` -> ``[(x, y), ...]``.
+    """``"x,y;x,y"`` -> ``[(x, y), ...]`` (:func:`segblocks.zoo.common.prompt_options.parse_points`).
 
     Args:
         text: the option's value.
-        name: the option named in errors.
+        name: the option named in errors (``--points``, ``--negative``).
 
     Raises:
         ValueError: naming ``name`` on anything else.
     """
-    points = []
-    for part in (p.strip() for p in text.split(";")):
-        if not part:
-            continue
-        xy = part.split(",")
-        try:
-            if len(xy) != 2:
-                raise ValueError
-            points.append((float(xy[0]), float(xy[1])))
-        except ValueError:
-            raise ValueError(f"{name}: expected 'x,y' pairs separated by ';', got {part!r}") from None
-    if not points:
-        raise ValueError(f"{name}: expected at least one 'x,y' point, got {text!r}")
-    return points
+    return prompt_options.parse_points(text, name)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``--boxes "x1,y1,x2,y2"`` -> the one box of the object (the other systems' ``--boxes`` take a list).
+    """``--boxes "x1,y1,x2,y2"`` -> the one box of the object (the other models' ``--boxes`` take a list).
 
     Args:
         text: the option's value.
 
     Raises:
-        ValueError: naming ``--boxes`` on more than one box or anything else.
+        ValueError: naming ``--boxes`` on more than one box or a malformed one.
     """
-    boxes = [part for part in (p.strip() for p in text.split(";")) if part]
+    boxes = prompt_options.parse_boxes(text)
     if len(boxes) > 1:
         raise ValueError(
             f"--boxes: SEEM segments one object from all prompts: give one box, got {len(boxes)}"
         )
-    try:
-        values = tuple(float(v) for v in boxes[0].split(",")) if boxes else ()
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise ValueError(f"--boxes: expected one box 'x1,y1,x2,y2', got {text!r}")
-    return values[0], values[1], values[2], values[3]
+    return boxes[0]
 
 
 def read_stroke_mask(path: PathLike, name: str = "--scribble") -> NDArray[np.bool_]:

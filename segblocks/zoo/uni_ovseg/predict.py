@@ -18,6 +18,7 @@ import torch
 from segblocks.data import read_image
 from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
 from segblocks.structures import Prompts
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.uni_ovseg.build import build_uni_ovseg
 from segblocks.zoo.uni_ovseg.model import UniOVSeg
 from segblocks.zoo.uni_ovseg.shipped import SHIPPED_WEIGHTS, load_trained_weights
@@ -36,17 +37,7 @@ def parse_points(text: str) -> torch.Tensor:
     Raises:
         ValueError: on an empty list or a malformed point.
     """
-    points = []
-    for i, item in enumerate(p for p in text.split(";") if p.strip()):
-        parts = item.split(",")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            points.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ValueError(f"--points: point {i} {item!r} is not 'x,y' (e.g. '12,30;40,8')") from None
-    if not points:
-        raise ValueError("--points: expected at least one 'x,y' point, e.g. '12,30;40,8'")
+    points = prompt_options.parse_points(text)
     return torch.tensor(points, dtype=torch.float32)
 
 
