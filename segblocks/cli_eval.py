@@ -204,18 +204,16 @@ def _omg_seg_report(args: argparse.Namespace) -> EvaluationReport:
     )
 
 
-def _run_seem_eval(args: argparse.Namespace) -> int:
-    """``segblocks eval seem``: NoC / 1-IoU per first prompt, referring, PQ (and the ablations)."""
-    from segblocks.zoo.seem.report import evaluate_all, format_markdown, val_samples, write_json
+def _seem_report(args: argparse.Namespace) -> EvaluationReport:
+    """SEEM: NoC / 1-IoU per first prompt, referring, PQ (and the ablations), as its card reports."""
+    from segblocks.zoo.seem.report import evaluate_all, evaluation_report, val_samples
     from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem
 
     model = load_shipped_seem() if args.weights is None else load_seem(args.weights)
     samples = val_samples(args.val_images, image_size=args.image_size, seed=args.seed)
-    results = evaluate_all(model, samples, max_clicks=args.max_clicks, ablations=args.ablations)
-    print(format_markdown(results))
-    if args.json is not None:
-        print(f"wrote {write_json(results, args.json).resolve()}", file=sys.stderr)
-    return 0
+    return evaluation_report(
+        evaluate_all(model, samples, max_clicks=args.max_clicks, ablations=args.ablations)
+    )
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -230,6 +228,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         "mask2former": _mask2former_report,
         "mask2former-video": _mask2former_video_report,
         "omg-seg": _omg_seg_report,
+        "seem": _seem_report,
     }
     report = models[args.format](args) if args.format in models else _file_reports(args)
     print(format_table(report, rows=not args.no_rows))
@@ -302,7 +301,7 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-clicks", type=int, default=20, help="click cap (card: 20)")
     p.add_argument("--ablations", action="store_true", help="also the composition modes and memory off")
     _add_world_options(p)
-    p.set_defaults(func=_run_seem_eval, val_images=50)
+    p.set_defaults(val_images=50)
     p = add(
         "uni-ovseg", "Uni-OVSeg on shapes-world val images: 18 classes by name, prompts next to the tiny SAM"
     )

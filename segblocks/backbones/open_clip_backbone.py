@@ -17,6 +17,13 @@ from torch import Tensor, nn
 
 from segblocks._validation import check_ndim
 from segblocks.backbones.base import Backbone, freeze
+from segblocks.backbones.clip_image_towers import (
+    STRIDES,
+    cnn_features,
+    cnn_head_dim,
+    cnn_stages,
+    vit_outputs,
+)
 from segblocks.backbones.clip_loading import create_clip_model
 from segblocks.backbones.simple_fpn import SimpleFeaturePyramid
 from segblocks.backbones.text_prompts import (
@@ -31,8 +38,6 @@ from segblocks.structures import ShapeSpec
 __all__ = ["OpenCLIPBackbone"]
 
 logger = logging.getLogger(__name__)
-
-_STRIDES = (4, 8, 16, 32)
 
 
 class OpenCLIPBackbone(Backbone):
@@ -119,30 +124,13 @@ class OpenCLIPBackbone(Backbone):
 
     # ------------------------------------------------------------------------------------- set-up
     def _init_cnn(self, visual: TimmModel) -> None:
-        trunk = visual.trunk
-        info = getattr(trunk, "feature_info", None)
-        if info is None or not hasattr(trunk, "forward_intermediates"):
-            raise ValueError(f"model_name: the timm trunk of {self.model_name!r} has no feature_info")
-        reductions = [int(f["reduction"]) for f in info]
-        # res2..res4 are the first stages at strides 4, 8, 16; res5 is the last stage, at stride 32,
-        # or 16 for a trunk whose last stage is dilated (e.g. ``regnetx_002_os16``).
-        missing = [s for s in _STRIDES[:3] if s not in reductions]
-        if missing or reductions[-1] not in (16, 32) or reductions.index(16) == len(reductions) - 1:
-            raise ValueError(
-                f"model_name: the trunk of {self.model_name!r} has feature strides {reductions}; "
-                f"stages at strides 4, 8, 16 and a last stage at stride 32 or (dilated) 16 are needed"
-            )
-        self._stage_indices = [reductions.index(s) for s in _STRIDES[:3]] + [len(reductions) - 1]
-        self._stage_strides = (*_STRIDES[:3], reductions[-1])
-        self._stage_channels = [int(info[i]["num_chs"]) for i in self._stage_indices]
-        self.embed_dim = self._head_dim(visual, int(trunk.num_features))
-        self.dense_stride = reductions[-1]
+        stages = cnn_stages(visual.trunk, self.model_name)
+        self._stage_indices = stages.indices
+        self._stage_strides = stages.strides
+        self._stage_channels = stages.channels
+        self.embed_dim = cnn_head_dim(visual, int(visual.trunk.num_features))
+        self.dense_stride = stages.strides[-1]
         self._size_divisibility = 32
-
-    @staticmethod
-    def _head_dim(visual: TimmModel, default: int) -> int:
-        linears = [m for m in visual.head.modules() if isinstance(m, nn.Linear)]
-        return linears[-1].out_features if linears else default
 
     def _init_vit(self, visual: VisionTransformer, fpn_channels: int) -> None:
         if visual.attn_pool is not None or visual.pool_type not in ("tok", "avg") or visual.proj is None:
@@ -177,7 +165,7 @@ class OpenCLIPBackbone(Backbone):
     def output_shape(self) -> dict[str, ShapeSpec]:
         """``res2..res5`` and ``clip_dense`` (``embed_dim`` channels, ``dense_stride``: 32, 16 or the ViT patch)."""
         if self.fpn is not None:
-            shapes = {f"res{i + 2}": ShapeSpec(self.fpn.out_channels, s) for i, s in enumerate(_STRIDES)}
+            shapes = {f"res{i + 2}": ShapeSpec(self.fpn.out_channels, s) for i, s in enumerate(STRIDES)}
         else:
             shapes = {
                 f"res{i + 2}": ShapeSpec(c, s)
@@ -208,55 +196,14 @@ class OpenCLIPBackbone(Backbone):
         return self._forward_cnn(x) if self.kind == "cnn" else self._forward_vit(x)
 
     def _forward_cnn(self, x: Tensor) -> dict[str, Tensor]:
-        visual = self.clip.visual
-        final, stages = visual.trunk.forward_intermediates(x, indices=self._stage_indices, output_fmt="NCHW")
-        out = {f"res{i + 2}": f for i, f in enumerate(stages)}
-        out["clip_global"] = visual.head(visual.trunk.forward_head(final))
-        out["clip_dense"] = self._head_per_location(final)
-        return out
-
-    def _head_per_location(self, final: Tensor) -> Tensor:
-        """Run the trunk head (pool, norm) and the CLIP head on every location as a 1x1 image."""
-        visual = self.clip.visual
-        b, c, h, w = final.shape
-        pixels = final.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1)
-        emb = visual.head(visual.trunk.forward_head(pixels))
-        return emb.reshape(b, h, w, -1).permute(0, 3, 1, 2)
-
-    def _positional_embedding(self, h: int, w: int) -> Tensor:
-        visual = self.clip.visual
-        pos = visual.positional_embedding
-        gh, gw = visual.grid_size
-        if (h, w) == (gh, gw):
-            return pos
-        grid = pos[1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
-        # The same resampling open_clip applies when it loads a checkpoint at another image size.
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
-        return torch.cat([pos[:1], grid.permute(0, 2, 3, 1).reshape(h * w, -1)], dim=0)
+        return cnn_features(self.clip.visual, x, self._stage_indices)
 
     def _forward_vit(self, x: Tensor) -> dict[str, Tensor]:
-        visual = self.clip.visual
-        tokens = visual.conv1(x)
-        b, _, h, w = tokens.shape
-        tokens = tokens.flatten(2).transpose(1, 2)
-        cls = visual.class_embedding.to(tokens.dtype).view(1, 1, -1).expand(b, -1, -1)
-        tokens = torch.cat([cls, tokens], dim=1) + self._positional_embedding(h, w).to(tokens.dtype)
-        tokens = visual.ln_pre(visual.patch_dropout(tokens))
-        tokens = visual.transformer(tokens)
-        if visual.final_ln_after_pool:
-            pooled = tokens[:, 0] if visual.pool_type == "tok" else tokens[:, 1:].mean(dim=1)
-            pooled = visual.ln_post(pooled)
-            patches = visual.ln_post(tokens[:, 1:])
-        else:
-            normed = visual.ln_post(tokens)
-            pooled = normed[:, 0] if visual.pool_type == "tok" else normed[:, 1:].mean(dim=1)
-            patches = normed[:, 1:]
-        dense = (patches @ visual.proj).transpose(1, 2).reshape(b, -1, h, w)
-        grid = tokens[:, 1:].transpose(1, 2).reshape(b, -1, h, w)
+        tower = vit_outputs(self.clip.visual, x)
         assert self.fpn is not None
-        out = self.fpn(grid, image_size=(x.shape[-2], x.shape[-1]))
-        out["clip_global"] = pooled @ visual.proj
-        out["clip_dense"] = dense
+        out = self.fpn(tower.grid, image_size=(x.shape[-2], x.shape[-1]))
+        out["clip_global"] = tower.clip_global
+        out["clip_dense"] = tower.clip_dense
         return out
 
     def encode_image(self, images: Tensor, *, normalize: bool = False) -> Tensor:

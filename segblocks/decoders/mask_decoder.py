@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
+from segblocks.decoders import cross_attention_masks as masks
 from segblocks.decoders.query_groups import (
     QueryGroup,
     build_self_attention_mask,
@@ -189,37 +189,24 @@ class MaskedAttentionDecoder(nn.Module):
 
     @staticmethod
     def attention_mask(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
-        """Cross-attention mask from mask logits: True where the resized prediction is >= 0.5.
+        """Cross-attention mask from mask logits (:func:`~segblocks.decoders.cross_attention_masks.attention_mask`).
 
         Args:
             mask_logits: ``[B, Q, H, W]`` (or tubes ``[B, Q, T, H, W]``).
             size: ``(h, w)`` of the feature level.
-
-        Returns:
-            ``[B, Q, h * w]`` (``[B, Q, T * h * w]`` for tubes) bool, detached.
         """
-        b, q = mask_logits.shape[:2]
-        frames = mask_logits.detach().flatten(0, -3)[:, None]  # [B * Q (* T), 1, H, W]
-        resized = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
-        return (resized >= 0).reshape(b, q, -1)
+        return masks.attention_mask(mask_logits, size)
 
     @staticmethod
     def region_mask(region: Tensor, size: tuple[int, int], num_frames: int | None) -> Tensor:
-        """A group's given region as a cross-attention mask: True where it covers any of a cell.
+        """A group's region as a cross-attention mask (:func:`~segblocks.decoders.cross_attention_masks.region_mask`).
 
         Args:
             region: ``[B, Q, H, W]`` or ``[B, Q, T, H, W]`` bool at any resolution.
             size: ``(h, w)`` of the feature level.
-            num_frames: ``T`` for clips (an image region is repeated over the frames), None for images.
-
-        Returns:
-            ``[B, Q, h * w]`` (``[B, Q, T * h * w]`` for clips) bool.
+            num_frames: ``T`` for clips, None for images.
         """
-        if num_frames is not None and region.ndim == 4:
-            region = region[:, :, None].expand(-1, -1, num_frames, -1, -1)
-        b, q = region.shape[:2]
-        cells = F.interpolate(region.flatten(0, -3)[:, None].float(), size=size, mode="area")
-        return (cells > 0).reshape(b, q, -1)
+        return masks.region_mask(region, size, num_frames)
 
     def forward(
         self,
@@ -293,7 +280,7 @@ class MaskedAttentionDecoder(nn.Module):
                     f"{g.name}.level_content: expected {self.num_levels} levels, got {len(g.level_content)}"
                 )
         per_level = [(stacked.slices[g.name], g.level_content) for g in groups if g.level_content is not None]
-        regions = self._group_regions(groups, stacked.slices, sizes, num_frames)
+        regions = masks.group_regions(groups, stacked.slices, sizes, num_frames)
         shared = [(stacked.slices[g.name], g.segment_ids, g.union_from) for g in groups if g.union_by_segment]
 
         queries, query_pos = stacked.content, stacked.positional
@@ -301,7 +288,7 @@ class MaskedAttentionDecoder(nn.Module):
         all_queries, all_logits = [normed], [logits]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
-            cross_mask = self._cross_mask(logits, sizes[level], regions[level], shared, first=i == 0)
+            cross_mask = masks.layer_cross_mask(logits, sizes[level], regions[level], shared, first=i == 0)
             if per_level:
                 queries = self._reset_level_content(queries, per_level, level)
             queries = layer(
@@ -328,52 +315,6 @@ class MaskedAttentionDecoder(nn.Module):
             parts += [queries[:, start : s.start], contents[level].to(queries.dtype)]
             start = s.stop
         parts.append(queries[:, start:])
-        return torch.cat(parts, dim=1)
-
-    def _group_regions(
-        self,
-        groups: Sequence[QueryGroup],
-        slices: dict[str, slice],
-        sizes: Sequence[tuple[int, int]],
-        num_frames: int | None,
-    ) -> list[list[tuple[slice, Tensor, bool]]]:
-        """Per level, ``(query slice, region mask [B, Q_g, K], fixed)`` of every group with a region."""
-        return [
-            [
-                (slices[g.name], self.region_mask(g.cross_mask, size, num_frames), g.fixed_cross_mask)
-                for g in groups
-                if g.cross_mask is not None
-            ]
-            for size in sizes
-        ]
-
-    def _cross_mask(
-        self,
-        logits: Tensor,
-        size: tuple[int, int],
-        regions: list[tuple[slice, Tensor, bool]],
-        shared: list[tuple[slice, Tensor | None, Tensor | None]],
-        first: bool,
-    ) -> Tensor:
-        """The layer's cross-attention mask: predicted regions (unions within a segment where asked),
-        overridden by the groups' own regions."""
-        mask = self.attention_mask(logits, size)
-        overrides = [(s, region) for s, region, fixed in regions if fixed or first]
-        for s, segment_ids, sources in shared:
-            assert segment_ids is not None
-            same = (segment_ids[:, :, None] == segment_ids[:, None, :]).float()  # [B, Qg, Qg]
-            if sources is not None:  # only these queries' masks join the union
-                same = same * sources[:, None, :].float()
-            union = torch.einsum("bij,bjk->bik", same, mask[:, s].float()) > 0
-            if not any(o[0] == s for o in overrides):
-                overrides.append((s, union))
-        if not overrides:
-            return mask
-        parts, start = [], 0
-        for s, region in sorted(overrides, key=lambda item: item[0].start):
-            parts += [mask[:, start : s.start], region]
-            start = s.stop
-        parts.append(mask[:, start:])
         return torch.cat(parts, dim=1)
 
 

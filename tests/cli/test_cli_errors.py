@@ -115,3 +115,24 @@ def test_a_repeated_class_name(image_file: Path, capsys: pytest.CaptureFixture[s
     argv = ["predict", "possam", "--image", str(image_file), "--vocabulary", "circle,sky,circle"]
     assert main(argv) == 2
     _one_line_error(capsys, "'circle' appears twice")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["possam", "--vocabulary", "circle,sky"],
+        ["omg-seg", "--task", "panoptic"],
+        ["uni-ovseg", "--vocabulary", "circle,sky"],
+        ["seem", "--points", "5,5"],
+    ],
+    ids=["possam", "omg-seg", "uni-ovseg", "seem"],
+)
+def test_every_predict_command_reads_its_image_alike(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, *options = command
+    assert main(["predict", model, "--image", str(tmp_path / "gone.png"), *options]) == 2
+    _one_line_error(capsys, "no such image file", "gone.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    assert main(["predict", model, "--image", str(tmp_path / "notes.png"), *options]) == 2
+    _one_line_error(capsys, "is not a readable image", "notes.png")

@@ -35,6 +35,10 @@ def test_predict_possam_writes_an_overlay(
     [
         (["--vocabulary", " , "], "--vocabulary: expected class names"),
         (["--vocabulary", "circle", "--stuff", "sky"], "--stuff: ['sky'] are not in --vocabulary"),
+        (
+            ["--vocabulary", "circle", "--points", "5,5"],
+            "--points: not an option of predict possam (it reads none)",
+        ),
     ],
 )
 def test_predict_errors(

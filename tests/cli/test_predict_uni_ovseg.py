@@ -54,10 +54,14 @@ def test_predict_vocabulary_and_points(
     ("extra", "message"),
     [
         ([], "--vocabulary or --points"),
-        (["--points", "10;20"], "--points: point 0"),
+        (["--points", "10;20"], "--points: point 0 '10' is not 'x,y'"),
         (["--points", "500,3"], "outside"),
         (["--vocabulary", "circle", "--stuff", "sky"], "--stuff: ['sky'] are not in --vocabulary"),
         (["--vocabulary", "circle,circle"], "appears twice"),
+        (
+            ["--points", "10,20", "--boxes", "1,1,5,5"],
+            "--boxes: not an option of predict uni-ovseg (it reads --points)",
+        ),
     ],
 )
 def test_predict_errors(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segblocks.decoders import build_masked_attention_decoder
+from segblocks.decoders.cross_attention_masks import layer_cross_mask
 from segblocks.decoders.multigranularity_prompts import (
     MultiGranularityPromptEncoder,
     PromptTokenMaskHead,
@@ -140,16 +140,12 @@ def test_token_mask_head_uses_one_mlp_per_output_slot() -> None:
 
 
 def test_union_from_restricts_the_shared_cross_attention_region() -> None:
-    torch.manual_seed(0)
-    dec = build_masked_attention_decoder(
-        dim=8, num_heads=2, ffn_dim=16, num_layers=1, in_channels=(8,), mask_dim=8
-    )
     logits = torch.full((1, 3, 4, 4), -5.0)
     logits[0, 0, 0, 0] = 5.0  # token 0 (not an answer) predicts the top-left pixel
     logits[0, 1, 3, 3] = 5.0  # token 1 (the answer) predicts the bottom-right pixel
     seg = torch.zeros(1, 3, dtype=torch.int64)
     shared = [(slice(0, 3), seg, torch.tensor([[False, True, True]]))]
-    mask = dec._cross_mask(logits, (4, 4), [], shared, first=False)
+    mask = layer_cross_mask(logits, (4, 4), [], shared, first=False)
     assert mask[0, :, 15].all() and not mask[0, :, 0].any()
     with pytest.raises(ValueError, match="union_by_segment"):
         QueryGroup(

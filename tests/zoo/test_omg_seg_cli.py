@@ -98,8 +98,13 @@ def test_predict_points_boxes_and_a_clip(run: Path, capsys: pytest.CaptureFixtur
         (["--task", "interactive"], "--points"),
         (["--task", "interactive", "--points", "100,5"], "outside"),
         (["--task", "interactive", "--boxes", "30,5,10,20"], "boxes"),
-        (["--task", "interactive", "--points", "1;2"], "--points"),
+        (["--task", "interactive", "--points", "1;2"], "--points: point 0 '1' is not 'x,y'"),
+        (
+            ["--task", "interactive", "--boxes", "1,2,3,nan"],
+            "--boxes: box 0 '1,2,3,nan' has a value that is not",
+        ),
         (["--task", "depth"], "--task"),
+        (["--task", "interactive", "--negative", "1,1"], "--negative: not an option of predict omg-seg"),
     ],
 )
 def test_predict_errors_are_one_line(

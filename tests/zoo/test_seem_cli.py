@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +80,24 @@ def test_predict_writes_an_overlay(
         (["--points", "200,5"], "--points/--negative[0]"),
         (["--negative", "5,5"], "a new object needs a positive prompt"),
         (["--text", " ?! "], "--text: expected a text with at least one word"),
-        (["--points", "1;2"], "--points: expected 'x,y' pairs"),
+        (["--points", "1;2"], "--points: point 0 '1' is not 'x,y'"),
+        (["--boxes", "1,2,3"], "--boxes: box 0 '1,2,3' is not 'x1,y1,x2,y2'"),
+        (["--boxes", "1,1,9,9;2,2,8,8"], "--boxes: SEEM segments one object from all prompts: give one box"),
+        (["--boxes", "30,5,10,20"], "--boxes: expected x2 >= x1"),
+        (["--boxes", "5,5,9,9", "--box", "5,5,9,9"], "--box is the old spelling of --boxes"),
+        (["--frames", "frames/"], "--frames: not an option of predict seem"),
     ],
-    ids=["click-outside", "negative-only", "no-words", "bad-points"],
+    ids=[
+        "click-outside",
+        "negative-only",
+        "no-words",
+        "bad-points",
+        "bad-box",
+        "two-boxes",
+        "box-x2<x1",
+        "both-spellings",
+        "foreign-option",
+    ],
 )
 def test_predict_bad_prompts_are_one_line_errors(
     run_dir: Path,
@@ -106,6 +122,19 @@ def test_predict_bad_prompts_are_one_line_errors(
     )
     err = capsys.readouterr().err
     assert code == 2 and message in err
+
+
+def test_predict_box_and_its_deprecated_spelling(
+    run_dir: Path, image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["predict", "seem", "--image", str(image_file), "--weights", str(run_dir)]
+    assert main([*argv, "--boxes", "10,10,40,40", "--out", str(tmp_path / "new.png")]) == 0
+    new = capsys.readouterr()
+    assert "object:" in new.out and "deprecated" not in new.err
+    assert main([*argv, "--box", "10,10,40,40", "--out", str(tmp_path / "old.png")]) == 0
+    old = capsys.readouterr()
+    assert old.out.splitlines()[0] == new.out.splitlines()[0]  # the same object from the old spelling
+    assert "warning: --box is deprecated; use --boxes" in old.err
 
 
 def test_predict_scribble_of_another_size(
@@ -148,8 +177,13 @@ def test_eval_prints_the_card_table(
         ]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "NoC@90" in out and "both, ensemble" in out and "memory off" in out
-    assert (tmp_path / "seem.json").is_file()
+    assert code == 0 and out.startswith("seem: images=1, objects=")  # the EvaluationReport table
+    assert "NoC@90" in out and "composition: both, ensemble" in out and "point, memory off" in out
+    written = json.loads((tmp_path / "seem.json").read_text())
+    assert written["task"] == "seem" and written["counts"]["images"] == 1
+    assert set(written["summary"]) == {"NoC@85", "NoC@90", "1-IoU", "cIoU", "mIoU", "AP@50", "PQ"}
+    assert 1 <= written["summary"]["NoC@90"] <= 2  # a click count, capped by --max-clicks 2
+    assert written["rows"]["point, memory off"].keys() == {"IoU@1", "IoU@2"}
 
 
 def test_demo_writes_the_correction_and_composition_sheets(run_dir: Path, tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 ``load_omg_seg`` rebuilds a trained model from a ``segblocks train omg-seg`` run, checkpoint or
 ``model.safetensors`` (its saved config and training vocabulary) or, without weights, the shipped
-world-scale model; ``load_image`` / ``load_frames`` read an image file or a folder of frames (one
-size); ``parse_points`` / ``parse_boxes`` read the CLI's ``"x,y;x,y"`` and ``"x1,y1,x2,y2;..."``.
+world-scale model; ``load_frames`` reads a folder of frames (one size; each file, as an image file,
+by :func:`segblocks.data.read_image`); ``parse_points`` / ``parse_boxes`` read the CLI's
+``"x,y;x,y"`` and ``"x1,y1,x2,y2;..."``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segblocks.data import CATEGORIES, ShapesWorldConfig
+from segblocks.data import CATEGORIES, ShapesWorldConfig, read_image
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import Prompts
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.omg_seg.build import DEFAULT, build_omg_seg
 from segblocks.zoo.omg_seg.config import OMGSegConfig
 from segblocks.zoo.omg_seg.model import OMGSeg
 
 __all__ = [
     "load_frames",
-    "load_image",
     "load_omg_seg",
     "parse_boxes",
     "parse_points",
@@ -46,27 +47,6 @@ def training_vocabulary() -> tuple[list[str], list[bool]]:
     return [by_id[i].name for i in ids], [by_id[i].is_thing for i in ids]
 
 
-def load_image(path: PathLike) -> torch.Tensor:
-    """An image file as ``[3, H, W]`` float32 RGB in ``[0, 1]``.
-
-    Args:
-        path: the image file (any format PIL reads; converted to RGB).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if PIL cannot read it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"image: {str(path)!r} is not a readable image ({err})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
 def load_frames(folder: PathLike) -> list[torch.Tensor]:
     """The image files of a folder, in name order, as ``[3, H, W]`` frames.
 
@@ -75,7 +55,8 @@ def load_frames(folder: PathLike) -> list[torch.Tensor]:
 
     Raises:
         FileNotFoundError: if the folder does not exist.
-        ValueError: on a folder without images (sizes are checked by the predictor).
+        ValueError: on a folder without images, or an image file :func:`~segblocks.data.read_image`
+            refuses (sizes are checked by the predictor).
     """
     path = Path(folder)
     if not path.is_dir():
@@ -83,23 +64,7 @@ def load_frames(folder: PathLike) -> list[torch.Tensor]:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"frames: no image files ({', '.join(_IMAGE_SUFFIXES)}) in {str(path)!r}")
-    return [load_image(f) for f in files]
-
-
-def _numbers(text: str, arity: int, option: str) -> list[list[float]]:
-    rows = []
-    for part in filter(None, (s.strip() for s in text.split(";"))):
-        try:
-            values = [float(v) for v in part.split(",")]
-        except ValueError:
-            values = []
-        if len(values) != arity:
-            example = "x,y;x,y" if arity == 2 else "x1,y1,x2,y2;x1,y1,x2,y2"
-            raise ValueError(f"{option}: expected {arity} numbers a prompt as in {example!r}, got {part!r}")
-        rows.append(values)
-    if not rows:
-        raise ValueError(f"{option}: expected at least one prompt, got {text!r}")
-    return rows
+    return [read_image(f, name="frames") for f in files]
 
 
 def parse_points(text: str) -> Prompts:
@@ -109,9 +74,10 @@ def parse_points(text: str) -> Prompts:
         text: clicks separated by ``;``, each ``x,y``.
 
     Raises:
-        ValueError: on a malformed click (the message names ``--points``).
+        ValueError: on a malformed click (the message names ``--points``; see
+            :func:`segblocks.zoo.common.prompt_options.parse_points`).
     """
-    xy = torch.tensor(_numbers(text, 2, "--points"), dtype=torch.float32)
+    xy = torch.tensor(prompt_options.parse_points(text), dtype=torch.float32)
     return Prompts(points=xy[:, None], point_labels=torch.ones(len(xy), 1, dtype=torch.int64))
 
 
@@ -124,7 +90,7 @@ def parse_boxes(text: str) -> Prompts:
     Raises:
         ValueError: on a malformed box (``--boxes``) or one with ``x2 < x1`` (``boxes``).
     """
-    return Prompts(boxes=torch.tensor(_numbers(text, 4, "--boxes"), dtype=torch.float32))
+    return Prompts(boxes=torch.tensor(prompt_options.parse_boxes(text), dtype=torch.float32))
 
 
 def _model_file(weights: PathLike) -> tuple[Path, dict[str, object]]:
@@ -268,7 +234,7 @@ def predict_files(
         drawing = tile_rows([pictures]) if out else None
     else:
         assert image is not None
-        picture = load_image(image)
+        picture = read_image(image, name="--image")
         if task == "interactive":
             clicked = parse_points(points) if points is not None else None
             boxed = parse_boxes(boxes) if boxes is not None else None

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from segblocks.data import CATEGORIES, ShapesWorldConfig
+from segblocks.data import CATEGORIES, ShapesWorldConfig, read_image
 from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
 from segblocks.engine import find_latest_checkpoint, load_weights
 from segblocks.structures import PanopticResult
@@ -25,35 +24,11 @@ from segblocks.zoo.possam.config import PosSAMConfig
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.outputs import CLASSIFIERS
 
-__all__ = ["load_image", "load_possam", "predict_image", "write_overlay"]
+__all__ = ["load_possam", "predict_image", "write_overlay"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-
-
-def load_image(path: PathLike) -> torch.Tensor:
-    """Read an image file as ``[1, 3, H, W]`` float32 RGB in ``[0, 1]``.
-
-    Args:
-        path: the image file (any format PIL reads; converted to RGB).
-
-    Returns:
-        ``[1, 3, H, W]`` float32.
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if PIL cannot read it (not an image, truncated).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError) as err:  # not an image, a truncated or corrupt one
-        raise ValueError(f"path: {str(path)!r} is not a readable image ({err})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def _model_file(weights: PathLike) -> tuple[Path, dict[str, object]]:
@@ -166,11 +141,12 @@ def predict_image(
 
     Raises:
         FileNotFoundError: when the image or the weights do not exist.
-        ValueError: on an empty vocabulary or an unknown classifier.
+        ValueError: on an image file :func:`~segblocks.data.read_image` refuses, an empty vocabulary
+            or an unknown classifier.
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
-    image = load_image(path)
+    image = read_image(path)[None]
     if model is None:
         model = load_possam(sam_checkpoint=sam_checkpoint, clip_pretrained=clip_pretrained, weights=weights)
     device = next(model.parameters()).device
@@ -206,9 +182,12 @@ def write_overlay(
         ``out_path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: when the result's size differs from the image's or a category id has no name.
+        FileNotFoundError: when the image does not exist.
+        ValueError: on an image file :func:`~segblocks.data.read_image` refuses, when the result's
+            size differs from the image's or a category id has no name.
     """
-    image = (load_image(image_path)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    pixels = read_image(image_path, name="image_path")  # [3, H, W] float: back to the stored bytes
+    image = (pixels.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     segment_map = result.segment_map.cpu().numpy()
     if segment_map.shape != image.shape[:2]:
         raise ValueError(

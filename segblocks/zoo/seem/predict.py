@@ -16,7 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from segblocks.data import read_image
 from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.seem.model import SEEM
 from segblocks.zoo.seem.session import SEEMSession, SessionResult
 
@@ -25,7 +27,6 @@ __all__ = [
     "parse_box",
     "parse_points",
     "predict_file",
-    "read_image",
     "read_stroke_mask",
     "write_overlay",
 ]
@@ -34,67 +35,33 @@ PathLike = str | os.PathLike[str]
 
 
 def parse_points(text: str, name: str = "--points") -> list[tuple[float, float]]:
-    """``"x,y;x,y"`` -> ``[(x, y), ...]``.
+    """``"x,y;x,y"`` -> ``[(x, y), ...]`` (:func:`segblocks.zoo.common.prompt_options.parse_points`).
 
     Args:
         text: the option's value.
-        name: the option named in errors.
+        name: the option named in errors (``--points``, ``--negative``).
 
     Raises:
         ValueError: naming ``name`` on anything else.
     """
-    points = []
-    for part in (p.strip() for p in text.split(";")):
-        if not part:
-            continue
-        xy = part.split(",")
-        try:
-            if len(xy) != 2:
-                raise ValueError
-            points.append((float(xy[0]), float(xy[1])))
-        except ValueError:
-            raise ValueError(f"{name}: expected 'x,y' pairs separated by ';', got {part!r}") from None
-    if not points:
-        raise ValueError(f"{name}: expected at least one 'x,y' point, got {text!r}")
-    return points
+    return prompt_options.parse_points(text, name)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``"x1,y1,x2,y2"`` -> a box.
+    """``--boxes "x1,y1,x2,y2"`` -> the one box of the object (the other models' ``--boxes`` take a list).
 
     Args:
         text: the option's value.
 
     Raises:
-        ValueError: naming ``--box`` on anything else.
+        ValueError: naming ``--boxes`` on more than one box or a malformed one.
     """
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise ValueError(f"--box: expected 'x1,y1,x2,y2', got {text!r}")
-    return values[0], values[1], values[2], values[3]
-
-
-def read_image(path: PathLike) -> NDArray[np.uint8]:
-    """An image file as ``[H, W, 3]`` uint8 RGB.
-
-    Args:
-        path: the image file.
-
-    Raises:
-        FileNotFoundError: when the file does not exist.
-        ValueError: when PIL cannot read it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--image: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"--image: {str(path)!r} is not a readable image ({err})") from None
+    boxes = prompt_options.parse_boxes(text)
+    if len(boxes) > 1:
+        raise ValueError(
+            f"--boxes: SEEM segments one object from all prompts: give one box, got {len(boxes)}"
+        )
+    return boxes[0]
 
 
 def read_stroke_mask(path: PathLike, name: str = "--scribble") -> NDArray[np.bool_]:
@@ -152,9 +119,12 @@ def predict_file(
         text: a text prompt.
 
     Raises:
-        ValueError: on bad prompts (errors name the option).
+        FileNotFoundError: when the image does not exist.
+        ValueError: on an image file :func:`~segblocks.data.read_image` refuses (named ``--image``),
+            or bad prompts (errors name the option).
     """
-    array = read_image(image)
+    pixels = read_image(image, name="--image")  # [3, H, W] float: back to the stored bytes
+    array = (pixels.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     stroke = read_stroke_mask(scribble) if scribble is not None else None
     session = SEEMSession(model)
     session.set_image(array)
@@ -167,7 +137,7 @@ def predict_file(
             ("clicks", "--points/--negative"),
             ("stroke", "--scribble"),
             ("text", "--text"),
-            ("box", "--box"),
+            ("box", "--boxes"),
         ):
             if message.startswith(arg):
                 message = option + message[len(arg) :]

@@ -1,15 +1,14 @@
-"""``segblocks eval seem``: the model card's table (interactive, referring, generic) and its ablations."""
+"""``segblocks eval seem``: the model card's numbers (interactive, referring, generic) and its ablations,
+as the :class:`~segblocks.evaluation.EvaluationReport` the other ``segblocks eval`` commands print."""
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from segblocks.data import ShapesWorld, ShapesWorldConfig
 from segblocks.data.shapes.sample import ShapesSample
+from segblocks.evaluation import EvaluationReport
 from segblocks.zoo.seem.evaluate import (
     FIRST_PROMPTS,
     REFERRING_MODES,
@@ -19,7 +18,7 @@ from segblocks.zoo.seem.evaluate import (
 )
 from segblocks.zoo.seem.model import SEEM
 
-__all__ = ["evaluate_all", "format_markdown", "val_samples", "write_json"]
+__all__ = ["COMPOSITION_ROWS", "UNSCALED", "evaluate_all", "evaluation_report", "val_samples"]
 
 
 def val_samples(num_images: int, *, image_size: int = 128, seed: int = 0) -> list[ShapesSample]:
@@ -69,73 +68,64 @@ def evaluate_all(
     return out
 
 
-def _f(v: float, digits: int = 2) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+#: Summary keys and row columns that are not fractions: mean click counts.
+UNSCALED = ("NoC@85", "NoC@90")
+
+#: Row names of the composition ablation's modes.
+COMPOSITION_ROWS = {
+    "text": "text only",
+    "visual": "visual only (centre click)",
+    "both": "both, self-attention",
+    "ensemble": "both, ensemble",
+}
 
 
-def format_markdown(results: dict[str, Any]) -> str:
-    """The results as the card's markdown tables.
+def _referring_row(m: dict[str, float]) -> dict[str, float]:
+    return {"cIoU": m["ciou"] / 100, "mIoU": m["miou"] / 100, "AP@50": m["ap50"] / 100}
+
+
+def evaluation_report(results: dict[str, Any]) -> EvaluationReport:
+    """The card's numbers as the :class:`~segblocks.evaluation.EvaluationReport` every ``segblocks eval`` prints.
+
+    Summary: the point-first NoC@85, NoC@90 (mean clicks) and 1-IoU, referring cIoU, mIoU, AP@50 and
+    generic PQ. Rows: one per first prompt (NoC@85, NoC@90, 1-IoU), ``referring (text)``
+    (with the ablations, one per composition mode after it), ``generic`` and, with the ablations,
+    the point-first IoU after each click with memory on and off. Counts: images, objects (every
+    thing of the images, prompted once per first-prompt type) and referring expressions.
+    Percentages become fractions; NoC stays a click count (:data:`UNSCALED`).
 
     Args:
-        results: :func:`evaluate_all`'s dictionary.
+        results: :func:`evaluate_all`'s dictionary (kept as the report's ``result``).
     """
-    lines = [f"Shapes-world val, {results['images']} images.", ""]
-    lines += ["| first prompt | objects | NoC@85 | NoC@90 | 1-IoU |", "|---|---:|---:|---:|---:|"]
-    for kind, m in results["interactive"].items():
-        lines.append(
-            f"| {kind} | {m['num_objects']} | {_f(m['noc85'])} | {_f(m['noc90'])} | {_f(m['iou1'], 1)} |"
-        )
-    r = results["referring"]
-    g = results["generic"]
-    lines += [
-        "",
-        "| referring (text) | cIoU | mIoU | AP@50 | expressions |",
-        "|---|---:|---:|---:|---:|",
-        f"| | {_f(r['ciou'], 1)} | {_f(r['miou'], 1)} | {_f(r['ap50'], 1)} | {int(r['num_expressions'])} |",
-        "",
-        "| generic | PQ | PQ things | PQ stuff |",
-        "|---|---:|---:|---:|",
-        f"| | {_f(g['pq'], 1)} | {_f(g['pq_things'], 1)} | {_f(g['pq_stuff'], 1)} |",
-    ]
-    if "composition" in results:
-        lines += ["", "| prompts (referring objects) | cIoU | mIoU | AP@50 |", "|---|---:|---:|---:|"]
-        names = {
-            "text": "text only",
-            "visual": "visual only (centre click)",
-            "both": "both, self-attention",
-            "ensemble": "both, ensemble",
-        }
-        for mode, m in results["composition"].items():
-            lines.append(f"| {names[mode]} | {_f(m['ciou'], 1)} | {_f(m['miou'], 1)} | {_f(m['ap50'], 1)} |")
+    interactive, referring, generic = results["interactive"], results["referring"], results["generic"]
+    rows: dict[str, dict[str, float]] = {
+        kind: {"NoC@85": m["noc85"], "NoC@90": m["noc90"], "1-IoU": m["iou1"] / 100}
+        for kind, m in interactive.items()
+    }
+    rows["referring (text)"] = _referring_row(referring)
+    for mode, m in results.get("composition", {}).items():
+        rows[f"composition: {COMPOSITION_ROWS[mode]}"] = _referring_row(m)
+    pq_fields = (("PQ", "pq"), ("PQ_th", "pq_things"), ("PQ_st", "pq_stuff"))
+    rows["generic"] = {key: generic[name] / 100 for key, name in pq_fields}
     if "memory_off_at_inference" in results:
-        on = results["interactive"]["point"]["iou_per_click"][:10]
-        off = results["memory_off_at_inference"]["iou_per_click"][:10]
-        lines += ["", "| click | " + " | ".join(str(i + 1) for i in range(len(on))) + " |"]
-        lines.append("|---|" + "---:|" * len(on))
-        lines.append("| memory on | " + " | ".join(_f(v, 1) for v in on) + " |")
-        lines.append("| memory off | " + " | ".join(_f(v, 1) for v in off) + " |")
-    return "\n".join(lines)
-
-
-def write_json(results: dict[str, Any], path: str | Path) -> Path:
-    """Write the results as JSON (NaN as null).
-
-    Args:
-        results: :func:`evaluate_all`'s dictionary.
-        path: the JSON file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"--json: {str(path)!r} is a folder; give a file name")
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    path.write_text(json.dumps(clean(results), indent=2) + "\n")
-    return path
+        for name, m in (
+            ("memory on", interactive["point"]),
+            ("memory off", results["memory_off_at_inference"]),
+        ):
+            rows[f"point, {name}"] = {f"IoU@{k + 1}": v / 100 for k, v in enumerate(m["iou_per_click"])}
+    point = interactive["point"]
+    summary = {"NoC@85": point["noc85"], "NoC@90": point["noc90"], "1-IoU": point["iou1"] / 100}
+    summary.update(_referring_row(referring))
+    summary["PQ"] = rows["generic"]["PQ"]
+    return EvaluationReport(
+        task="seem",
+        summary=summary,
+        counts={
+            "images": int(results["images"]),
+            "objects": int(point["num_objects"]),
+            "expressions": int(referring["num_expressions"]),
+        },
+        rows=rows,
+        result=results,
+        unscaled=UNSCALED,
+    )

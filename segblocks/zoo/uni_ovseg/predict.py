@@ -14,38 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from segblocks.data import read_image
 from segblocks.data.visualize import draw_prompts, overlay_segments, text_panel, tile_rows
 from segblocks.structures import Prompts
+from segblocks.zoo.common import prompt_options
 from segblocks.zoo.uni_ovseg.build import build_uni_ovseg
 from segblocks.zoo.uni_ovseg.model import UniOVSeg
 from segblocks.zoo.uni_ovseg.shipped import SHIPPED_WEIGHTS, load_trained_weights
 
-__all__ = ["load_uni_ovseg", "parse_points", "read_image", "run_predict"]
+__all__ = ["load_uni_ovseg", "parse_points", "run_predict"]
 
 logger = logging.getLogger(__name__)
-
-
-def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
-    """An image file as ``[1, 3, H, W]`` float32 RGB in ``[0, 1]``.
-
-    Args:
-        path: the image file (any format PIL reads).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if PIL cannot read it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--image: no such image file {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"--image: {str(path)!r} is not a readable image ({err})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def parse_points(text: str) -> torch.Tensor:
@@ -57,17 +37,7 @@ def parse_points(text: str) -> torch.Tensor:
     Raises:
         ValueError: on an empty list or a malformed point.
     """
-    points = []
-    for i, item in enumerate(p for p in text.split(";") if p.strip()):
-        parts = item.split(",")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            points.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ValueError(f"--points: point {i} {item!r} is not 'x,y' (e.g. '12,30;40,8')") from None
-    if not points:
-        raise ValueError("--points: expected at least one 'x,y' point, e.g. '12,30;40,8'")
+    points = prompt_options.parse_points(text)
     return torch.tensor(points, dtype=torch.float32)
 
 
@@ -108,7 +78,7 @@ def run_predict(args: argparse.Namespace) -> list[str]:
     """
     if not args.vocabulary and not args.points:
         raise ValueError("--vocabulary or --points: give class names to name, or points to segment")
-    image = read_image(args.image)
+    image = read_image(args.image, name="--image")[None]
     if args.weights is None:
         logger.warning("the shipped world-scale Uni-OVSeg only knows the shapes world")
     model = load_uni_ovseg(args.weights)
