@@ -14,7 +14,7 @@ crops (``thing_crop_box``, evaluation box), prints one JSON object:
 
 Example::
 
-    python bench/clip_diagnostics.py runs/clip_v6e/shapes.safetensors --model shapes-clip-tiny-plain
+    python bench/clip_diagnostics.py runs/clip_v5/shapes.safetensors --model shapes-clip-tiny-resnet
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ keyword arguments), so trunks that need arguments are registered under their own
 - ``shapes_resnet_os16``: a small ResNet of basic blocks (two 3x3 convolutions with batch norm and
   a shortcut) built with timm's ``ByobNet``: a stride-2 3x3 stem, then five stages of one block at
   widths 32 / 64 / 128 / 192 / 256 and strides 2 / 4 / 8 / 16 / 16 (the last dilated); 2.0 M
-  parameters. The tower of the shipped tiny CLIP; its stride-2 stem makes it learn the world's thing
+  parameters. The tower of the first tiny CLIP (``shapes-clip-tiny-resnet``); its stride-2 stem makes it learn the world's thing
   crops at about half the per-sample rate of a plain CNN (``bench/thing_crops_probe.py``).
 - ``shapes_plain_os16``: :class:`ShapesPlainCNN`, a plain VGG-style CNN (two 3x3 conv-BN-ReLU a
   stage, the first stage at full resolution, max pooling between stages, the last stage dilated);
-  2.4 M parameters; feature strides 1 / 2 / 4 / 8 / 16 / 16. The tower of ``shapes-clip-tiny-plain``.
+  2.4 M parameters; feature strides 1 / 2 / 4 / 8 / 16 / 16. The tower of the shipped ``shapes-clip-tiny``.
 """
 
 from __future__ import annotations

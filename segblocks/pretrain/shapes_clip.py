@@ -1,32 +1,37 @@
 """``segblocks train shapes-clip``: pretrain the tiny CLIP (``shapes-clip-tiny``) on the shapes world.
 
 The model is an ordinary open_clip CLIP (a timm image tower whose last stage is dilated, so its
-dense map has stride 16 -- ``shapes_resnet_os16`` for the shipped ``shapes-clip-tiny``,
-``shapes_plain_os16`` for ``shapes-clip-tiny-plain`` (``--model``) -- and a 3-layer text
-transformer, configs in ``segblocks/backbones/configs/clip/``), trained from scratch on image/text pairs
-drawn from the shapes world's *train* split, whose captions mention every class (the classes held
-out from segmentation training too, as web data would):
+dense map has stride 16 -- ``shapes_plain_os16`` for the shipped ``shapes-clip-tiny``,
+``shapes_resnet_os16`` for the first one, ``shapes-clip-tiny-resnet`` (``--model``) -- and a
+3-layer text transformer, configs in ``segblocks/backbones/configs/clip/``), trained from scratch on
+image/text pairs drawn from the shapes world's *train* split, whose captions mention every class
+(the classes held out from segmentation training too, as web data would). Each step draws
+``--images-per-step`` images; every thing and stuff region of them is cropped, and the first
+``--full-images`` enter whole:
 
-1. whole images, thing crops and stuff crops against their captions and phrases
-   (``"a photo of a small red star."``, ``"a photo of sand."``): open_clip's ``ClipLoss``;
-2. thing and stuff crops (``--views`` jittered crops per thing) against the 18 class names (one
-   random prompt template per class and step): cross-entropy over the class texts, i.e. the
-   contrastive loss with the vocabulary as the negatives;
-3. the dense CLIP map, mask-pooled over every ground-truth segment, against the class names: the
-   same loss, so that mask pooling (what FC-CLIP, PosSAM and OMG-Seg do with a frozen CLIP) works;
-4. (``--label-head``) a linear head on the crop embeddings, plain cross-entropy against the labels.
+1. whole images against their captions: open_clip's ``ClipLoss``;
+2. crops and the dense CLIP map mask-pooled over every segment of the whole images against the
+   batch's distinct phrases (``"a photo of a small red star."``, ``"a photo of sand."``), each text
+   true, false or unknown of an object by what the two texts state (``--phrase-matching``,
+   :func:`~segblocks.pretrain.clip_losses.phrase_relations`; without it, crops join loss 1 one to one);
+3. thing and stuff crops (``--views`` jittered crops per thing) and mask-pooled segments against
+   the 18 class names (one random prompt template per class and step): cross-entropy over the
+   class texts;
+4. (``--label-head``) a linear head on the crop embeddings, plain cross-entropy against the labels;
+5. the uniformity of the 18 class-name embeddings (a text-only term).
 
-Losses 2-4 use only crops and segments of *seen* classes: the image tower learns the unseen ones
-(heart, crescent, arrow, sand) from the captions and phrases of loss 1 alone. The image tower and
-label head train at ``--lr``, the text tower and temperature at ``--text-lr``.
+Losses 3-4 use only crops and segments of *seen* classes: the image tower learns the unseen ones
+(heart, crescent, arrow, sand) from captions and phrases alone. The image tower and label head
+train at ``--lr``, the text tower and temperature at ``--text-lr``. With ``--crop-statistics`` the
+whole images are normalised with the crops' batch-norm statistics, as the frozen CLIP will be.
 
 The weights are saved as safetensors with open_clip's key names (fp16 to keep the package small;
 the label head is not saved) and load with ``OpenCLIPBackbone("shapes-clip-tiny", pretrained=PATH)``;
 ``--ship`` writes them where ``pretrained="shapes"`` finds them.
 
-Example (the shipped weights; see ``zoo/shapes-clip-tiny/README.md`` for the run)::
+Example (the shipped weights, the defaults on both cores; see ``zoo/shapes-clip-tiny/README.md``)::
 
-    segblocks train shapes-clip --out runs/shapes_clip --curve-every 50 --time-budget-min 26 --ship
+    segblocks train shapes-clip --out runs/shapes_clip --threads 2 --curve-every 150 --ship
 """
 
 from __future__ import annotations
@@ -70,8 +75,8 @@ logger = logging.getLogger(__name__)
 
 #: The open_clip model name of the tiny CLIP (the shipped one).
 MODEL_NAME = "shapes-clip-tiny"
-#: The configs the recipe trains: the shipped tower, and the plain-CNN tower under study (issue 19).
-MODEL_NAMES = (MODEL_NAME, "shapes-clip-tiny-plain")
+#: The configs the recipe trains: the shipped one, and the first one (``shapes_resnet_os16`` tower).
+MODEL_NAMES = (MODEL_NAME, "shapes-clip-tiny-resnet")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,20 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/shapes_clip", help="output folder (weights, metrics.json)")
     p.add_argument("--model", default=MODEL_NAME, choices=MODEL_NAMES, help="the open_clip config to train")
-    p.add_argument("--steps", type=int, default=480, help="optimizer steps (default: 480)")
-    p.add_argument("--images-per-step", type=int, default=12, help="shapes-world images per step")
+    p.add_argument("--steps", type=int, default=900, help="optimizer steps (default: 900)")
+    p.add_argument("--images-per-step", type=int, default=32, help="shapes-world images per step")
     p.add_argument(
         "--full-images",
         type=int,
-        default=0,
+        default=8,
         help="of those, the images whose whole image, caption and masks enter the losses (0: all); "
         "the crops come from every image",
     )
-    p.add_argument("--crop-size", type=int, default=64, help="side of the thing/stuff crops (px)")
+    p.add_argument("--crop-size", type=int, default=32, help="side of the thing/stuff crops (px)")
     p.add_argument("--views", type=int, default=2, help="jittered crops per thing and step")
     p.add_argument("--image-size", type=int, default=128, help="side of the world's images (px)")
     p.add_argument(
-        "--lr", type=float, default=1e-2, help="peak AdamW learning rate of the image tower and label head"
+        "--lr", type=float, default=3e-3, help="peak AdamW learning rate of the image tower and label head"
     )
     p.add_argument(
         "--text-lr",
@@ -104,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
     p.add_argument("--warmup-steps", type=int, default=20, help="linear warm-up steps")
-    p.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this long (0: off)")
+    p.add_argument("--time-budget-min", type=float, default=29.0, help="stop after this long (0: off)")
     p.add_argument("--val-images", type=int, default=200, help="val images of the final evaluation")
     p.add_argument(
         "--curve-every", type=int, default=0, help="evaluate every N steps for the learning curve (0: off)"
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--phrase-weight",
         type=float,
-        default=2.0,
+        default=1.0,
         help="weight of the caption/phrase ClipLoss (the only signal for the unseen classes)",
     )
     p.add_argument(
@@ -131,23 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--crop-statistics",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="normalise whole images with the batch-norm statistics the crops train (see running_batch_norm)",
     )
     p.add_argument(
         "--phrase-matching",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="pair crops and mask-pooled segments with the distinct phrases by what the texts say "
         "(several true texts per object; see clip_losses.phrase_relations) instead of one-to-one",
     )
     p.add_argument(
         "--uniformity-weight",
         type=float,
-        default=0.0,
+        default=1.0,
         help="weight of the class-name embeddings' uniformity (a text-only term)",
     )
-    p.add_argument("--label-weight", type=float, default=1.0, help="weight of the label head's cross-entropy")
+    p.add_argument("--label-weight", type=float, default=2.0, help="weight of the label head's cross-entropy")
     p.add_argument(
         "--label-head",
         action=argparse.BooleanOptionalAction,
@@ -202,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(
                 f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}"
             )
+    if not 0 <= args.full_images <= args.images_per_step:
+        raise ValueError(
+            f"--full-images: expected an int in [0, --images-per-step={args.images_per_step}], "
+            f"got {args.full_images}"
+        )
     if args.image_size % 32 or args.crop_size % 32:
         raise ValueError(
             f"--image-size, --crop-size: expected multiples of 32, got {args.image_size}, {args.crop_size}"

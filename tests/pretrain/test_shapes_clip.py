@@ -302,7 +302,18 @@ def test_zero_shot_evaluation_counts_and_errors() -> None:
 @pytest.mark.slow
 def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["--out", str(out), "--steps", "2", "--images-per-step", "2", "--val-images", "2"]
+    argv = [
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--images-per-step",
+        "2",
+        "--full-images",
+        "1",
+        "--val-images",
+        "2",
+    ]
     assert shapes_clip.main([*argv, "--image-size", "64", "--crop-size", "32", "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["val"]["num_things"] > 0
@@ -315,6 +326,10 @@ def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
     [
         (["--steps", "0"], "--steps: expected a positive int"),
         (["--image-size", "100"], "multiples of 32"),
+        (
+            ["--images-per-step", "4", "--full-images", "5"],
+            "--full-images: expected an int in \\[0, --images-per-step=4\\]",
+        ),
     ],
 )
 def test_recipe_option_errors(argv: list[str], match: str, tmp_path: Path) -> None:
@@ -328,7 +343,18 @@ def test_recipe_runs_on_the_engine_helpers(tmp_path: Path) -> None:
 
     from segblocks.pretrain.shapes_clip import main
 
-    argv = ["--steps", "2", "--images-per-step", "2", "--val-images", "2", "--curve-images", "2"]
+    argv = [
+        "--steps",
+        "2",
+        "--images-per-step",
+        "2",
+        "--full-images",
+        "0",
+        "--val-images",
+        "2",
+        "--curve-images",
+        "2",
+    ]
     assert main([*argv, "--curve-every", "1", "--out", str(tmp_path), "--no-progress"]) == 0
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train/loss" in r] == [1]
@@ -347,7 +373,7 @@ def test_crop_statistics_leave_batch_norm_to_the_crops() -> None:
     import copy
 
     torch.manual_seed(0)
-    backbone = OpenCLIPBackbone("shapes-clip-tiny-plain", frozen=False).train()
+    backbone = OpenCLIPBackbone("shapes-clip-tiny", frozen=False).train()
     batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
     crops_only = copy.deepcopy(backbone)
     with torch.no_grad():
