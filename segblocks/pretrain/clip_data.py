@@ -42,16 +42,13 @@ _MIN_STUFF_HALF = 6.0
 
 
 class Phrase(NamedTuple):
-    """What one text says about one object: its class name and the attributes it mentions.
+    """What one text says about one object: its class name and the attributes it mentions."""
 
-    Attributes:
-        name: the class name (``"star"``, ``"sand"``).
-        colour: the colour the text mentions, or None when it mentions none.
-        size: the size word the text mentions (``"small"``, ``"large"``), or None.
-    """
-
+    #: The class name (``"star"``, ``"sand"``).
     name: str
+    #: The colour the text mentions, or None when it mentions none.
     colour: str | None = None
+    #: The size word the text mentions (``"small"``, ``"large"``), or None.
     size: str | None = None
 
     @property
