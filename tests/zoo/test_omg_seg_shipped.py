@@ -41,3 +41,17 @@ def test_shipped_model_runs_every_kind_of_task() -> None:
 def test_missing_file_is_named() -> None:
     with pytest.raises(FileNotFoundError, match="no such OMG-Seg weights file"):
         load_shipped_omg_seg("/nonexistent/omg.safetensors")
+
+
+def test_shipped_weights_keep_their_prompted_accuracy() -> None:
+    """Regression guard: 1-click and box mIoU of the shipped model on the first 16 val images.
+
+    Measured when the weights were shipped (runs/omg-v19/main, on the reshipped tiny CLIP of issue
+    19; see zoo/omg-seg/README.md): click 54.9, box 54.1 on these 16 images (card, 100 images: 54.5
+    and 51.5). The naming metrics are not guarded here: with all 18 names the shipped model names
+    nearly every segment by a held-out class (the card's table), which is a finding, not a target.
+    """
+    from segblocks.zoo.omg_seg.evaluate import evaluate_world
+
+    m = evaluate_world(val_images=16, val_clips=1, frames=2)
+    assert m.click_miou >= 50.0 and m.box_miou >= 50.0, m
