@@ -20,8 +20,10 @@ image is ever served with both its masks and its text.
 
 Example (world scale, the run of the shipped weights)::
 
-    segblocks train uni-ovseg --image-size 128 --batch-size 8 --steps 2000 --time-budget-min 10 \
-        --align-steps 200 --align-minutes 4 --val-images 50 --threads 1 --out runs/uni_ovseg
+    segblocks train uni-ovseg --image-size 128 --batch-size 8 --steps 5000 --time-budget-min 10 \
+        --align-steps 1000 --align-minutes 3.5 --align-batch-size 8 --caption clean --val-images 50 \
+        --threads 1 --log-every 20 --checkpoint-every 0 --clip-grad 1.0 --warmup-steps 50 \
+        --train-images 20000 --text-images 20000 --out runs/uni_ovseg
 """
 
 from __future__ import annotations
