@@ -208,3 +208,19 @@ def test_shipped_world_scale_weights_answer_a_click() -> None:
     click = first_click(gt)  # the centre-most pixel, as the NoC protocol's first click
     answer = session.prompt(clicks=[(click.x, click.y)]).masks[0].numpy()
     assert answer.any() and (answer & gt).sum() > 0.5 * answer.sum()  # mostly on the clicked object
+
+
+def test_shipped_world_scale_weights_name_things_and_follow_text() -> None:
+    """The shipped weights on the first 16 val images, a few points under what they measured when shipped.
+
+    Measured (runs/seem-v19/world, on issue 19's tiny CLIP): PQ things 14.1, PQ stuff 96.3;
+    referring expressions by text alone: mIoU 42.3 (57 expressions).
+    """
+    from segblocks.zoo.seem.evaluate import evaluate_generic, evaluate_referring
+    from segblocks.zoo.seem.report import val_samples
+
+    model = load_shipped_seem()
+    samples = val_samples(16)
+    generic = evaluate_generic(model, samples)
+    assert generic["pq_things"] > 10.0 and generic["pq_stuff"] > 90.0
+    assert evaluate_referring(model, samples, mode="text").miou > 37.0

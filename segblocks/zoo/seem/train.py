@@ -13,8 +13,8 @@ PQ) goes to ``final.json``; ``segblocks eval seem`` gives the full table.
 
 Example (world scale, the run of the shipped weights, one CPU thread)::
 
-    segblocks train seem --image-size 128 --batch-size 4 --steps 3000 --time-budget-min 14 \
-        --eval-every 0 --val-images 20 --lr 5e-4 --threads 1 --out /work/runs/seem/world
+    segblocks train seem --image-size 128 --batch-size 4 --steps 1200 --time-budget-min 13 \
+        --eval-every 0 --val-images 20 --lr 5e-4 --threads 1 --out runs/seem/world
 """
 
 from __future__ import annotations
