@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segblocks._validation import check_bool_flags, check_dtype, check_shape, check_vocabulary
+from segblocks._validation import check_bool_flags, check_vocabulary
+from segblocks.zoo.common.vocabulary import ClassVocabulary
 
 __all__ = ["OMGVocabulary", "encode_vocabulary", "in_training_vocabulary", "synonyms"]
 
@@ -51,7 +52,7 @@ def in_training_vocabulary(class_names: Sequence[str], training_names: Sequence[
 
 
 @dataclass(frozen=True, eq=False)  # tensors: compare by identity
-class OMGVocabulary:
+class OMGVocabulary(ClassVocabulary):
     """The classes an OMG-Seg names.
 
     Attributes:
@@ -60,26 +61,6 @@ class OMGVocabulary:
         text_embeddings: ``[C, E]`` unit-norm frozen-CLIP text embeddings.
         seen: ``[C]`` bool, :func:`in_training_vocabulary` of the names.
     """
-
-    names: tuple[str, ...]
-    is_thing: tuple[bool, ...]
-    text_embeddings: Tensor
-    seen: Tensor
-
-    def __post_init__(self) -> None:
-        c = len(self.names)
-        if c == 0 or len(self.is_thing) != c:
-            raise ValueError(
-                f"vocabulary: expected at least one class and one thing flag per class, got {c} names "
-                f"and {len(self.is_thing)} flags"
-            )
-        check_shape("text_embeddings", self.text_embeddings, (c, None), f"[C={c}, E]")
-        check_dtype("text_embeddings", self.text_embeddings, "floating")
-        check_shape("seen", self.seen, (c,), f"[C={c}]")
-        check_dtype("seen", self.seen, "bool")
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def encode_vocabulary(

@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segblocks._validation import check_bool_flags, check_dtype, check_shape, check_vocabulary
+from segblocks._validation import check_bool_flags, check_vocabulary
+from segblocks.zoo.common.vocabulary import ClassVocabulary
 
 __all__ = ["Vocabulary", "encode_vocabulary", "seen_flags"]
 
 
 @dataclass(frozen=True, eq=False)  # tensors: compare by identity, not elementwise
-class Vocabulary:
+class Vocabulary(ClassVocabulary):
     """The classes a PosSAM segments.
 
     Attributes:
@@ -24,26 +25,6 @@ class Vocabulary:
         text_embeddings: ``[C, E]`` CLIP text embeddings (unit norm).
         seen: ``[C]`` bool, True for classes of the training vocabulary (the ensembles' alpha/beta rule).
     """
-
-    names: tuple[str, ...]
-    is_thing: tuple[bool, ...]
-    text_embeddings: Tensor
-    seen: Tensor
-
-    def __post_init__(self) -> None:
-        c = len(self.names)
-        if c == 0 or len(self.is_thing) != c:
-            raise ValueError(
-                f"names, is_thing: expected at least one class and one flag per class, got {c} names and "
-                f"{len(self.is_thing)} flags"
-            )
-        check_shape("text_embeddings", self.text_embeddings, (c, None), f"[C={c}, E]")
-        check_dtype("text_embeddings", self.text_embeddings, "floating")
-        check_shape("seen", self.seen, (c,), f"[C={c}]")
-        check_dtype("seen", self.seen, "bool")
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def _synonyms(name: str) -> set[str]:
