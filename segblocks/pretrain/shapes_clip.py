@@ -86,12 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/shapes_clip", help="output folder (weights, metrics.json)")
     p.add_argument("--model", default=MODEL_NAME, choices=MODEL_NAMES, help="the open_clip config to train")
-    p.add_argument("--steps", type=int, default=900, help="optimizer steps (default: 900)")
+    p.add_argument("--steps", type=int, default=800, help="optimizer steps (default: 800)")
     p.add_argument("--images-per-step", type=int, default=32, help="shapes-world images per step")
     p.add_argument(
         "--full-images",
         type=int,
-        default=8,
+        default=16,
         help="of those, the images whose whole image, caption and masks enter the losses (0: all); "
         "the crops come from every image",
     )
