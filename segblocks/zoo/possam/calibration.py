@@ -14,6 +14,8 @@ find it.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -30,8 +32,14 @@ from segblocks.zoo.possam.train import collate_seen, seen_world
 
 __all__ = ["THRESHOLD_GRID", "calibrate", "calibrate_object_thresholds", "calibration_batches"]
 
+logger = logging.getLogger(__name__)
+
 #: Candidate object thresholds, 0.05 to 0.80 in steps of 0.05.
 THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 17))
+
+
+def _finite(value: float) -> float:
+    return value if not math.isnan(value) else float("-inf")  # nothing to score ranks last
 
 
 def calibration_batches(
@@ -139,8 +147,15 @@ def calibrate_object_thresholds(
         predictor.object_mask_threshold, predictor.object_mask_thresholds = saved
     best: dict[str, float] = {}
     for name in classifiers:
-        scores = [(pq[name, t].compute().all.pq, float(t)) for t in grid]
+        scores = [(_finite(pq[name, t].compute().all.pq), float(t)) for t in grid]
         best[name] = max(scores)[1]  # highest PQ, then the higher threshold
+        logger.info(
+            "object threshold of %s: %.2f (PQ on %d calibration images: %s)",
+            name,
+            best[name],
+            sum(len(b) for b in batches),
+            ", ".join(f"{t:.2f}: {100 * q:.1f}" for q, t in scores),
+        )
     return best
 
 
