@@ -98,7 +98,7 @@ def _possam_report(args: argparse.Namespace) -> EvaluationReport:
     from segblocks.zoo.possam.shipped import load_shipped_possam
 
     model = load_shipped_possam() if args.weights is None else load_possam(weights=args.weights)
-    predictor = PosSAMPredictor(model)
+    predictor = PosSAMPredictor(model, object_mask_threshold=args.object_threshold)
     batches = _shapes_val_batches(args)
     vocab = predictor.encode_vocabulary([c.name for c in CATEGORIES], [c.is_thing for c in CATEGORIES])
     metrics = evaluate(predictor, batches, vocabulary=vocab)
@@ -290,6 +290,12 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = add("possam", "PosSAM on shapes-world val images, all classes by name (its model card's numbers)")
     p.add_argument(
         "--weights", default=None, help="a checkpoint directory or model.safetensors (default: shipped)"
+    )
+    p.add_argument(
+        "--object-threshold",
+        type=float,
+        default=None,
+        help="one panoptic object threshold for every classifier (default: the weights' calibrated ones)",
     )
     _add_world_options(p)
     p = add("seem", "SEEM on shapes-world val images: NoC@85/90 and 1-IoU per first prompt, referring, PQ")

@@ -109,6 +109,10 @@ def test_eval_possam_with_the_shipped_weights(tmp_path: Path, capsys: pytest.Cap
     data = json.loads(out.read_text())
     assert data["counts"] == {"images": 1, "classes": 18}
     assert data["summary"] == data["rows"]["mase"] and 0.0 <= data["summary"]["pq"] <= 1.0
+    # one threshold for every classifier instead of the calibrated ones: at 1.0 nothing is kept
+    assert main([*argv, "--object-threshold", "1.0"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert all(rows[c]["pq"] == 0.0 and rows[c]["rq"] == 0.0 for c in ("ldp", "clip", "geometric", "mase"))
 
 
 @pytest.mark.slow

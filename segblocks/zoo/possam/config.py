@@ -7,6 +7,7 @@ ensembles. Values the paper does not give are our choices, listed in ``zoo/possa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -28,6 +29,9 @@ WORLD_SAM_MODEL = "shapes-sam-tiny"
 WORLD_SAM_CHECKPOINT = "shapes"
 WORLD_CLIP_MODEL = "shapes-clip-tiny"
 WORLD_CLIP_PRETRAINED = "shapes"
+
+#: The classifiers of :class:`~segblocks.zoo.possam.PosSAMPredictor` (exported as ``CLASSIFIERS``).
+CLASSIFIER_NAMES = ("ldp", "clip", "geometric", "mase")
 
 #: FC-CLIP's ConvNeXt-L CLIP, the paper's CLIP ("ConvNext-L backbone for the CLIP architecture").
 PAPER_CLIP_MODEL = "convnext_large_d_320"
@@ -52,6 +56,9 @@ class PosSAMConfig(MaskDecodingConfig):
         alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
         beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
         mase_use_iou: MASE weights masks by their predicted IoU.
+        object_mask_thresholds: panoptic object thresholds per classifier (``{"mase": 0.25, ...}``),
+            e.g. calibrated by :func:`~segblocks.zoo.possam.calibration.calibrate_object_thresholds`;
+            a classifier not listed (and every one when None) uses ``object_mask_threshold``.
     """
 
     num_queries: int = 250
@@ -68,9 +75,14 @@ class PosSAMConfig(MaskDecodingConfig):
     alpha: float = 0.4
     beta: float = 0.8
     mase_use_iou: bool = True
+    object_mask_thresholds: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.object_mask_thresholds is not None:
+            object.__setattr__(  # a plain dict (checkpoints store the config as JSON)
+                self, "object_mask_thresholds", check_thresholds(self.object_mask_thresholds)
+            )
         for name in ("fpn_channels", "iou_layers", "ldp_heads", "ldp_ffn_dim", "ldp_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
@@ -81,6 +93,35 @@ class PosSAMConfig(MaskDecodingConfig):
             raise ValueError(
                 f"sam_model, clip_model: expected names, got {self.sam_model!r}, {self.clip_model!r}"
             )
+
+
+def check_thresholds(value: object, name: str = "object_mask_thresholds") -> dict[str, float]:
+    """Validate per-classifier object thresholds: names of ``CLASSIFIERS``, values in ``[0, 1]``.
+
+    Args:
+        value: a mapping ``{classifier: threshold}``.
+        name: the argument named in errors.
+
+    Returns:
+        The thresholds as a plain ``dict`` of floats.
+
+    Raises:
+        TypeError: when ``value`` is not a mapping or a threshold is not a number.
+        ValueError: on an unknown classifier or a threshold outside ``[0, 1]``.
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a mapping {{classifier: threshold}}, got {type(value).__name__}")
+    unknown = sorted(str(k) for k in value if k not in CLASSIFIER_NAMES)
+    if unknown:
+        raise ValueError(f"{name}: expected classifiers among {CLASSIFIER_NAMES}, got {unknown}")
+    out: dict[str, float] = {}
+    for key, threshold in value.items():
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise TypeError(f"{name}[{key!r}]: expected a number, got {type(threshold).__name__}")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"{name}[{key!r}]: expected a value in [0, 1], got {threshold}")
+        out[str(key)] = float(threshold)
+    return out
 
 
 _PAPER = PosSAMConfig()

@@ -78,6 +78,7 @@ def run_possam_demo(
     dataset = ShapesDataset(world, split="val", length=num_images)
     batch = collate_batch([dataset[i] for i in range(num_images)])
     predictions = predictor.predict(batch.images, tasks=("panoptic",))
+    title = f"PosSAM (MASE, object threshold {predictor.object_threshold('mase'):.2f})"
     scale = 3
     files = []
     for index, (sample, pred) in enumerate(zip(batch.extras["samples"], predictions)):
@@ -86,9 +87,7 @@ def run_possam_demo(
         truth = overlay_segments(sample.image, sample.panoptic, scale=scale)
         guess = overlay_segments(sample.image, seg_map, scale=scale)
         gt_lines = _legend([(s.id, s.category_id) for s in sample.segments], names, unseen, "ground truth")
-        pr_lines = _legend(
-            [(s.id, s.category_id) for s in pred.panoptic.segments], names, unseen, "PosSAM (MASE)"
-        )
+        pr_lines = _legend([(s.id, s.category_id) for s in pred.panoptic.segments], names, unseen, title)
         panels = [text_panel(gt_lines, width=truth.width), text_panel(pr_lines, width=guess.width)]
         sheet = tile_rows([[truth, guess], panels])
         path = out / f"possam_{index:02d}.png"

@@ -131,7 +131,7 @@ def evaluate(
             for name in classifiers:
                 logits = predictor.classify(outputs, name)
                 preds = predictor.postprocess(
-                    outputs, logits, input_size=size, tasks=("panoptic", "semantic")
+                    outputs, logits, input_size=size, tasks=("panoptic", "semantic"), classifier=name
                 )
                 for i, pred in enumerate(preds):
                     assert pred.panoptic is not None and pred.semantic is not None

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from segblocks.heads import GeometricEnsemble, MaskAwareSelectiveEnsemble
 from segblocks.inference import SegmentationPrediction
+from segblocks.zoo.possam.config import CLASSIFIER_NAMES
 from segblocks.zoo.possam.vocabulary import Vocabulary
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
 
 #: Classifiers of :meth:`PosSAM.predict`: LDP alone, frozen CLIP alone, FC-CLIP's fixed geometric
 #: ensemble, PosSAM's MASE.
-CLASSIFIERS = ("ldp", "clip", "geometric", "mase")
+CLASSIFIERS = CLASSIFIER_NAMES
 
 #: Post-processed results of one image (the panoptic / semantic / instance result structures).
 PosSAMPrediction = SegmentationPrediction

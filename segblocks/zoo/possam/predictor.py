@@ -32,14 +32,17 @@ __all__ = ["PosSAMPredictor"]
 class PosSAMPredictor:
     """Open-vocabulary panoptic, semantic and instance segmentation with a (trained) :class:`PosSAM`.
 
-    Thresholds and ensemble exponents default to the model's config (the paper's when it has none).
+    Thresholds and ensemble exponents default to the model's config (the paper's when it has none);
+    the panoptic object threshold may differ per classifier (``config.object_mask_thresholds``, e.g.
+    calibrated on training images by :func:`~segblocks.zoo.possam.calibration.calibrate_object_thresholds`).
 
     Args:
         model: the model (put it in eval mode for inference).
         vocabulary: class names (or a :class:`Vocabulary`) to segment; default the training vocabulary.
         is_thing: one flag per name of ``vocabulary`` (default: all things).
         classifier: the default classifier, one of :data:`~segblocks.zoo.possam.CLASSIFIERS`.
-        object_mask_threshold: panoptic: minimum class probability of a kept query.
+        object_mask_threshold: panoptic: minimum class probability of a kept query, for every
+            classifier (default: the config's, per classifier where it has calibrated ones).
         overlap_threshold: panoptic: minimum kept fraction of a query's mask.
         top_k: instance: (query, class) pairs kept per image.
 
@@ -67,6 +70,10 @@ class PosSAMPredictor:
         self.object_mask_threshold = (
             cfg.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
         )
+        #: Per-classifier object thresholds (an explicit ``object_mask_threshold`` overrides them).
+        self.object_mask_thresholds: dict[str, float] = (
+            dict(cfg.object_mask_thresholds or {}) if object_mask_threshold is None else {}
+        )
         self.overlap_threshold = cfg.overlap_threshold if overlap_threshold is None else overlap_threshold
         self.top_k = cfg.top_k if top_k is None else top_k
         self.vocabulary = model.train_vocabulary
@@ -77,6 +84,16 @@ class PosSAMPredictor:
     def _check_classifier(classifier: str) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(f"classifier: expected one of {CLASSIFIERS}, got {classifier!r}")
+
+    def object_threshold(self, classifier: str | None = None) -> float:
+        """The panoptic object threshold applied to ``classifier``'s scores (default: the predictor's).
+
+        Raises:
+            ValueError: on an unknown classifier.
+        """
+        name = classifier or self.classifier
+        self._check_classifier(name)
+        return self.object_mask_thresholds.get(name, self.object_mask_threshold)
 
     # ------------------------------------------------------------------------------- vocabulary
     def encode_vocabulary(
@@ -179,6 +196,7 @@ class PosSAMPredictor:
         input_size: tuple[int, int],
         tasks: Sequence[str] = TASKS,
         image_sizes: Sequence[tuple[int, int]] | None = None,
+        classifier: str | None = None,
     ) -> list[PosSAMPrediction]:
         """Panoptic / semantic / instance results at the input resolution.
 
@@ -188,9 +206,11 @@ class PosSAMPredictor:
             input_size: ``(H, W)`` of the images given to :meth:`infer` (before padding).
             tasks: any of ``"panoptic"``, ``"semantic"``, ``"instance"``.
             image_sizes: per image ``(h, w)`` of the valid region; default the full input size.
+            classifier: the classifier that made ``class_logits`` (picks its object threshold;
+                default the predictor's).
 
         Raises:
-            ValueError: on an unknown task or mismatched ``image_sizes``.
+            ValueError: on an unknown task or classifier, or mismatched ``image_sizes``.
         """
         h, w = input_size
         model = self.model
@@ -201,7 +221,7 @@ class PosSAMPredictor:
             padded=padded_size(h, w, model.size_divisibility) if model.pad_inputs else (h, w),
             image_sizes=image_sizes if image_sizes is not None else [input_size] * len(outputs.mask_logits),
             tasks=tasks,
-            object_mask_threshold=self.object_mask_threshold,
+            object_mask_threshold=self.object_threshold(classifier),
             overlap_threshold=self.overlap_threshold,
             top_k=self.top_k,
         )
@@ -239,4 +259,6 @@ class PosSAMPredictor:
         outputs = self.infer(images, self._resolve(vocabulary, is_thing))
         logits = self.classify(outputs, classifier)
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        return self.postprocess(outputs, logits, input_size=size, tasks=tasks, image_sizes=image_sizes)
+        return self.postprocess(
+            outputs, logits, input_size=size, tasks=tasks, image_sizes=image_sizes, classifier=classifier
+        )

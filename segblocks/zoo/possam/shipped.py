@@ -3,27 +3,40 @@
 A ``segblocks train possam`` checkpoint holds the whole model, frozen SAM encoder and CLIP
 included. The package ships those two once (``shapes-sam-tiny``, ``shapes-clip-tiny``), so the
 PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and mask decoders, the
-queries, the IoU head and LDP — in fp16; :func:`load_shipped_possam` builds the world-scale model
-on the shipped foundation models and fills in the rest.
+queries, the IoU head and LDP — in fp16, and in its header the per-classifier object thresholds
+calibrated on training images (:mod:`segblocks.zoo.possam.calibration`), if the model has them;
+:func:`load_shipped_possam` builds the world-scale model on the shipped foundation models and fills
+in the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
 from segblocks.backbones.checkpoints import read_summary, save_state_dict_file
+from segblocks.zoo.possam.config import check_thresholds
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.predict import load_possam
 
-__all__ = ["FROZEN_PREFIXES", "SHIPPED_WEIGHTS", "export_trained_weights", "load_shipped_possam"]
+__all__ = [
+    "FROZEN_PREFIXES",
+    "SHIPPED_WEIGHTS",
+    "THRESHOLDS_KEY",
+    "export_trained_weights",
+    "load_shipped_possam",
+]
 
 #: State-dict prefixes of the frozen foundation models (stored in their own shipped files).
 FROZEN_PREFIXES = ("sam.image_encoder.", "clip.clip.")
+#: The header key of the calibrated per-classifier object thresholds (JSON ``{classifier: threshold}``).
+THRESHOLDS_KEY = "object_mask_thresholds"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
 
@@ -37,6 +50,9 @@ def export_trained_weights(
 ) -> Path:
     """Save PosSAM's trained tensors (everything but the frozen SAM encoder and CLIP) as fp16.
 
+    The model's calibrated object thresholds (``config.object_mask_thresholds``), if any, go into
+    the header, so that :func:`load_shipped_possam` restores them.
+
     Args:
         model: a trained world-scale PosSAM.
         path: the ``.safetensors`` file to write (parents are created).
@@ -46,9 +62,15 @@ def export_trained_weights(
         The path written.
 
     Raises:
-        ValueError: on a path not ending in ``.safetensors``.
+        ValueError: on a path not ending in ``.safetensors``, or ``metadata`` using the thresholds' key.
     """
-    return save_state_dict_file(_trained_state(model), path, metadata=metadata)
+    header = dict(metadata or {})
+    if THRESHOLDS_KEY in header:
+        raise ValueError(f"metadata: {THRESHOLDS_KEY!r} is written from model.config, not given")
+    thresholds = model.config.object_mask_thresholds if model.config is not None else None
+    if thresholds:
+        header[THRESHOLDS_KEY] = json.dumps(dict(thresholds), sort_keys=True)
+    return save_state_dict_file(_trained_state(model), path, metadata=header or None)
 
 
 def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | torch.device = "cpu") -> PosSAM:
@@ -59,11 +81,13 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         device: where to put the model.
 
     Returns:
-        The model in eval mode; call ``predict(images, vocabulary=...)`` with any vocabulary.
+        The model in eval mode, with the file's calibrated object thresholds in its config; call
+        ``predict(images, vocabulary=...)`` with any vocabulary.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file does not hold exactly the trained tensors of the world-scale model.
+        ValueError: when the file does not hold exactly the trained tensors of the world-scale model,
+            or its header's thresholds are malformed.
     """
     path = Path(path)
     if not path.is_file():
@@ -83,7 +107,23 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         )
     model.load_state_dict(state, strict=False)
     model.refresh_vocabulary()
+    thresholds = _header_thresholds(path)
+    if thresholds is not None and model.config is not None:
+        model.config = dataclasses.replace(model.config, object_mask_thresholds=thresholds)
     return model.to(device).eval()
+
+
+def _header_thresholds(path: Path) -> dict[str, float] | None:
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get(THRESHOLDS_KEY)
+    if raw is None:
+        return None
+    try:
+        return check_thresholds(json.loads(raw), name=f"{path.name}: header {THRESHOLDS_KEY!r}")
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(
+            f"path: {str(path)!r} has malformed object thresholds in its header ({err})"
+        ) from None
 
 
 def shipped_summary(path: str | Path = SHIPPED_WEIGHTS) -> dict[str, object]:
