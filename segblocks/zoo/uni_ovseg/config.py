@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from segblocks.inference.point_grid import LABEL_RULES
 from segblocks.zoo.common.config import WORLD_DECODING, MaskDecodingConfig
 
 __all__ = ["VARIANTS", "UniOVSegConfig", "get_config"]
@@ -36,6 +37,9 @@ class UniOVSegConfig(MaskDecodingConfig):
         nms_iou: inner-NMS IoU threshold (0.5).
         nms_inner: inner-NMS "inside a better mask" fraction (0.7).
         nms_downsample: inner-NMS compares masks at this fraction of the resolution (0.5).
+        label_rule: how a named mask enters the semantic and panoptic maps: ``"argmax"`` (paper
+            Sec. 3.3: the most similar class is its label, its predicted IoU its confidence) or
+            ``"soft"`` (confidence = predicted IoU x class probability; our earlier rule).
         adapter_scales: CLIP feature scales the multi-scale adapter reads.
         adapter_rank: LoRA rank of the adapter (8).
         adapter_alpha: LoRA scaling numerator (1).
@@ -61,6 +65,7 @@ class UniOVSegConfig(MaskDecodingConfig):
     nms_iou: float = 0.5
     nms_inner: float = 0.7
     nms_downsample: float = 0.5
+    label_rule: str = "argmax"
     adapter_scales: tuple[str, ...] = ("res3", "res4", "res5")
     adapter_rank: int = 8
     adapter_alpha: float = 1.0
@@ -84,6 +89,8 @@ class UniOVSegConfig(MaskDecodingConfig):
             raise ValueError(f"positive_iou: expected a value in [0, 1] or None, got {self.positive_iou}")
         if not self.adapter_scales or not self.ensemble_sizes or not self.inference_sizes:
             raise ValueError("adapter_scales, ensemble_sizes, inference_sizes: expected non-empty tuples")
+        if self.label_rule not in LABEL_RULES:
+            raise ValueError(f"label_rule: expected one of {LABEL_RULES}, got {self.label_rule!r}")
         if not self.point_box_size > 0:
             raise ValueError(f"point_box_size: expected a positive size, got {self.point_box_size}")
 

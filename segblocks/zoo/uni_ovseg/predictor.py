@@ -4,8 +4,9 @@
 the pixel decoder once; a ``grid_size x grid_size`` point grid through the prompt branch in chunks;
 the predicted-IoU filter and inner-NMS (:mod:`segblocks.inference.point_grid`); region embeddings of
 the kept masks (dense CLIP map through the adapter, averaged over ``inference_sizes``) classified by
-cosine similarity against the vocabulary's CLIP text embeddings; then the shared semantic (soft:
-class probability x mask probability, so every pixel gets a class) and panoptic post-processing.
+cosine similarity against the vocabulary's CLIP text embeddings; each mask takes its most similar
+class with its predicted IoU as confidence (``config.label_rule="argmax"``, the paper's rule; "soft"
+weighs it by the class probability); then the shared semantic and panoptic post-processing.
 When no candidate passes the IoU filter, the best-scored candidate is kept alone. Any vocabulary works: class names are encoded on the fly (and cached).
 """
 
@@ -205,7 +206,7 @@ class UniOVSegPredictor:
         for i in range(images.shape[0]):
             props = self.proposals(one_image(pixels, i), padded, (h, w))
             probs = self.name(images[i : i + 1], props, text, adapted=adapted, sizes=sizes)
-            class_logits = proposal_class_logits(probs, props.scores)
+            class_logits = proposal_class_logits(probs, props.scores, label_rule=cfg.label_rule)
             semantic = semantic_inference(class_logits, props.mask_logits)
             panoptic = panoptic_inference(
                 class_logits,
