@@ -87,10 +87,10 @@ class UniOVSegPredictor:
         return names, flags
 
     @torch.no_grad()
-    def proposals(
+    def candidates(
         self, pixels: PixelDecoderOutput, padded: tuple[int, int], image_size: tuple[int, int]
     ) -> Proposals:
-        """Class-agnostic masks of one image from the point grid (IoU filter, inner-NMS).
+        """Every candidate mask of one image's point grid (``grid_size**2 * k``), before any filter.
 
         Args:
             pixels: the pixel decoder's output for this one image (batch 1).
@@ -109,12 +109,24 @@ class UniOVSegPredictor:
             assert out.iou_scores is not None
             logits.append(out.mask_logits[0])
             scores.append(out.iou_scores[0].float().sigmoid())
-        all_logits, all_scores = torch.cat(logits), torch.cat(scores)
-        keep = all_scores >= cfg.pred_iou_threshold
+        all_scores = torch.cat(scores)
+        all_logits = unpad_mask_logits(torch.cat(logits).float(), padded, image_size)
+        return Proposals(mask_logits=all_logits, scores=all_scores, num_candidates=int(all_scores.numel()))
+
+    def select(self, candidates: Proposals, *, iou_threshold: float | None = None) -> Proposals:
+        """The predicted-IoU filter and inner-NMS on one image's candidates, best score first.
+
+        Args:
+            candidates: the output of :meth:`candidates`.
+            iou_threshold: the filter (default ``config.pred_iou_threshold``).
+        """
+        cfg = self.model.config
+        threshold = cfg.pred_iou_threshold if iou_threshold is None else iou_threshold
+        scores = candidates.scores
+        keep = scores >= threshold
         if not bool(keep.any()):  # nothing passes the filter: keep the best candidate alone
-            keep = all_scores == all_scores.max()
-        kept_logits = unpad_mask_logits(all_logits[keep].float(), padded, image_size)
-        kept_scores = all_scores[keep]
+            keep = scores == scores.max()
+        kept_logits, kept_scores = candidates.mask_logits[keep], scores[keep]
         order = mask_nms(
             kept_logits > 0,
             kept_scores,
@@ -123,8 +135,23 @@ class UniOVSegPredictor:
             downsample=cfg.nms_downsample,
         )
         return Proposals(
-            mask_logits=kept_logits[order], scores=kept_scores[order], num_candidates=int(all_scores.numel())
+            mask_logits=kept_logits[order],
+            scores=kept_scores[order],
+            num_candidates=candidates.num_candidates,
         )
+
+    @torch.no_grad()
+    def proposals(
+        self, pixels: PixelDecoderOutput, padded: tuple[int, int], image_size: tuple[int, int]
+    ) -> Proposals:
+        """Class-agnostic masks of one image from the point grid (IoU filter, inner-NMS).
+
+        Args:
+            pixels: the pixel decoder's output for this one image (batch 1).
+            padded: ``(H', W')`` of the padded input.
+            image_size: ``(H, W)`` of the image.
+        """
+        return self.select(self.candidates(pixels, padded, image_size))
 
     @torch.no_grad()
     def batch_proposals(self, images: Tensor) -> list[Proposals]:
