@@ -6,7 +6,8 @@
 3. :func:`mask_nms` (inner-NMS): walking from the best score down, drop a mask whose IoU with a kept
    one reaches ``iou_threshold`` (0.5) or that lies ``>= inner_threshold`` (70 %) inside a kept one.
 4. :func:`proposal_class_logits`: each kept mask's class probabilities (CLIP against any vocabulary)
-   and predicted IoU become ``[M, C + 1]`` logits whose softmax is ``(iou * p_c, 1 - iou)``, so the
+   and predicted IoU become ``[M, C + 1]`` logits whose softmax is ``(iou * p_c, 1 - iou)`` (or,
+   with the paper's rule ``label_rule="argmax"``, ``iou`` on the most similar class alone), so the
    shared semantic and panoptic post-processing turn the named proposals into maps.
 """
 
@@ -18,7 +19,10 @@ from torch import Tensor
 
 from segblocks._validation import check_dtype, check_ndim, check_shape
 
-__all__ = ["mask_nms", "point_grid", "proposal_class_logits"]
+__all__ = ["LABEL_RULES", "mask_nms", "point_grid", "proposal_class_logits"]
+
+#: How a named proposal becomes class logits (:func:`proposal_class_logits`).
+LABEL_RULES: tuple[str, ...] = ("soft", "argmax")
 
 
 def point_grid(points_per_side: int, image_size: tuple[int, int]) -> Tensor:
@@ -97,19 +101,32 @@ def mask_nms(
     return order[torch.as_tensor(kept, dtype=torch.int64, device=order.device)]
 
 
-def proposal_class_logits(class_probs: Tensor, scores: Tensor, eps: float = 1e-6) -> Tensor:
+def proposal_class_logits(
+    class_probs: Tensor, scores: Tensor, eps: float = 1e-6, *, label_rule: str = "soft"
+) -> Tensor:
     """``[M, C + 1]`` logits whose softmax is ``(score * p_1, ..., score * p_C, 1 - score)``.
+
+    With ``label_rule="argmax"`` the class probabilities are first replaced by the one-hot of each
+    proposal's most similar class (Uni-OVSeg Sec. 3.3: the mask takes "the category with the maximum
+    similarity as the label"), so its confidence is the score alone, ``(score, 1 - score)``; with
+    ``"soft"`` the confidence is ``score * max_c p_c`` and the semantic map mixes classes.
 
     Args:
         class_probs: ``[M, C]`` class probabilities of each proposal (rows sum to 1).
         scores: ``[M]`` proposal confidence in ``[0, 1]`` (predicted IoU).
         eps: floor inside the logarithm.
+        label_rule: ``"soft"`` (default) or ``"argmax"``.
 
     Raises:
-        ValueError: on shapes that do not fit.
+        ValueError: on shapes that do not fit or an unknown ``label_rule``.
     """
     check_ndim("class_probs", class_probs, 2, "[M, C]")
     check_shape("scores", scores, (class_probs.shape[0],), f"[M={class_probs.shape[0]}]")
+    if label_rule not in LABEL_RULES:
+        raise ValueError(f"label_rule: expected one of {LABEL_RULES}, got {label_rule!r}")
+    probs_c = class_probs.float()
+    if label_rule == "argmax":
+        probs_c = F.one_hot(probs_c.argmax(-1), probs_c.shape[1]).float()
     s = scores.float().clamp(0, 1)[:, None]
-    probs = torch.cat([class_probs.float() * s, 1 - s], dim=1)
+    probs = torch.cat([probs_c * s, 1 - s], dim=1)
     return probs.clamp_min(eps).log()

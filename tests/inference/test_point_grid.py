@@ -50,3 +50,23 @@ def test_proposal_class_logits_feed_panoptic_inference() -> None:
     assert [s.category_id for s in pan.segments] == [0, 1]
     with pytest.raises(ValueError, match="scores"):
         proposal_class_logits(probs, torch.ones(3))
+
+
+def test_proposal_class_logits_argmax_rule_keeps_the_score_on_the_most_similar_class() -> None:
+    probs = torch.tensor([[0.4, 0.35, 0.25], [0.1, 0.1, 0.8]])
+    soft = proposal_class_logits(probs, torch.tensor([0.8, 0.5])).softmax(-1)
+    hard = proposal_class_logits(probs, torch.tensor([0.8, 0.5]), label_rule="argmax").softmax(-1)
+    assert torch.allclose(hard[0], torch.tensor([0.8, 0.0, 0.0, 0.2]), atol=1e-4)
+    assert torch.allclose(hard[1], torch.tensor([0.0, 0.0, 0.5, 0.5]), atol=1e-4)
+    assert torch.equal(hard[:, :3].argmax(-1), soft[:, :3].argmax(-1))  # same labels, other confidence
+    # an unsure class no longer hides a good mask from the panoptic object threshold
+    masks = torch.stack([box(0, 0, 20, 10), box(0, 10, 20, 20)]).float() * 20 - 10
+    for rule, kept in (("soft", [2]), ("argmax", [0, 2])):
+        logits = proposal_class_logits(probs, torch.tensor([0.8, 0.9]), label_rule=rule)
+        pan = panoptic_inference(logits, masks, is_thing=[True, True, False], object_mask_threshold=0.5)
+        assert [s.category_id for s in pan.segments] == kept
+
+
+def test_proposal_class_logits_rejects_an_unknown_label_rule() -> None:
+    with pytest.raises(ValueError, match="label_rule"):
+        proposal_class_logits(torch.ones(1, 2) / 2, torch.ones(1), label_rule="max")

@@ -86,7 +86,7 @@ def test_segment_prompts_and_open_vocabulary_predict(model: UniOVSeg) -> None:
     boxes = model.segment_prompts(images, [Prompts(boxes=torch.tensor([[0.0, 0.0, 30.0, 30.0]]))])
     assert boxes[0].masks.shape == (1, 1, 64, 64)
     cfg = model.config
-    model.config = dataclasses.replace(cfg, pred_iou_threshold=0.0, grid_size=3)
+    model.config = dataclasses.replace(cfg, pred_iou_threshold=0.0, grid_size=3, object_mask_threshold=0.0)
     try:
         out = model.predict(images, vocabulary=["circle", "sky"], is_thing=[True, False])
     finally:
@@ -97,6 +97,10 @@ def test_segment_prompts_and_open_vocabulary_predict(model: UniOVSeg) -> None:
     assert set(p.semantic.label_map.unique().tolist()) <= {0, 1}
     assert p.class_probs.shape == (len(p.proposals.scores), 2)
     assert p.proposals.num_candidates == 9 * 4
+    # the paper's rule (default): a segment's confidence is its mask's predicted IoU, its label the argmax
+    assert model.config.label_rule == "argmax" and len(p.panoptic.segments) >= 1
+    for seg in p.panoptic.segments:
+        assert any(abs(seg.score - float(s)) < 1e-4 for s in p.proposals.scores)
 
 
 def test_bad_input_raises_clear_errors(model: UniOVSeg) -> None:
@@ -130,6 +134,8 @@ def test_bad_input_raises_clear_errors(model: UniOVSeg) -> None:
         get_config("tiny", no_such_field=1)
     with pytest.raises(ValueError, match="adapter_scales"):
         build_uni_ovseg("tiny", adapter_scales=("res9",))
+    with pytest.raises(ValueError, match="label_rule"):
+        get_config("tiny", label_rule="max")
 
 
 def test_paper_scale_parameter_counts_on_the_meta_device() -> None:

@@ -4,8 +4,9 @@
 the pixel decoder once; a ``grid_size x grid_size`` point grid through the prompt branch in chunks;
 the predicted-IoU filter and inner-NMS (:mod:`segblocks.inference.point_grid`); region embeddings of
 the kept masks (dense CLIP map through the adapter, averaged over ``inference_sizes``) classified by
-cosine similarity against the vocabulary's CLIP text embeddings; then the shared semantic (soft:
-class probability x mask probability, so every pixel gets a class) and panoptic post-processing.
+cosine similarity against the vocabulary's CLIP text embeddings; each mask takes its most similar
+class with its predicted IoU as confidence (``config.label_rule="argmax"``, the paper's rule; "soft"
+weighs it by the class probability); then the shared semantic and panoptic post-processing.
 When no candidate passes the IoU filter, the best-scored candidate is kept alone. Any vocabulary works: class names are encoded on the fly (and cached).
 """
 
@@ -86,10 +87,10 @@ class UniOVSegPredictor:
         return names, flags
 
     @torch.no_grad()
-    def proposals(
+    def candidates(
         self, pixels: PixelDecoderOutput, padded: tuple[int, int], image_size: tuple[int, int]
     ) -> Proposals:
-        """Class-agnostic masks of one image from the point grid (IoU filter, inner-NMS).
+        """Every candidate mask of one image's point grid (``grid_size**2 * k``), before any filter.
 
         Args:
             pixels: the pixel decoder's output for this one image (batch 1).
@@ -108,12 +109,24 @@ class UniOVSegPredictor:
             assert out.iou_scores is not None
             logits.append(out.mask_logits[0])
             scores.append(out.iou_scores[0].float().sigmoid())
-        all_logits, all_scores = torch.cat(logits), torch.cat(scores)
-        keep = all_scores >= cfg.pred_iou_threshold
+        all_scores = torch.cat(scores)
+        all_logits = unpad_mask_logits(torch.cat(logits).float(), padded, image_size)
+        return Proposals(mask_logits=all_logits, scores=all_scores, num_candidates=int(all_scores.numel()))
+
+    def select(self, candidates: Proposals, *, iou_threshold: float | None = None) -> Proposals:
+        """The predicted-IoU filter and inner-NMS on one image's candidates, best score first.
+
+        Args:
+            candidates: the output of :meth:`candidates`.
+            iou_threshold: the filter (default ``config.pred_iou_threshold``).
+        """
+        cfg = self.model.config
+        threshold = cfg.pred_iou_threshold if iou_threshold is None else iou_threshold
+        scores = candidates.scores
+        keep = scores >= threshold
         if not bool(keep.any()):  # nothing passes the filter: keep the best candidate alone
-            keep = all_scores == all_scores.max()
-        kept_logits = unpad_mask_logits(all_logits[keep].float(), padded, image_size)
-        kept_scores = all_scores[keep]
+            keep = scores == scores.max()
+        kept_logits, kept_scores = candidates.mask_logits[keep], scores[keep]
         order = mask_nms(
             kept_logits > 0,
             kept_scores,
@@ -122,8 +135,23 @@ class UniOVSegPredictor:
             downsample=cfg.nms_downsample,
         )
         return Proposals(
-            mask_logits=kept_logits[order], scores=kept_scores[order], num_candidates=int(all_scores.numel())
+            mask_logits=kept_logits[order],
+            scores=kept_scores[order],
+            num_candidates=candidates.num_candidates,
         )
+
+    @torch.no_grad()
+    def proposals(
+        self, pixels: PixelDecoderOutput, padded: tuple[int, int], image_size: tuple[int, int]
+    ) -> Proposals:
+        """Class-agnostic masks of one image from the point grid (IoU filter, inner-NMS).
+
+        Args:
+            pixels: the pixel decoder's output for this one image (batch 1).
+            padded: ``(H', W')`` of the padded input.
+            image_size: ``(H, W)`` of the image.
+        """
+        return self.select(self.candidates(pixels, padded, image_size))
 
     @torch.no_grad()
     def batch_proposals(self, images: Tensor) -> list[Proposals]:
@@ -205,7 +233,7 @@ class UniOVSegPredictor:
         for i in range(images.shape[0]):
             props = self.proposals(one_image(pixels, i), padded, (h, w))
             probs = self.name(images[i : i + 1], props, text, adapted=adapted, sizes=sizes)
-            class_logits = proposal_class_logits(probs, props.scores)
+            class_logits = proposal_class_logits(probs, props.scores, label_rule=cfg.label_rule)
             semantic = semantic_inference(class_logits, props.mask_logits)
             panoptic = panoptic_inference(
                 class_logits,
