@@ -6,26 +6,54 @@
 3. The same 100 images with the four held-out names removed from the vocabulary (their text embeddings
    zeroed, so their logit is the background's 0): how well the 14 training classes are named when no
    held-out name competes.
+4. VOS J&F on the 20 val clips with the top 10 objectness-ranked proposals (the world default) and
+   with every query a proposal (the ranking out of the way): is a VOS drop the objectness ranking or
+   the masks?
+
+``--sections images`` runs 1-3, ``--sections vos`` runs 4; ``--weights RUN`` diagnoses a run's newest
+checkpoint instead of the shipped weights.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig
+from segblocks.data import CATEGORIES, ShapesClipDataset, ShapesDataset, ShapesWorldConfig
 from segblocks.inference.targets import targets_to_panoptic
 from segblocks.metrics import PanopticQuality
 from segblocks.structures import PanopticResult
 from segblocks.zoo.omg_seg.evaluate import _prompted_ious, evaluate_all
+from segblocks.zoo.omg_seg.predict import load_omg_seg
 from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
-from segblocks.zoo.omg_seg.shipped import load_shipped_omg_seg
+
+
+def vos(predictor: OMGSegPredictor) -> None:
+    """VOS J&F of the 20 val clips (8 frames, windows of 2) by the number of proposals VOS chooses from."""
+    clips = ShapesClipDataset(ShapesWorldConfig(image_size=(96, 96)), split="val", length=20, num_frames=8)
+    base = predictor.config
+    print("\n| VOS proposals | J&F |\n|---|---:|")
+    for k in (base.vos_proposals, predictor.model.num_queries):
+        predictor.config = dataclasses.replace(base, vos_proposals=k)
+        jf = evaluate_all(predictor, [], (clips[i] for i in range(len(clips)))).vos_jf
+        print(f"| top {k} by objectness | {jf:.1f} |")
+    predictor.config = base
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="images,vos", help="images, vos or both (comma-separated)")
+    parser.add_argument("--weights", default=None, help="a run or checkpoint directory (default: shipped)")
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
     names = [c.name for c in CATEGORIES]
     predictor = OMGSegPredictor(
-        load_shipped_omg_seg(), vocabulary=names, is_thing=[c.is_thing for c in CATEGORIES]
+        load_omg_seg(args.weights), vocabulary=names, is_thing=[c.is_thing for c in CATEGORIES]
     )
+    if "vos" in sections:
+        vos(predictor)
+    if "images" not in sections:
+        return
     data = ShapesDataset(ShapesWorldConfig(image_size=(96, 96)), split="val", length=100)
     ious: dict[tuple[str, bool], list[float]] = {(k, t): [] for k in ("click", "box") for t in (True, False)}
     pq = PanopticQuality(categories=dict(enumerate(predictor.vocabulary.is_thing)))

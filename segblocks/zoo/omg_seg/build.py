@@ -130,6 +130,8 @@ def build_omg_seg(
             num_queries=cfg.num_queries,
             vocabulary=vocab,
             location_self_mask=cfg.location_self_mask,
+            class_negatives=cfg.class_negatives,
+            sphere_negatives=cfg.sphere_negatives,
             pad_inputs=pad_inputs,
             config=cfg,
         )

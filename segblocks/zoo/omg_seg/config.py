@@ -36,6 +36,10 @@ class OMGSegConfig(MaskDecodingConfig):
         objectness_layers: depth of the objectness MLP (official: 3).
         alpha: open-vocabulary ensemble: CLIP's exponent for classes in the training vocabulary (0.4).
         beta: CLIP's exponent for the other classes (0.8).
+        class_negatives: extra prototypes the classifier's training cross-entropy treats as wrong for
+            every query (:func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`): ``"none"``
+            (official), ``"opposite"`` (the negated training names) or ``"sphere"`` (random directions).
+        sphere_negatives: directions of ``class_negatives="sphere"``.
         point_box_size: side in pixels of the box a click becomes (official: 6); None keeps a click
             as a zero-size box (its position code is the point itself).
         location_sine_dim: sine channels per box coordinate of a location query (official: 128).
@@ -55,6 +59,8 @@ class OMGSegConfig(MaskDecodingConfig):
     objectness_layers: int = 3
     alpha: float = 0.4
     beta: float = 0.8
+    class_negatives: str = "none"
+    sphere_negatives: int = 64
     point_box_size: float | None = 6.0
     location_sine_dim: int = 128
     location_start_in_box: bool = True
@@ -71,6 +77,7 @@ class OMGSegConfig(MaskDecodingConfig):
             "location_sine_dim",
             "num_prompts",
             "vos_proposals",
+            "sphere_negatives",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
@@ -84,6 +91,10 @@ class OMGSegConfig(MaskDecodingConfig):
         if self.point_box_size is not None and not self.point_box_size >= 0:
             raise ValueError(
                 f"point_box_size: expected a size >= 0 in pixels or None, got {self.point_box_size}"
+            )
+        if self.class_negatives not in ("none", "opposite", "sphere"):  # vocabulary.NEGATIVES
+            raise ValueError(
+                f"class_negatives: expected 'none', 'opposite' or 'sphere', got {self.class_negatives!r}"
             )
         if not self.clip_model:
             raise ValueError(f"clip_model: expected an open_clip model name, got {self.clip_model!r}")

@@ -1,0 +1,68 @@
+"""OMG-Seg's class negatives: extra prototypes the training cross-entropy treats as wrong for every
+query (the negated training names, or random directions), present in training outputs only, never
+in inference; and clear errors naming the argument."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segblocks.zoo.omg_seg import get_config
+from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
+from segblocks.zoo.omg_seg.vocabulary import NEGATIVES, negative_prototypes
+from tests.zoo.test_omg_seg import NAMES, THINGS, tiny
+
+
+def test_each_kind_of_negative_prototypes() -> None:
+    text = F.normalize(torch.randn(5, 12), dim=-1)
+    assert negative_prototypes(text, "none").shape == (0, 12)
+    assert torch.allclose(negative_prototypes(text, "opposite"), -text)
+    sphere = negative_prototypes(text, "sphere", count=7, seed=3)
+    assert sphere.shape == (7, 12)
+    assert torch.allclose(sphere.norm(dim=-1), torch.ones(7))
+    assert torch.equal(sphere, negative_prototypes(text, "sphere", count=7, seed=3))  # fixed by the seed
+    assert not torch.equal(sphere, negative_prototypes(text, "sphere", count=7, seed=4))
+    assert set(NEGATIVES) == {"none", "opposite", "sphere"}
+
+
+def test_opposite_negatives_add_wrong_columns_to_training_outputs_only() -> None:
+    images = torch.rand(2, 3, 64, 64)
+    plain, negated = tiny().eval(), tiny(class_negatives="opposite").eval()
+    with torch.no_grad():
+        base = plain(images).class_logits
+        logits = negated(images).class_logits
+    assert base is not None and logits is not None
+    assert logits.shape == (2, 8, 6 + 6 + 1)  # training classes, their negations, void
+    # the same network: the training classes' and void's logits are unchanged, each negative's is minus its class's
+    assert torch.allclose(logits[..., :6], base[..., :6]) and torch.equal(logits[..., -1], base[..., -1])
+    assert torch.allclose(logits[..., 6:12], -logits[..., :6], atol=1e-4)
+    # inference names only the vocabulary it is given
+    predictor = OMGSegPredictor(negated, vocabulary=NAMES, is_thing=THINGS, classifier="omg")
+    result = predictor.predict(images, task="semantic")
+    assert len(result) == 2 and result[0].semantic is not None
+
+
+def test_negatives_enter_the_class_loss_and_follow_the_vocabulary() -> None:
+    model = tiny(class_negatives="sphere", sphere_negatives=5)
+    assert model.negative_embeddings.shape == (5, model.text_embeddings.shape[1])
+    out = model(torch.rand(1, 3, 64, 64))
+    assert out.class_logits is not None and out.class_logits.shape[-1] == 6 + 5 + 1
+    opposite = tiny(class_negatives="opposite")
+    opposite.refresh_vocabulary()
+    assert torch.allclose(opposite.negative_embeddings, -opposite.text_embeddings)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: get_config("tiny", class_negatives="antonyms"), "class_negatives"),
+        (lambda: get_config("tiny", sphere_negatives=0), "sphere_negatives"),
+        (lambda: negative_prototypes(torch.ones(3, 4), "antonyms"), "kind"),
+        (lambda: negative_prototypes(torch.ones(4), "opposite"), "text_embeddings"),
+        (lambda: negative_prototypes(torch.ones(3, 4), "sphere", count=0), "count"),
+    ],
+)
+def test_bad_negatives_name_the_argument(call: object, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        call()  # type: ignore[operator]
