@@ -61,7 +61,7 @@ def test_one_decoder_for_images_clips_and_prompts(model: OMGSeg) -> None:
     images = torch.rand(2, 3, 64, 64)
     out = model(images)
     assert out.mask_logits.shape == (2, 8, 16, 16)
-    assert out.class_logits is not None and out.class_logits.shape == (2, 8, 7)
+    assert out.class_logits is not None and out.class_logits.shape == (2, 8, 6 + 6 + 1)  # + 6 negatives
     assert out.iou_scores is not None and out.iou_scores.shape == (2, 8)
     assert len(out.aux) == 2
     tubes = model(torch.rand(1, 3, 3, 64, 64))

@@ -28,7 +28,7 @@ def test_each_kind_of_negative_prototypes() -> None:
 
 def test_opposite_negatives_add_wrong_columns_to_training_outputs_only() -> None:
     images = torch.rand(2, 3, 64, 64)
-    plain, negated = tiny().eval(), tiny(class_negatives="opposite").eval()
+    plain, negated = tiny(class_negatives="none").eval(), tiny().eval()  # the world default: "opposite"
     with torch.no_grad():
         base = plain(images).class_logits
         logits = negated(images).class_logits
@@ -48,7 +48,11 @@ def test_negatives_enter_the_class_loss_and_follow_the_vocabulary() -> None:
     assert model.negative_embeddings.shape == (5, model.text_embeddings.shape[1])
     out = model(torch.rand(1, 3, 64, 64))
     assert out.class_logits is not None and out.class_logits.shape[-1] == 6 + 5 + 1
-    opposite = tiny(class_negatives="opposite")
+    opposite = tiny()
+    assert (
+        get_config("tiny").class_negatives == "opposite"
+        and get_config("convnext_large").class_negatives == "none"
+    )
     opposite.refresh_vocabulary()
     assert torch.allclose(opposite.negative_embeddings, -opposite.text_embeddings)
 

@@ -102,7 +102,9 @@ class OMGSegConfig(MaskDecodingConfig):
 
 #: ``"convnext_large"``: the official model (frozen ConvNeXt-L CLIP, 300 queries, 9 decoder layers).
 #: ``"tiny"``: the shapes world on a CPU: Mask2Former's world-scale decoders on the shipped tiny CLIP,
-#: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card).
+#: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card), and the
+#: negated training names as class negatives (without them every kept segment is named by a held-out
+#: class on the tiny CLIP; see the card).
 VARIANTS: dict[str, OMGSegConfig] = {
     "convnext_large": OMGSegConfig(),
     "tiny": OMGSegConfig(
@@ -112,6 +114,7 @@ VARIANTS: dict[str, OMGSegConfig] = {
         location_sine_dim=32,
         num_prompts=8,
         vos_proposals=10,
+        class_negatives="opposite",
     ),
 }
 
