@@ -124,6 +124,7 @@ def build_omg_seg(
                 embed_dim=int(clip.embed_dim),
                 num_layers=cfg.class_layers,
                 logit_scale=cfg.logit_scale,
+                void=cfg.class_void,
             ),
             objectness_head=IoUHead(dim=cfg.hidden_dim, num_layers=cfg.objectness_layers),
             criterion=build_criterion_groups(cfg),

@@ -40,6 +40,8 @@ class OMGSegConfig(MaskDecodingConfig):
             every query (:func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`): ``"none"``
             (official), ``"opposite"`` (the negated training names) or ``"sphere"`` (random directions).
         sphere_negatives: directions of ``class_negatives="sphere"``.
+        class_void: the classifier's background prototype: ``"zero"`` (official: the void logit is
+            always 0) or ``"learned"`` (FC-CLIP's learned void embedding).
         point_box_size: side in pixels of the box a click becomes (official: 6); None keeps a click
             as a zero-size box (its position code is the point itself).
         location_sine_dim: sine channels per box coordinate of a location query (official: 128).
@@ -61,6 +63,7 @@ class OMGSegConfig(MaskDecodingConfig):
     beta: float = 0.8
     class_negatives: str = "none"
     sphere_negatives: int = 64
+    class_void: str = "zero"
     point_box_size: float | None = 6.0
     location_sine_dim: int = 128
     location_start_in_box: bool = True
@@ -96,6 +99,8 @@ class OMGSegConfig(MaskDecodingConfig):
             raise ValueError(
                 f"class_negatives: expected 'none', 'opposite' or 'sphere', got {self.class_negatives!r}"
             )
+        if self.class_void not in ("zero", "learned"):
+            raise ValueError(f"class_void: expected 'zero' or 'learned', got {self.class_void!r}")
         if not self.clip_model:
             raise ValueError(f"clip_model: expected an open_clip model name, got {self.clip_model!r}")
 
