@@ -1,6 +1,6 @@
 """OMG-Seg's class negatives: extra prototypes the training cross-entropy treats as wrong for every
 query (the negated training names, or random directions), present in training outputs only, never
-in inference; and clear errors naming the argument."""
+in inference; the classifier's void prototype (zero or learned); clear errors naming the argument."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from segblocks.zoo.omg_seg import get_config
+from segblocks.zoo.omg_seg.classifier import OMGClassifier
 from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
 from segblocks.zoo.omg_seg.vocabulary import NEGATIVES, negative_prototypes
 from tests.zoo.test_omg_seg import NAMES, THINGS, tiny
@@ -57,11 +58,25 @@ def test_negatives_enter_the_class_loss_and_follow_the_vocabulary() -> None:
     assert torch.allclose(opposite.negative_embeddings, -opposite.text_embeddings)
 
 
+def test_void_prototype_is_zero_or_learned() -> None:
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        zero = tiny(class_void="zero")(images).class_logits
+        learned_model = tiny(class_void="learned")
+        learned = learned_model(images).class_logits
+    assert zero is not None and learned is not None
+    assert torch.equal(zero[..., -1], torch.zeros_like(zero[..., -1]))  # the official zero prototype
+    assert learned_model.classifier.head.void_embedding is not None
+    assert learned[..., -1].abs().sum() > 0 and learned_model.classifier.head.void_embedding.requires_grad
+
+
 @pytest.mark.parametrize(
     ("call", "argument"),
     [
         (lambda: get_config("tiny", class_negatives="antonyms"), "class_negatives"),
         (lambda: get_config("tiny", sphere_negatives=0), "sphere_negatives"),
+        (lambda: get_config("tiny", class_void="none"), "class_void"),
+        (lambda: OMGClassifier(dim=8, mask_dim=8, embed_dim=8, void="none"), "void"),
         (lambda: negative_prototypes(torch.ones(3, 4), "antonyms"), "kind"),
         (lambda: negative_prototypes(torch.ones(4), "opposite"), "text_embeddings"),
         (lambda: negative_prototypes(torch.ones(3, 4), "sphere", count=0), "count"),

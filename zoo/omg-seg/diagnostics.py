@@ -10,14 +10,21 @@
    with every query a proposal (the ranking out of the way): is a VOS drop the objectness ranking or
    the masks?
 
-``--sections images`` runs 1-3, ``--sections vos`` runs 4; ``--weights RUN`` diagnoses a run's newest
-checkpoint instead of the shipped weights.
+5. The text space the classifier names in (no weights needed): the cosine of each held-out name with
+   the direction the official classifier learns for "none of the training classes", minus the mean
+   of the 14 training names; and the largest cosine between two of the 18 names.
+
+``--sections images`` runs 1-3, ``--sections vos`` runs 4, ``--sections text`` runs 5 (default: all);
+``--weights RUN`` diagnoses a run's newest checkpoint instead of the shipped weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+
+import torch
+import torch.nn.functional as F
 
 from segblocks.data import CATEGORIES, ShapesClipDataset, ShapesDataset, ShapesWorldConfig
 from segblocks.inference.targets import targets_to_panoptic
@@ -40,9 +47,23 @@ def vos(predictor: OMGSegPredictor) -> None:
     predictor.config = base
 
 
+def text_space(predictor: OMGSegPredictor) -> None:
+    """Where the held-out names lie relative to the training names (unit text embeddings)."""
+    vocab = predictor.vocabulary
+    text = vocab.text_embeddings.float()
+    away = -F.normalize(text[vocab.seen].mean(0), dim=0)  # "none of the training classes"
+    cos = text @ text.T
+    off = cos[~torch.eye(len(text), dtype=torch.bool)]
+    print(f"\nlargest cosine between two of the {len(text)} names: {off.max():.2f}")
+    print("| held-out name | cosine with -mean(training names) | largest cosine with a training name |")
+    print("|---|---:|---:|")
+    for i in (~vocab.seen).nonzero().flatten().tolist():
+        print(f"| {vocab.names[i]} | {float(text[i] @ away):+.2f} | {float(cos[i][vocab.seen].max()):+.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="images,vos", help="images, vos or both (comma-separated)")
+    parser.add_argument("--sections", default="text,images,vos", help="text, images, vos (comma-separated)")
     parser.add_argument("--weights", default=None, help="a run or checkpoint directory (default: shipped)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -50,6 +71,8 @@ def main() -> None:
     predictor = OMGSegPredictor(
         load_omg_seg(args.weights), vocabulary=names, is_thing=[c.is_thing for c in CATEGORIES]
     )
+    if "text" in sections:
+        text_space(predictor)
     if "vos" in sections:
         vos(predictor)
     if "images" not in sections:
