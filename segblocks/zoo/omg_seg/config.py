@@ -109,7 +109,8 @@ class OMGSegConfig(MaskDecodingConfig):
 #: ``"tiny"``: the shapes world on a CPU: Mask2Former's world-scale decoders on the shipped tiny CLIP,
 #: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card), and the
 #: negated training names as class negatives (without them every kept segment is named by a held-out
-#: class on the tiny CLIP; see the card).
+#: class on the tiny CLIP) with a learned void prototype (with the zero one, the negatives leave the
+#: background a stiff tie of logits; see the card).
 VARIANTS: dict[str, OMGSegConfig] = {
     "convnext_large": OMGSegConfig(),
     "tiny": OMGSegConfig(
@@ -120,6 +121,7 @@ VARIANTS: dict[str, OMGSegConfig] = {
         num_prompts=8,
         vos_proposals=10,
         class_negatives="opposite",
+        class_void="learned",
     ),
 }
 
