@@ -4,13 +4,19 @@ in inference; the classifier's void prototype (zero or learned); clear errors na
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from segblocks.backbones.checkpoints import save_state_dict_file
+from segblocks.zoo import build_omg_seg
 from segblocks.zoo.omg_seg import get_config
 from segblocks.zoo.omg_seg.classifier import OMGClassifier
+from segblocks.zoo.omg_seg.predict import load_omg_seg, training_vocabulary
 from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
+from segblocks.zoo.omg_seg.shipped import build_world_model
 from segblocks.zoo.omg_seg.vocabulary import NEGATIVES, negative_prototypes
 from tests.zoo.test_omg_seg import NAMES, THINGS, tiny
 
@@ -86,3 +92,15 @@ def test_void_prototype_is_zero_or_learned() -> None:
 def test_bad_negatives_name_the_argument(call: object, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         call()  # type: ignore[operator]
+
+
+def test_a_checkpoint_of_the_official_classifier_still_loads(tmp_path: Path) -> None:
+    """Weights saved before the world default learned its void (no void embedding) load with a zero void."""
+    names, flags = training_vocabulary()
+    official = build_omg_seg(
+        "tiny", vocabulary=names, is_thing=flags, class_void="zero", class_negatives="none"
+    )
+    path = save_state_dict_file(official.state_dict(), tmp_path / "model.safetensors")
+    loaded = load_omg_seg(path)
+    assert loaded.classifier.head.void_embedding is None and loaded.class_negatives == "none"
+    assert build_world_model().classifier.head.void_embedding is not None  # the world default

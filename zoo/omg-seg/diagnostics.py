@@ -55,6 +55,12 @@ def text_space(predictor: OMGSegPredictor) -> None:
     cos = text @ text.T
     off = cos[~torch.eye(len(text), dtype=torch.bool)]
     print(f"\nlargest cosine between two of the {len(text)} names: {off.max():.2f}")
+    print(f"length of the mean of the {len(text)} unit names: {text.mean(0).norm():.3f}", end="")
+    print(f" (orthogonal names: {len(text) ** -0.5:.3f})")
+    sphere = F.normalize(torch.randn(4096, text.shape[1], generator=torch.Generator().manual_seed(0)), dim=-1)
+    print(
+        f"largest cosine of 4,096 random directions with -mean(training names): {(sphere @ away).max():.2f}"
+    )
     print("| held-out name | cosine with -mean(training names) | largest cosine with a training name |")
     print("|---|---:|---:|")
     for i in (~vocab.seen).nonzero().flatten().tolist():
