@@ -4,8 +4,8 @@
    first 20 val images).
 2. Panoptic PQ per class on the first 100 val images (all 18 classes by name, ensemble classifier).
 3. The same 100 images with the four held-out names removed from the vocabulary (their text embeddings
-   zeroed, so their logit is the background's 0): how well the 14 training classes are named when no
-   held-out name competes.
+   zeroed, so their logit is 0 -- the zero background's): how well the 14 training classes are named
+   when no held-out name competes.
 4. VOS J&F on the 20 val clips with the top 10 objectness-ranked proposals (the world default) and
    with every query a proposal (the ranking out of the way): is a VOS drop the objectness ranking or
    the masks?
