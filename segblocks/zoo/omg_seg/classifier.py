@@ -4,7 +4,8 @@ For every query (and every decoder layer) the stride-4 mask features are average
 own predicted mask (detached, logit > 0; a clip's tube pools over all its frames), passed through
 LayerNorm + Linear and added to the query embedding; a 3-layer MLP maps the sum to the CLIP text
 space, where the L2-normalised result is compared by cosine with the frozen text embeddings at a
-fixed scale (100). A zero vector is the background prototype, so the void logit is always 0.
+fixed scale (100). A zero vector is the background prototype, so the void logit is always 0 (the
+official rule); ``void="learned"`` learns the background prototype instead (FC-CLIP's rule).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ __all__ = ["OMGClassifier"]
 
 
 class OMGClassifier(nn.Module):
-    """Mask-pooled features + query -> MLP -> cosine with frozen text embeddings (zero void prototype).
+    """Mask-pooled features + query -> MLP -> cosine with frozen text embeddings (and a void prototype).
 
     Args:
         dim: query width ``D``.
@@ -26,14 +27,25 @@ class OMGClassifier(nn.Module):
         embed_dim: text-embedding width ``E``.
         num_layers: depth of the MLP (official: 3).
         logit_scale: fixed cosine scale (official: 100).
+        void: the background prototype: ``"zero"`` (official; the void logit is always 0) or
+            ``"learned"`` (a learned embedding, FC-CLIP).
     """
 
     def __init__(
-        self, *, dim: int, mask_dim: int, embed_dim: int, num_layers: int = 3, logit_scale: float = 100.0
+        self,
+        *,
+        dim: int,
+        mask_dim: int,
+        embed_dim: int,
+        num_layers: int = 3,
+        logit_scale: float = 100.0,
+        void: str = "zero",
     ) -> None:
         super().__init__()
         if not logit_scale > 0:
             raise ValueError(f"logit_scale: expected a positive number, got {logit_scale}")
+        if void not in ("zero", "learned"):
+            raise ValueError(f"void: expected 'zero' or 'learned', got {void!r}")
         self.dim = dim
         self.mask_dim = mask_dim
         self.pool_proj = nn.Sequential(nn.LayerNorm(mask_dim), nn.Linear(mask_dim, dim))
@@ -42,7 +54,7 @@ class OMGClassifier(nn.Module):
             embed_dim=embed_dim,
             temperature=1.0 / logit_scale,
             learnable_temperature=False,
-            void="zero",
+            void=void,
             num_layers=num_layers,
         )
 
@@ -80,7 +92,7 @@ class OMGClassifier(nn.Module):
             text_embeddings: ``[C_v, E]`` class embeddings.
 
         Returns:
-            ``[B, Q, C_v + 1]`` float32 logits, the last column the (zero) background.
+            ``[B, Q, C_v + 1]`` float32 logits, the last column the background.
 
         Raises:
             ValueError: on mismatched ranks or widths, or an empty vocabulary.

@@ -36,6 +36,12 @@ class OMGSegConfig(MaskDecodingConfig):
         objectness_layers: depth of the objectness MLP (official: 3).
         alpha: open-vocabulary ensemble: CLIP's exponent for classes in the training vocabulary (0.4).
         beta: CLIP's exponent for the other classes (0.8).
+        class_negatives: extra prototypes the classifier's training cross-entropy treats as wrong for
+            every query (:func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`): ``"none"``
+            (official), ``"opposite"`` (the negated training names) or ``"sphere"`` (random directions).
+        sphere_negatives: directions of ``class_negatives="sphere"``.
+        class_void: the classifier's background prototype: ``"zero"`` (official: the void logit is
+            always 0) or ``"learned"`` (FC-CLIP's learned void embedding).
         point_box_size: side in pixels of the box a click becomes (official: 6); None keeps a click
             as a zero-size box (its position code is the point itself).
         location_sine_dim: sine channels per box coordinate of a location query (official: 128).
@@ -55,6 +61,9 @@ class OMGSegConfig(MaskDecodingConfig):
     objectness_layers: int = 3
     alpha: float = 0.4
     beta: float = 0.8
+    class_negatives: str = "none"
+    sphere_negatives: int = 64
+    class_void: str = "zero"
     point_box_size: float | None = 6.0
     location_sine_dim: int = 128
     location_start_in_box: bool = True
@@ -71,6 +80,7 @@ class OMGSegConfig(MaskDecodingConfig):
             "location_sine_dim",
             "num_prompts",
             "vos_proposals",
+            "sphere_negatives",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
@@ -85,13 +95,22 @@ class OMGSegConfig(MaskDecodingConfig):
             raise ValueError(
                 f"point_box_size: expected a size >= 0 in pixels or None, got {self.point_box_size}"
             )
+        if self.class_negatives not in ("none", "opposite", "sphere"):  # vocabulary.NEGATIVES
+            raise ValueError(
+                f"class_negatives: expected 'none', 'opposite' or 'sphere', got {self.class_negatives!r}"
+            )
+        if self.class_void not in ("zero", "learned"):
+            raise ValueError(f"class_void: expected 'zero' or 'learned', got {self.class_void!r}")
         if not self.clip_model:
             raise ValueError(f"clip_model: expected an open_clip model name, got {self.clip_model!r}")
 
 
 #: ``"convnext_large"``: the official model (frozen ConvNeXt-L CLIP, 300 queries, 9 decoder layers).
 #: ``"tiny"``: the shapes world on a CPU: Mask2Former's world-scale decoders on the shipped tiny CLIP,
-#: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card).
+#: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card), and the
+#: negated training names as class negatives (without them every kept segment is named by a held-out
+#: class on the tiny CLIP) with a learned void prototype (with the zero one, the negatives leave the
+#: background a stiff tie of logits; see the card).
 VARIANTS: dict[str, OMGSegConfig] = {
     "convnext_large": OMGSegConfig(),
     "tiny": OMGSegConfig(
@@ -101,6 +120,8 @@ VARIANTS: dict[str, OMGSegConfig] = {
         location_sine_dim=32,
         num_prompts=8,
         vos_proposals=10,
+        class_negatives="opposite",
+        class_void="learned",
     ),
 }
 

@@ -31,7 +31,12 @@ from segblocks.losses.grouped_criterion import GroupedCriterion
 from segblocks.structures import Batch, MaskPredictions, Prompts, Targets
 from segblocks.zoo.omg_seg.classifier import OMGClassifier
 from segblocks.zoo.omg_seg.config import OMGSegConfig
-from segblocks.zoo.omg_seg.vocabulary import OMGVocabulary, encode_vocabulary
+from segblocks.zoo.omg_seg.vocabulary import (
+    NEGATIVES,
+    OMGVocabulary,
+    encode_vocabulary,
+    negative_prototypes,
+)
 
 __all__ = ["OMGSeg"]
 
@@ -52,11 +57,17 @@ class OMGSeg(nn.Module):
         num_queries: learned semantic queries.
         vocabulary: the training vocabulary.
         location_self_mask: location queries attend only to themselves (False: to each other too).
+        class_negatives: prototypes the training cross-entropy treats as wrong for every query:
+            ``"none"`` (official), ``"opposite"`` (the negated training names) or ``"sphere"``
+            (``sphere_negatives`` random directions); see
+            :func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`. Inference never uses them.
+        sphere_negatives: directions of ``"sphere"``.
         pad_inputs: pad images to the size divisibility (results are unpadded).
         config: the configuration the model was built from.
     """
 
     text_embeddings: Tensor
+    negative_embeddings: Tensor
 
     def __init__(
         self,
@@ -71,6 +82,8 @@ class OMGSeg(nn.Module):
         num_queries: int,
         vocabulary: OMGVocabulary,
         location_self_mask: bool = True,
+        class_negatives: str = "none",
+        sphere_negatives: int = 64,
         pad_inputs: bool = True,
         config: OMGSegConfig | None = None,
     ) -> None:
@@ -83,6 +96,8 @@ class OMGSeg(nn.Module):
         ):
             if not isinstance(value, kind):
                 raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+        if class_negatives not in NEGATIVES:
+            raise ValueError(f"class_negatives: expected one of {NEGATIVES}, got {class_negatives!r}")
         if num_queries <= 0:
             raise ValueError(f"num_queries: expected a positive int, got {num_queries}")
         if vocabulary.text_embeddings.shape[1] != classifier.embed_dim:
@@ -103,6 +118,10 @@ class OMGSeg(nn.Module):
         self.train_vocabulary = vocabulary
         # text embeddings come from the class names and the frozen CLIP: never checkpointed
         self.register_buffer("text_embeddings", vocabulary.text_embeddings, persistent=False)
+        self.class_negatives = class_negatives
+        self.sphere_negatives = sphere_negatives
+        negatives = negative_prototypes(vocabulary.text_embeddings, class_negatives, count=sphere_negatives)
+        self.register_buffer("negative_embeddings", negatives, persistent=False)  # rebuilt, as the text
         self.location_self_mask = location_self_mask
         self.pad_inputs = pad_inputs
         self.config = config
@@ -117,6 +136,9 @@ class OMGSeg(nn.Module):
         v = self.train_vocabulary
         self.train_vocabulary = encode_vocabulary(self.clip, v.names, v.is_thing)
         self.text_embeddings = self.train_vocabulary.text_embeddings.to(self.query_feat.weight.device)
+        self.negative_embeddings = negative_prototypes(
+            self.text_embeddings, self.class_negatives, count=self.sphere_negatives
+        )
 
     # ------------------------------------------------------------------------------- queries
     def semantic_queries(self, batch: int) -> QueryGroup:
@@ -177,11 +199,13 @@ class OMGSeg(nn.Module):
                 divisibility if needed.
             prompts: B :class:`Prompts` (points/boxes in pixels of the unpadded frames): decode
                 location queries instead of semantic queries.
-            text_embeddings: ``[C, E]`` class embeddings (default: the training vocabulary's).
+            text_embeddings: ``[C, E]`` class embeddings (default: the training vocabulary's, followed
+                by its ``K`` negative prototypes, see ``class_negatives``).
 
         Returns:
             ``(predictions, clip features)``: the final layer's ``mask_logits [B, Q, H'/4, W'/4]``
-            (tubes ``[B, Q, T, H'/4, W'/4]``), ``class_logits [B, Q, C + 1]``, ``iou_scores [B, Q]``
+            (tubes ``[B, Q, T, H'/4, W'/4]``), ``class_logits [B, Q, C + 1]`` (by default
+            ``[B, Q, C + K + 1]``: the training classes, the negatives, void), ``iou_scores [B, Q]``
             (objectness logits), ``query_embeddings``, the earlier layers in ``aux``; and the frozen
             CLIP's maps of every frame (``[B * T, ...]``).
 
@@ -213,7 +237,10 @@ class OMGSeg(nn.Module):
         decoded = self.mask_decoder(
             [queries], pixels.multi_scale_features, pixels.mask_features, num_frames=frames
         )
-        text = self.text_embeddings if text_embeddings is None else text_embeddings
+        if text_embeddings is None:  # training: the negatives are wrong for every query
+            text = torch.cat([self.text_embeddings, self.negative_embeddings.to(self.text_embeddings)])
+        else:
+            text = text_embeddings
         predictions = [
             MaskPredictions(
                 mask_logits=masks,
@@ -228,7 +255,7 @@ class OMGSeg(nn.Module):
         return final, clip_features
 
     def forward(self, images: Tensor, prompts: Sequence[Prompts] | None = None) -> MaskPredictions:
-        """Training outputs against the training vocabulary (see :meth:`forward_with_clip`).
+        """Training outputs against the training vocabulary and its negatives (see :meth:`forward_with_clip`).
 
         Args:
             images: ``[B, 3, H, W]`` or clips ``[B, T, 3, H, W]``, RGB in ``[0, 1]``.
@@ -313,10 +340,10 @@ class OMGSeg(nn.Module):
         return OMGSegPredictor(self).predict(images, **options)
 
     def extra_repr(self) -> str:
-        """Query count, training vocabulary size and the location-query rule."""
+        """Query count, training vocabulary size, the location-query rule and the class negatives."""
         return (
             f"num_queries={self.num_queries}, classes={len(self.train_vocabulary)}, "
-            f"location_self_mask={self.location_self_mask}"
+            f"location_self_mask={self.location_self_mask}, class_negatives={self.class_negatives!r}"
         )
 
     def state_summary(self) -> dict[str, int]:

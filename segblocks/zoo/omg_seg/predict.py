@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from segblocks.data import CATEGORIES, ShapesWorldConfig, read_image
 from segblocks.engine import find_latest_checkpoint, load_weights
@@ -140,6 +141,12 @@ def load_omg_seg(weights: PathLike | None = None, *, device: str | torch.device 
             raise ValueError(
                 f"weights: {str(weights)!r} is not an OMG-Seg checkpoint (its config has fields {foreign[:5]})"
             )
+    # checkpoints from before the class negatives were trained with the official classifier
+    overrides.setdefault("class_negatives", "none")
+    if model_file.is_file():  # else load_weights names the missing file
+        with safe_open(str(model_file), framework="pt") as f:
+            learned_void = "classifier.head.void_embedding" in set(f.keys())
+        overrides.setdefault("class_void", "learned" if learned_void else "zero")
     model = build_omg_seg("tiny", vocabulary=names, is_thing=flags, clip_pretrained=DEFAULT, **overrides)  # type: ignore[arg-type]
     load_weights(model_file, model, strict=True)
     model.refresh_vocabulary()

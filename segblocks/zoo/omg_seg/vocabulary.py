@@ -21,7 +21,17 @@ from torch import Tensor
 from segblocks._validation import check_bool_flags, check_vocabulary
 from segblocks.zoo.common.vocabulary import ClassVocabulary
 
-__all__ = ["OMGVocabulary", "encode_vocabulary", "in_training_vocabulary", "synonyms"]
+__all__ = [
+    "NEGATIVES",
+    "OMGVocabulary",
+    "encode_vocabulary",
+    "in_training_vocabulary",
+    "negative_prototypes",
+    "synonyms",
+]
+
+#: Kinds of training negatives of the classifier (:func:`negative_prototypes`).
+NEGATIVES = ("none", "opposite", "sphere")
 
 _SPLIT = re.compile(r",|/|\bor\b|_or_")
 
@@ -97,3 +107,47 @@ def encode_vocabulary(
     return OMGVocabulary(
         names=tuple(names), is_thing=tuple(flags), text_embeddings=text, seen=seen.to(text.device)
     )
+
+
+def negative_prototypes(text_embeddings: Tensor, kind: str, *, count: int = 64, seed: int = 0) -> Tensor:
+    """Prototypes the classifier's training cross-entropy treats as wrong for every query.
+
+    The classifier learns against the training names only, and its void prototype is a zero vector,
+    so "no training class" is cheapest to say by pointing away from all training names at once: along
+    ``-mean(training names)``. Where unseen names lie in that direction (a text space whose names sum
+    to about zero), every unmatched query then names an unseen class at test time. Negatives are extra
+    columns of the training cross-entropy that are never a target, so the classifier is penalised for
+    pointing at them; none of them is a test class name.
+
+    * ``"none"``: no negatives (the official classifier).
+    * ``"opposite"``: the negated training names ``-t_c``, one per training class: "not any training
+      class" can no longer be said by pointing away from the names (uses the training names only).
+    * ``"sphere"``: ``count`` random unit directions (a fixed generator of ``seed``).
+
+    Args:
+        text_embeddings: ``[C, E]`` training-vocabulary text embeddings.
+        kind: one of :data:`NEGATIVES`.
+        count: directions of ``"sphere"``.
+        seed: generator seed of ``"sphere"``.
+
+    Returns:
+        ``[K, E]`` unit vectors on the text embeddings' device and dtype (``K = 0`` for ``"none"``).
+
+    Raises:
+        ValueError: on an unknown kind, a non-positive count, or text embeddings that are not ``[C, E]``.
+    """
+    if kind not in NEGATIVES:
+        raise ValueError(f"kind: expected one of {NEGATIVES}, got {kind!r}")
+    if text_embeddings.ndim != 2:
+        raise ValueError(f"text_embeddings: expected [C, E], got shape {tuple(text_embeddings.shape)}")
+    dim = int(text_embeddings.shape[1])
+    if kind == "none":
+        return text_embeddings.new_zeros(0, dim)
+    if kind == "opposite":
+        return -torch.nn.functional.normalize(text_embeddings, dim=-1)
+    if count <= 0:
+        raise ValueError(f"count: expected a positive number of directions, got {count}")
+    generator = torch.Generator().manual_seed(seed)
+    directions = torch.randn(count, dim, generator=generator)
+    directions = torch.nn.functional.normalize(directions, dim=-1)
+    return directions.to(device=text_embeddings.device, dtype=text_embeddings.dtype)
