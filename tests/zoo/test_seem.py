@@ -236,3 +236,43 @@ def test_config_and_prompt_batch_errors() -> None:
 def test_prompts_of_another_size_are_refused(model) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="prompts: regions of size"):
         model(torch.rand(2, 3, 32, 32), _prompts())
+
+
+# ----------------------------------------------------------------------------- where prompts are
+def test_position_features_reach_the_answers_and_learn() -> None:
+    torch.manual_seed(0)
+    model = build_seem(
+        "tiny",
+        vocabulary=VOCAB,
+        is_thing=[c.is_thing for c in CATEGORIES],
+        num_points=256,
+        position_features=True,
+    )
+    assert model.pixel_position is not None
+    image = torch.rand(1, 3, *SIZE)
+    plain = model.pixel_decoder(model.backbone(image)).mask_features
+    encoding = model.encode_image(image)
+    assert encoding.pixels.mask_features.shape == plain.shape
+    assert not torch.allclose(encoding.pixels.mask_features, plain)  # where each pixel is was added
+    click = click_region(10, 12, SIZE)[None]
+    prompts = PromptBatch.from_objects(
+        [ObjectRegions(positive=click, negative=torch.zeros_like(click))], [[None]], SIZE
+    )
+    out = model.decode(encoding, prompts)
+    masks = torch.zeros(1, 1, *SIZE, dtype=torch.bool)
+    masks[0, 0, 5:20, 5:20] = True
+    losses = model.losses(out, None, [Targets(masks=masks[0], labels=torch.zeros(1, dtype=torch.long))])
+    sum(losses.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pixel_position.parameters())
+    with pytest.raises(ValueError, match="position_max_cycles"):
+        build_seem("tiny", vocabulary=VOCAB, position_max_cycles=0.0)
+
+
+def test_training_batches_draw_every_number_of_rounds() -> None:
+    from segblocks.data import ShapesDataset
+    from segblocks.zoo.seem.train import collate_seem
+
+    data = ShapesDataset(ShapesWorldConfig(image_size=SIZE), split="train", length=2)
+    rng = np.random.default_rng(0)
+    rounds = {collate_seem([data[0], data[1]], rng, max_rounds=3).extras["rounds"] for _ in range(40)}
+    assert rounds == {0, 1, 2, 3}
