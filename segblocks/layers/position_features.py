@@ -58,11 +58,20 @@ class FourierPositionFeatures(nn.Module):
             pyramid levels).
         num_frequencies: ``F`` frequencies per axis (the code has ``4 F`` channels).
         max_cycles: the highest frequency, in cycles per image (the lowest is half a cycle).
+        zero_init: start the projections at zero, so the maps start unchanged and position enters only
+            as far as training asks for it (the default initialisation adds it from the start).
     """
 
     frequencies: Tensor
 
-    def __init__(self, *, channels: Sequence[int], num_frequencies: int = 8, max_cycles: float = 8.0) -> None:
+    def __init__(
+        self,
+        *,
+        channels: Sequence[int],
+        num_frequencies: int = 8,
+        max_cycles: float = 8.0,
+        zero_init: bool = False,
+    ) -> None:
         super().__init__()
         if len(channels) == 0 or any(int(c) <= 0 for c in channels):
             raise ValueError(f"channels: expected one positive channel count per map, got {list(channels)}")
@@ -74,6 +83,10 @@ class FourierPositionFeatures(nn.Module):
         ladder = 0.5 * torch.logspace(0.0, math.log2(2.0 * max_cycles), num_frequencies, base=2.0)
         self.register_buffer("frequencies", ladder, persistent=False)  # rebuilt from the arguments
         self.proj = nn.ModuleList(nn.Conv2d(4 * num_frequencies, c, kernel_size=1) for c in self.channels)
+        if zero_init:
+            for conv in self.proj:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
     def forward(self, maps: Sequence[Tensor]) -> list[Tensor]:
         """The maps with their pixels' projected position codes added.

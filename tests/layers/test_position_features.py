@@ -37,9 +37,12 @@ def test_position_becomes_linearly_readable_at_every_level() -> None:
     assert _linear_r2(maps[0][0] + 1e-3 * torch.randn(32, 32, 32)).max() < 0.2  # features without it: nothing
 
 
-def test_gradients_reach_the_projections() -> None:
-    block = FourierPositionFeatures(channels=(4,), num_frequencies=2)
-    block([torch.zeros(1, 4, 8, 8, requires_grad=True)])[0].square().sum().backward()
+def test_zero_init_starts_unchanged_and_still_learns() -> None:
+    block = FourierPositionFeatures(channels=(4,), num_frequencies=2, zero_init=True)
+    x = torch.randn(1, 4, 8, 8)
+    out = block([x])[0]
+    assert torch.equal(out, x)
+    (out * torch.randn_like(out)).sum().backward()
     assert block.proj[0].weight.grad is not None and block.proj[0].weight.grad.abs().sum() > 0
 
 

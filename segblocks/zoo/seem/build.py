@@ -137,7 +137,9 @@ def build_seem(
             pad_inputs=pad_inputs,
             config=cfg,
             pixel_position=FourierPositionFeatures(
-                channels=(cfg.mask_dim, *(cfg.conv_dim,) * 3), max_cycles=cfg.position_max_cycles
+                channels=(cfg.mask_dim, *(cfg.conv_dim,) * 3),
+                max_cycles=cfg.position_max_cycles,
+                zero_init=cfg.position_zero_init,
             )
             if cfg.position_features
             else None,

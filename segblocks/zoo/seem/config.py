@@ -40,6 +40,7 @@ class SEEMConfig(MaskDecodingConfig):
             so prompt tokens carry where they were sampled and answers can be local (SEEM: no; its
             1024 px backbone features already carry position, the world-scale ones measurably do not).
         position_max_cycles: the position code's highest frequency, in cycles per image.
+        position_zero_init: start the position projections at zero (the generic path starts as without).
     """
 
     hidden_dim: int = 512
@@ -59,6 +60,7 @@ class SEEMConfig(MaskDecodingConfig):
     selection_weight: float = 0.4
     position_features: bool = False
     position_max_cycles: float = 8.0
+    position_zero_init: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
