@@ -276,3 +276,19 @@ def test_training_batches_draw_every_number_of_rounds() -> None:
     rng = np.random.default_rng(0)
     rounds = {collate_seem([data[0], data[1]], rng, max_rounds=3).extras["rounds"] for _ in range(40)}
     assert rounds == {0, 1, 2, 3}
+
+
+def test_simulated_round_adds_a_negative_click_on_a_false_positive(sample) -> None:  # type: ignore[no-untyped-def]
+    gt = torch.from_numpy(sample.mask(sample.thing_segments[0].id))
+    ys, xs = np.nonzero(gt.numpy())
+    pos = click_region(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]), SIZE)[None]
+    prompts = PromptBatch.from_objects(
+        [ObjectRegions(positive=pos, negative=torch.zeros_like(pos))], [[None]], SIZE
+    )
+    answers = torch.ones(1, 1, *SIZE, dtype=torch.bool)  # everything: the error is mostly false positives
+    nxt = simulate_next_round(
+        prompts, answers, [Targets(masks=gt[None], labels=torch.zeros(1, dtype=torch.long))]
+    )
+    assert torch.equal(nxt.positive, prompts.positive)
+    assert nxt.negative[0, 0].any() and not bool((nxt.negative[0, 0] & gt).any())  # outside the object
+    assert torch.equal(nxt.previous, answers)  # the round-1 answer is round 2's memory prompt
