@@ -94,6 +94,7 @@ VARIANTS: dict[str, SEEMConfig] = {
         clip_pretrained="shapes",
         memory_per_prompt=4,
         sample_points=128,
+        position_features=True,  # the world-scale features carry no position (zoo/seem/README.md)
     ),
 }
 
