@@ -82,11 +82,12 @@ class FourierPositionFeatures(nn.Module):
         self.channels = tuple(int(c) for c in channels)
         ladder = 0.5 * torch.logspace(0.0, math.log2(2.0 * max_cycles), num_frequencies, base=2.0)
         self.register_buffer("frequencies", ladder, persistent=False)  # rebuilt from the arguments
-        self.proj = nn.ModuleList(nn.Conv2d(4 * num_frequencies, c, kernel_size=1) for c in self.channels)
+        convs = [nn.Conv2d(4 * num_frequencies, c, kernel_size=1) for c in self.channels]
         if zero_init:
-            for conv in self.proj:
+            for conv in convs:
                 nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
+                nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
+        self.proj = nn.ModuleList(convs)
 
     def forward(self, maps: Sequence[Tensor]) -> list[Tensor]:
         """The maps with their pixels' projected position codes added.
