@@ -37,8 +37,8 @@ class SEEMConfig(MaskDecodingConfig):
         selection_weight: cross-entropy weight of the candidate choice (SEEM: 0.4).
         position_features: add a learned projection of each pixel's Fourier position code to the mask
             features and the decoder's feature levels (:class:`~segblocks.layers.FourierPositionFeatures`),
-            so prompt tokens carry where they were sampled and answers can be local (SEEM: no; its
-            1024 px backbone features already carry position, the world-scale ones measurably do not).
+            so prompt tokens carry where they were sampled and answers can be local (SEEM has no such
+            layer; on for ``tiny``, whose features measurably carry no position).
         position_max_cycles: the position code's highest frequency, in cycles per image.
         position_zero_init: start the position projections at zero (the generic path starts as without).
     """
