@@ -202,3 +202,20 @@ def test_object_regions_check() -> None:
         ObjectRegions(
             positive=torch.zeros(1, 4, 4, dtype=torch.bool), negative=torch.ones(2, 4, 4, dtype=torch.bool)
         )
+
+
+def test_sampled_points_keep_their_prompt_and_sign() -> None:
+    """A negative click's tokens are negative and belong to its own prompt (the correction's wiring)."""
+    positive = torch.zeros(1, 2, 32, 32, dtype=torch.bool)
+    negative = torch.zeros_like(positive)
+    positive[0, 0, 2:5, 2:5] = True
+    negative[0, 0, 20:23, 2:5] = True  # prompt 0's negative click
+    positive[0, 1, 10:30, 10:30] = True
+    pts = sample_prompt_points(positive, negative, 64, generator=torch.Generator().manual_seed(0))
+    xs = (pts.coords[0, :, 0] * 32).long()
+    ys = (pts.coords[0, :, 1] * 32).long()
+    for i in range(int(pts.valid[0].sum())):
+        pid, sign = int(pts.prompt_ids[0, i]), bool(pts.positive[0, i])
+        region = positive if sign else negative
+        assert bool(region[0, pid, ys[i], xs[i]]), (i, pid, sign)
+    assert int((~pts.positive[0] & pts.valid[0]).sum()) == 9  # every pixel of the small negative click

@@ -236,3 +236,59 @@ def test_config_and_prompt_batch_errors() -> None:
 def test_prompts_of_another_size_are_refused(model) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="prompts: regions of size"):
         model(torch.rand(2, 3, 32, 32), _prompts())
+
+
+# ----------------------------------------------------------------------------- where prompts are
+def test_position_features_reach_the_answers_and_learn() -> None:
+    torch.manual_seed(0)
+    model = build_seem(
+        "tiny",
+        vocabulary=VOCAB,
+        is_thing=[c.is_thing for c in CATEGORIES],
+        num_points=256,
+        position_features=True,
+    )
+    assert model.pixel_position is not None
+    image = torch.rand(1, 3, *SIZE)
+    plain = model.pixel_decoder(model.backbone(image)).mask_features
+    encoding = model.encode_image(image)
+    assert encoding.pixels.mask_features.shape == plain.shape
+    torch.testing.assert_close(encoding.pixels.mask_features, plain)  # zero-initialised: starts as without
+    click = click_region(10, 12, SIZE)[None]
+    prompts = PromptBatch.from_objects(
+        [ObjectRegions(positive=click, negative=torch.zeros_like(click))], [[None]], SIZE
+    )
+    out = model.decode(encoding, prompts)
+    masks = torch.zeros(1, 1, *SIZE, dtype=torch.bool)
+    masks[0, 0, 5:20, 5:20] = True
+    losses = model.losses(out, None, [Targets(masks=masks[0], labels=torch.zeros(1, dtype=torch.long))])
+    sum(losses.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pixel_position.parameters())
+    with pytest.raises(ValueError, match="position_max_cycles"):
+        build_seem("tiny", vocabulary=VOCAB, position_max_cycles=0.0)
+
+
+def test_training_batches_draw_every_number_of_rounds() -> None:
+    from segblocks.data import ShapesDataset
+    from segblocks.zoo.seem.train import collate_seem
+
+    data = ShapesDataset(ShapesWorldConfig(image_size=SIZE), split="train", length=2)
+    rng = np.random.default_rng(0)
+    rounds = {collate_seem([data[0], data[1]], rng, max_rounds=3).extras["rounds"] for _ in range(40)}
+    assert rounds == {0, 1, 2, 3}
+
+
+def test_simulated_round_adds_a_negative_click_on_a_false_positive(sample) -> None:  # type: ignore[no-untyped-def]
+    gt = torch.from_numpy(sample.mask(sample.thing_segments[0].id))
+    ys, xs = np.nonzero(gt.numpy())
+    pos = click_region(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]), SIZE)[None]
+    prompts = PromptBatch.from_objects(
+        [ObjectRegions(positive=pos, negative=torch.zeros_like(pos))], [[None]], SIZE
+    )
+    answers = torch.ones(1, 1, *SIZE, dtype=torch.bool)  # everything: the error is mostly false positives
+    nxt = simulate_next_round(
+        prompts, answers, [Targets(masks=gt[None], labels=torch.zeros(1, dtype=torch.long))]
+    )
+    assert torch.equal(nxt.positive, prompts.positive)
+    assert nxt.negative[0, 0].any() and not bool((nxt.negative[0, 0] & gt).any())  # outside the object
+    assert torch.equal(nxt.previous, answers)  # the round-1 answer is round 2's memory prompt

@@ -11,6 +11,7 @@ from torch import nn
 
 from segblocks.decoders import MemoryPrompts, SpatialQueries, TextPromptTokens, VisualSampler
 from segblocks.heads import OpenVocabClassHead
+from segblocks.layers import FourierPositionFeatures
 from segblocks.losses import CandidateSelectionLoss, GroupedCriterion, SetCriterion
 from segblocks.matchers import ByConstructionMatcher
 from segblocks.zoo.common.build import build_criterion, build_mask_decoder, build_pixel_decoder
@@ -135,6 +136,13 @@ def build_seem(
             text_embeddings=text,
             pad_inputs=pad_inputs,
             config=cfg,
+            pixel_position=FourierPositionFeatures(
+                channels=(cfg.mask_dim, *(cfg.conv_dim,) * 3),
+                max_cycles=cfg.position_max_cycles,
+                zero_init=cfg.position_zero_init,
+            )
+            if cfg.position_features
+            else None,
         )
     counts = model.state_summary()
     logger.info(

@@ -35,6 +35,12 @@ class SEEMConfig(MaskDecodingConfig):
         prompt_mask_weight: BCE weight of the prompt answers (SEEM spatial/grounding: 1.0).
         prompt_dice_weight: Dice weight of the prompt answers (1.0).
         selection_weight: cross-entropy weight of the candidate choice (SEEM: 0.4).
+        position_features: add a learned projection of each pixel's Fourier position code to the mask
+            features and the decoder's feature levels (:class:`~segblocks.layers.FourierPositionFeatures`),
+            so prompt tokens carry where they were sampled and answers can be local (SEEM has no such
+            layer; on for ``tiny``, whose features measurably carry no position).
+        position_max_cycles: the position code's highest frequency, in cycles per image.
+        position_zero_init: start the position projections at zero (the generic path starts as without).
     """
 
     hidden_dim: int = 512
@@ -52,12 +58,17 @@ class SEEMConfig(MaskDecodingConfig):
     prompt_mask_weight: float = 1.0
     prompt_dice_weight: float = 1.0
     selection_weight: float = 0.4
+    position_features: bool = False
+    position_max_cycles: float = 8.0
+    position_zero_init: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("spatial_per_prompt", "memory_per_prompt", "sample_points"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        if not self.position_max_cycles >= 1.0:
+            raise ValueError(f"position_max_cycles: expected at least 1, got {self.position_max_cycles}")
         if not self.stroke_width > 0:
             raise ValueError(f"stroke_width: expected a positive width, got {self.stroke_width}")
         if not self.backbone or not self.clip_model:
@@ -83,6 +94,7 @@ VARIANTS: dict[str, SEEMConfig] = {
         clip_pretrained="shapes",
         memory_per_prompt=4,
         sample_points=128,
+        position_features=True,  # the world-scale features carry no position (zoo/seem/README.md)
     ),
 }
 

@@ -30,6 +30,7 @@ from segblocks.decoders import (
     MaskedAttentionDecoder,
     MemoryPrompts,
     PixelDecoder,
+    PixelDecoderOutput,
     PromptPoints,
     QueryGroup,
     SelfAttentionRule,
@@ -41,6 +42,7 @@ from segblocks.decoders import (
 )
 from segblocks.heads import OpenVocabClassHead
 from segblocks.inference import pad_targets, prepare_images
+from segblocks.layers import FourierPositionFeatures
 from segblocks.losses import GroupedCriterion
 from segblocks.structures import MaskPredictions, Targets
 from segblocks.zoo.seem.config import SEEMConfig
@@ -70,6 +72,8 @@ class SEEM(nn.Module):
         text_embeddings: ``[C, E]`` the CLIP's class-name embeddings (a non-persistent buffer).
         pad_inputs: pad images to the size divisibility.
         config: the configuration the model was built from.
+        pixel_position: adds where each pixel is to the mask features and the feature levels
+            (None: the pixel decoder's features as they are, as in SEEM).
     """
 
     text_embeddings: Tensor
@@ -93,6 +97,7 @@ class SEEM(nn.Module):
         text_embeddings: Tensor,
         pad_inputs: bool = True,
         config: SEEMConfig | None = None,
+        pixel_position: FourierPositionFeatures | None = None,
     ) -> None:
         super().__init__()
         if num_queries <= 0:
@@ -104,6 +109,7 @@ class SEEM(nn.Module):
         self.backbone = backbone
         self.clip = clip
         self.pixel_decoder = pixel_decoder
+        self.pixel_position = pixel_position
         self.mask_decoder = mask_decoder
         self.visual_sampler = visual_sampler
         self.spatial_queries = spatial_queries
@@ -155,6 +161,9 @@ class SEEM(nn.Module):
         size = (int(images.shape[-2]), int(images.shape[-1])) if images.ndim == 4 else (0, 0)
         padded = prepare_images(images, self.size_divisibility, pad=self.pad_inputs)
         pixels = self.pixel_decoder(self.backbone(padded))
+        if self.pixel_position is not None:  # mask features and levels learn where each pixel is
+            mask_features, *levels = self.pixel_position([pixels.mask_features, *pixels.multi_scale_features])
+            pixels = PixelDecoderOutput(mask_features=mask_features, multi_scale_features=levels)
         return ImageEncoding(
             pixels=pixels, padded=(int(padded.shape[-2]), int(padded.shape[-1])), image_size=size
         )
