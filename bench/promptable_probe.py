@@ -72,9 +72,7 @@ class PromptUNet(nn.Module):
         return self.head(x)
 
 
-def prompt_maps(
-    size: int, boxes: Tensor | None, points: Tensor | None, labels: Tensor | None
-) -> Tensor:
+def prompt_maps(size: int, boxes: Tensor | None, points: Tensor | None, labels: Tensor | None) -> Tensor:
     """``[N, 3, S, S]`` prompt channels: the filled box, positive and negative click Gaussians.
 
     ``boxes [N, 4]`` are SAM's first/last covered pixels; ``points [N, P, 2]`` with ``labels [N, P]``
