@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,16 +50,30 @@ def _dashed(
         t += on + off
 
 
+def _tick_step(x_max: float) -> float:
+    """A round tick spacing (1, 2 or 5 times a power of ten) giving about five ticks up to ``x_max``."""
+    base = 10 ** math.floor(math.log10(max(x_max, 1e-9) / 5))
+    return next(m * base for m in (1, 2, 5, 10) if x_max / (m * base) <= 6)
+
+
 def plot_curves(
-    runs: Sequence[tuple[str, Path]], metrics: Sequence[str], out: Path, x_key: str = "thing_crops_seen"
+    runs: Sequence[tuple[str, Path]],
+    metrics: Sequence[str],
+    out: Path,
+    x_key: str = "thing_crops_seen",
+    *,
+    y_scale: float = 1.0,
+    y_label: str = "val top-1 (%)",
 ) -> Path:
-    """Draw every run's ``metrics`` (percent, 0-100) against ``x_key`` and save a PNG.
+    """Draw every run's ``metrics`` (times ``y_scale``, percent 0-100) against ``x_key`` and save a PNG.
 
     Args:
         runs: ``(label, curve.jsonl path)`` pairs.
         metrics: keys of the curve records to draw (at most three: solid, dashed, dotted).
         out: the PNG to write.
         x_key: the record key of the x axis.
+        y_scale: factor from the records' values to percent (100 for fractions).
+        y_label: the y axis' title.
 
     Returns:
         ``out``.
@@ -70,6 +85,8 @@ def plot_curves(
         raise ValueError("runs: expected at least one (label, path) pair")
     if not 1 <= len(metrics) <= len(_DASHES):
         raise ValueError(f"metrics: expected 1-{len(_DASHES)} metric names, got {list(metrics)}")
+    if not y_scale > 0:
+        raise ValueError(f"y_scale: expected a positive factor, got {y_scale!r}")
     data = []
     for label, path in runs:
         records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
@@ -88,17 +105,19 @@ def plot_curves(
         _, py = to_px(0, y)
         draw.line([(x0, py), (x1, py)], fill="#e0e0e0")
         draw.text((x0 - 30, py - 6), f"{y}", fill="black")
-    for k in range(6):
-        px, _ = to_px(x_max * k / 5, 0)
-        draw.text((px - 15, y0 + 8), f"{x_max * k / 5 / 1000:.0f}k", fill="black")
+    tick = _tick_step(x_max)
+    for k in range(int(x_max // tick) + 1):
+        px, _ = to_px(k * tick, 0)
+        draw.line([(px, y0), (px, y0 + 4)], fill="black")
+        draw.text((px - 15, y0 + 8), f"{k * tick / 1000:g}k", fill="black")
     draw.rectangle([x0, y1, x1, y0], outline="black")
     draw.text(((x0 + x1) / 2 - 60, y0 + 30), f"{x_key} (training)", fill="black")
-    draw.text((x0, 8), "val top-1 (%)", fill="black")
+    draw.text((x0, 8), y_label, fill="black")
     legend_y = _TOP
     for i, (label, records) in enumerate(data):
         colour = _COLOURS[i % len(_COLOURS)]
         for metric, dash in zip(metrics, _DASHES):
-            points = [to_px(r[x_key], r[metric]) for r in records if metric in r]
+            points = [to_px(r[x_key], r[metric] * y_scale) for r in records if metric in r]
             for p, q in itertools.pairwise(points):
                 _dashed(draw, p, q, dash, colour)
             for px, py in points:
@@ -117,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--run", action="append", required=True, help="LABEL=path/to/curve.jsonl")
     p.add_argument("--metric", action="append", default=None, help="record key to plot (default thing_top1)")
     p.add_argument("--x", default="thing_crops_seen", help="record key of the x axis")
+    p.add_argument("--y-scale", type=float, default=1.0, help="factor to percent (100 for fractions)")
+    p.add_argument("--y-label", default="val top-1 (%)", help="title of the y axis")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = p.parse_args(argv)
     runs = []
@@ -125,7 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--run: expected LABEL=PATH, got {spec!r}")
         label, path = spec.split("=", 1)
         runs.append((label, Path(path)))
-    plot_curves(runs, args.metric or ["thing_top1"], args.out, x_key=args.x)
+    plot_curves(
+        runs,
+        args.metric or ["thing_top1"],
+        args.out,
+        x_key=args.x,
+        y_scale=args.y_scale,
+        y_label=args.y_label,
+    )
     return 0
 
 
