@@ -25,7 +25,13 @@ VOCAB = [c.name for c in CATEGORIES]
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_seem("tiny", vocabulary=VOCAB, is_thing=[c.is_thing for c in CATEGORIES], num_points=256)
+    return build_seem(
+        "tiny",
+        vocabulary=VOCAB,
+        is_thing=[c.is_thing for c in CATEGORIES],
+        num_points=256,
+        separate_clicks=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +119,8 @@ def test_session_marks_clicks_not_strokes(model, sample) -> None:  # type: ignor
 
 
 def test_separate_clicks_is_a_config_option() -> None:
-    assert get_config("tiny").separate_clicks and not get_config("focal_t").separate_clicks
-    plain = build_seem("tiny", vocabulary=VOCAB, separate_clicks=False)
-    assert not plain.visual_sampler.separate_clicks
+    assert not get_config("tiny").separate_clicks and not get_config("focal_t").separate_clicks
+    assert build_seem("tiny", vocabulary=VOCAB, separate_clicks=True).visual_sampler.separate_clicks
     with pytest.raises(TypeError, match="clicks: expected a bool dtype"):
         PromptBatch(
             positive=torch.zeros(1, 1, *SIZE, dtype=torch.bool),

@@ -6,7 +6,10 @@ object of an image in one decoder pass (the evaluation's protocol). Per round it
 which of the 3 candidates was chosen and the mean IoU of each candidate and of the best one, and,
 split by the sign of the click just added: how many objects, the mean IoU gain, the mean number of
 sampled points that fell on that click and the share of clicks within 3 px of an earlier click of the
-same sign (a click the model ignored comes back beside itself). It ends with two ceilings per object:
+same sign (a click the model ignored comes back beside itself), and the error region's half-width
+at the click (its distance-transform value: the error the click points at is a sliver when it is 1-2
+px, finer than the stride-4 mask features and the stride-8 to 32 levels the prompt tokens are read
+from). It ends with two ceilings per object:
 the best IoU any single query could reach (a logistic fit of the object's own mask on the image's
 mask features -- an answer is one embedding's dot product with them) and the stride-4 bound (the mask
 pooled to the mask features' grid and upsampled). With ``--training-batches`` it also counts, on
@@ -26,6 +29,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from segblocks.decoders import click_region
 from segblocks.metrics.clicks import next_click
@@ -85,7 +89,7 @@ def _rounds(model: SEEM, kind: str, images: int, rounds: int) -> tuple[list[dict
         pos = torch.from_numpy(np.stack([_first_region(kind, m, rng) for m in gts]))
         neg, prev = torch.zeros_like(pos), torch.zeros_like(pos)
         clicks = pos.clone() if kind == "point" else torch.zeros_like(pos)
-        added: list[tuple[torch.Tensor, bool, float] | None] = [None] * n
+        added: list[tuple[torch.Tensor, bool, float, float] | None] = [None] * n
         before = [0.0] * n
         generator = torch.Generator().manual_seed(index)
         for r in range(rounds):
@@ -111,10 +115,12 @@ def _rounds(model: SEEM, kind: str, images: int, rounds: int) -> tuple[list[dict
                     "candidates": [_iou(cands[i, k].numpy(), gts[i]) for k in range(cands.shape[1])],
                 }
                 if added[i] is not None:
-                    region, positive, near = added[i]  # type: ignore[misc]
+                    region, positive, near, depth = added[i]  # type: ignore[misc]
                     mine = (out.points.prompt_ids[0] == i) & out.points.valid[0]
                     on = region[px[mine][:, 1], px[mine][:, 0]]
-                    row.update(sign=positive, gain=iou - before[i], points=int(on.sum()), near=near)
+                    row.update(
+                        sign=positive, gain=iou - before[i], points=int(on.sum()), near=near, depth=depth
+                    )
                 rows.append(row)
                 before[i] = iou
                 click = next_click(gts[i], answers[i].numpy(), (pos[i] | neg[i]).numpy())
@@ -124,7 +130,11 @@ def _rounds(model: SEEM, kind: str, images: int, rounds: int) -> tuple[list[dict
                 region = click_region(click.x, click.y, size)
                 ys, xs = np.nonzero((pos[i] if click.positive else neg[i]).numpy())
                 near = float(np.min(np.hypot(xs - click.x, ys - click.y))) if len(xs) else 1e9
-                added[i] = (region, click.positive, near)
+                pred, gt = answers[i].numpy(), gts[i]
+                error = (gt & ~pred) if click.positive else (~gt & pred)
+                error &= ~(pos[i] | neg[i]).numpy()
+                depth = float(ndimage.distance_transform_edt(np.pad(error, 1))[1:-1, 1:-1][click.y, click.x])
+                added[i] = (region, click.positive, near, depth)
                 clicks[i] |= region
                 if click.positive:
                     pos[i] |= region
@@ -215,7 +225,8 @@ def main() -> None:
                 line += (
                     f" | {name} n {len(part)} gain {100 * np.mean([x['gain'] for x in part]):+.1f} "
                     f"points {np.mean([x['points'] for x in part]):.1f} "
-                    f"beside an earlier {np.mean([x['near'] <= 3 for x in part]):.2f}"
+                    f"beside an earlier {np.mean([x['near'] <= 3 for x in part]):.2f} "
+                    f"error half-width {np.mean([x['depth'] for x in part]):.1f} px"
                 )
         print(line)
     best, bound = np.array(ceilings).T

@@ -43,7 +43,9 @@ class SEEMConfig(MaskDecodingConfig):
         position_zero_init: start the position projections at zero (the generic path starts as without).
         separate_clicks: the visual sampler samples a prompt's clicks as regions of their own, so a
             correction click added to a stroke, box or mask is not drowned by it (SEEM ORs clicks into
-            the region; on for ``tiny``, where a click in a polygon drew about one point of 128).
+            the region, where a click in a world-scale polygon draws about one point of 128). Off by
+            default: trained with it, the world-scale model saw its clicks but did not gain from them
+            (zoo/seem/README.md), so the shipped weights are trained without.
     """
 
     hidden_dim: int = 512
@@ -99,7 +101,6 @@ VARIANTS: dict[str, SEEMConfig] = {
         memory_per_prompt=4,
         sample_points=128,
         position_features=True,  # the world-scale features carry no position (zoo/seem/README.md)
-        separate_clicks=True,  # correction clicks keep their share of the sampled points (the card)
     ),
 }
 
