@@ -14,11 +14,15 @@ the best IoU any single query could reach (a logistic fit of the object's own ma
 mask features -- an answer is one embedding's dot product with them) and the stride-4 bound (the mask
 pooled to the mask features' grid and upsampled). With ``--training-batches`` it also counts, on
 training batches (the recipe's prompts, no rounds), which candidate the best-of-3 matcher trains and
-which the selection picks, by kind of prompt.
+which the selection picks, by kind of prompt; with ``--memory`` the first round's IoU (one centre
+click per thing of images with two things or more) under different memory masks: none, the model's
+own answer, the ground truth, the whole image, another object's mask.
 
     python zoo/seem/round_diagnostics.py --weights runs/seem/world --first point --images 12
     python zoo/seem/round_diagnostics.py --first polygon --separate-clicks false    # the shipped weights
     python zoo/seem/round_diagnostics.py --images 0 --training-batches 6
+    python zoo/seem/round_diagnostics.py --images 12 --memory --rounds 0
+    python zoo/seem/round_diagnostics.py --weights runs/seem/overfit8 --split train --images 8
 """
 
 from __future__ import annotations
@@ -31,14 +35,25 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segblocks.data import ShapesWorld, ShapesWorldConfig
+from segblocks.data.shapes.sample import ShapesSample
 from segblocks.decoders import click_region
 from segblocks.metrics.clicks import next_click
 from segblocks.zoo.seem import PromptBatch
 from segblocks.zoo.seem.evaluate import FIRST_PROMPTS, _first_region
 from segblocks.zoo.seem.interaction import answer_masks
 from segblocks.zoo.seem.model import SEEM
+from segblocks.zoo.seem.outputs import ImageEncoding
 from segblocks.zoo.seem.report import val_samples
 from segblocks.zoo.seem.shipped import load_seem, load_shipped_seem
+
+
+def _samples(images: int, split: str) -> list[ShapesSample]:
+    """The first ``images`` shapes-world images (128 px, seed 0) of ``split``."""
+    if split == "val":
+        return val_samples(images) if images > 0 else []
+    world = ShapesWorld(ShapesWorldConfig(image_size=(128, 128), seed=0), split=split)
+    return [world.sample(i) for i in range(images)]
 
 
 def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -73,11 +88,13 @@ def _ceilings(model: SEEM, mask_features: torch.Tensor, gt: np.ndarray) -> tuple
 
 
 @torch.no_grad()
-def _rounds(model: SEEM, kind: str, images: int, rounds: int) -> tuple[list[dict], list[tuple[float, float]]]:
+def _rounds(
+    model: SEEM, kind: str, images: int, rounds: int, split: str
+) -> tuple[list[dict], list[tuple[float, float]]]:
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     ceilings: list[tuple[float, float]] = []
-    for index, sample in enumerate(val_samples(images)):
+    for index, sample in enumerate(_samples(images, split)):
         gts = [sample.mask(s.id) for s in sample.thing_segments]
         if not gts:
             continue
@@ -182,6 +199,52 @@ def _candidates_in_training(model: SEEM, batches: int) -> None:
         )
 
 
+@torch.no_grad()
+def _memory_masks(model: SEEM, images: int, split: str) -> None:
+    """Round-1 IoU (centre clicks) with the memory mask empty, the own answer, the truth, all, another's."""
+    names = ("none", "own answer", "ground truth", "whole image", "another object")
+    ious: dict[str, list[float]] = {k: [] for k in names}
+    for index, sample in enumerate(_samples(images, split)):
+        gts = [sample.mask(s.id) for s in sample.thing_segments]
+        if len(gts) < 2:
+            continue
+        size, n = gts[0].shape, len(gts)
+        enc = model.encode_image(sample.image_tensor()[None])
+        pos = torch.stack([click_region(*_centre(g), size) for g in gts])
+
+        truth = torch.from_numpy(np.stack(gts))
+        own = _round_one(model, enc, pos, torch.zeros_like(pos), index)
+        masks = (torch.zeros_like(pos), own, truth, torch.ones_like(pos), truth.roll(1, 0))
+        for name, previous in zip(names, masks):
+            result = _round_one(model, enc, pos, previous, index)
+            ious[name] += [_iou(result[i].numpy(), gts[i]) for i in range(n)]
+    for name, values in ious.items():
+        print(f"round 1, memory mask = {name}: IoU {100 * np.mean(values):.1f} ({len(values)} things)")
+
+
+def _round_one(
+    model: SEEM, enc: ImageEncoding, pos: torch.Tensor, previous: torch.Tensor, seed: int
+) -> torch.Tensor:
+    """``[N, H, W]`` answers of one decoder pass with positive regions ``pos`` and memory ``previous``."""
+    n = int(pos.shape[0])
+    prompts = PromptBatch(
+        positive=pos[None],
+        negative=torch.zeros_like(pos)[None],
+        previous=previous[None],
+        texts=[[None] * n],
+        valid=torch.ones(1, n, dtype=torch.bool),
+    )
+    out = model.decode(enc, prompts, generator=torch.Generator().manual_seed(seed))
+    return answer_masks(out.answers(), enc.image_size, enc.padded)[0]
+
+
+def _centre(mask: np.ndarray) -> tuple[int, int]:
+    from segblocks.metrics.clicks import first_click
+
+    click = first_click(mask)
+    return click.x, click.y
+
+
 def main() -> None:
     """Parse the options, run the rounds and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +258,10 @@ def main() -> None:
         "--training-batches", type=int, default=0, help="also count candidates on training batches"
     )
     p.add_argument(
+        "--split", default="val", choices=("val", "train"), help="whose images (train: overfit runs)"
+    )
+    p.add_argument("--memory", action="store_true", help="also the round-1 IoU under different memory masks")
+    p.add_argument(
         "--separate-clicks", default=None, choices=("true", "false"), help="override the sampler option"
     )
     args = p.parse_args()
@@ -204,13 +271,17 @@ def main() -> None:
         model.visual_sampler.separate_clicks = args.separate_clicks == "true"
     if args.training_batches:
         _candidates_in_training(model, args.training_batches)
-    if args.images < 1:
+    if args.memory:
+        _memory_masks(model, args.images, args.split)
+    if args.images < 1 or args.rounds < 1:
         return
-    rows, ceilings = _rounds(model, args.first, args.images, args.rounds)
+    rows, ceilings = _rounds(model, args.first, args.images, args.rounds, args.split)
     by_round: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         by_round[row["round"]].append(row)
-    print(f"{len(by_round[1])} things of {args.images} val images, first prompt {args.first}; IoU in percent")
+    print(
+        f"{len(by_round[1])} things of {args.images} {args.split} images, first prompt {args.first}; IoU in percent"
+    )
     for r, sel in by_round.items():
         chosen = np.bincount([x["selected"] for x in sel], minlength=3).tolist()
         cands = np.mean([x["candidates"] for x in sel], axis=0) * 100
