@@ -219,3 +219,65 @@ def test_sampled_points_keep_their_prompt_and_sign() -> None:
         region = positive if sign else negative
         assert bool(region[0, pid, ys[i], xs[i]]), (i, pid, sign)
     assert int((~pts.positive[0] & pts.valid[0]).sum()) == 9  # every pixel of the small negative click
+
+
+# ----------------------------------------------------------------------------- clicks as their own regions
+def _polygon_with_a_click() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    positive = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    positive[0, 0, 4:44, 4:44] = True  # a 1,600-pixel stroke or mask
+    clicks = click_region(30, 30, (64, 64))[None, None]  # a correction click inside it
+    return positive, torch.zeros_like(positive), clicks
+
+
+def test_a_click_inside_a_large_region_keeps_its_share() -> None:
+    positive, negative, clicks = _polygon_with_a_click()
+    g = torch.Generator().manual_seed(0)
+    on_click = []
+    for use in (False, True):
+        pts = sample_prompt_points(positive, negative, 32, clicks=clicks if use else None, generator=g)
+        px = (pts.coords[0] * 64).long()
+        on_click.append(int(clicks[0, 0, px[:, 1], px[:, 0]].sum()))
+        assert bool(pts.positive[0][pts.valid[0]].all())  # clicks on a positive region stay positive
+    assert on_click[0] <= 2  # drowned: 9 of 1,600 pixels
+    assert on_click[1] == 9  # its own region: half of the 32 points go to its 9 pixels
+
+
+def test_negative_clicks_are_negative_points_and_no_clicks_draw_as_before() -> None:
+    positive, negative, clicks = _polygon_with_a_click()
+    negative[0, 0, 50:53, 50:53] = True
+    clicks = clicks | negative
+    pts = sample_prompt_points(
+        positive, negative, 64, clicks=clicks, generator=torch.Generator().manual_seed(1)
+    )
+    px = (pts.coords[0] * 64).long()
+    assert torch.equal(pts.positive[0], ~negative[0, 0, px[:, 1], px[:, 0]])
+    draws = [
+        sample_prompt_points(positive, negative, 16, clicks=c, generator=torch.Generator().manual_seed(2))
+        for c in (None, torch.zeros_like(clicks))
+    ]
+    assert torch.equal(draws[0].coords, draws[1].coords)  # no click marked: the same draw as without
+
+
+@pytest.mark.parametrize(
+    ("clicks", "error", "match"),
+    [
+        (torch.zeros(1, 1, 32, 32, dtype=torch.bool), ValueError, r"clicks: expected shape"),
+        (torch.zeros(1, 1, 64, 64), TypeError, r"clicks: expected a bool dtype"),
+    ],
+)
+def test_click_map_errors_name_the_argument(clicks: torch.Tensor, error: type, match: str) -> None:
+    positive, negative, _ = _polygon_with_a_click()
+    with pytest.raises(error, match=match):
+        sample_prompt_points(positive, negative, 8, clicks=clicks)
+
+
+def test_visual_sampler_uses_clicks_only_when_asked() -> None:
+    positive, negative, clicks = _polygon_with_a_click()
+    features = [torch.randn(1, 8, s, s) for s in (8, 16, 32)]
+    for separate, expected in ((False, range(0, 3)), (True, range(9, 10))):
+        sampler = VisualSampler(in_channels=(8, 8, 8), dim=16, num_points=32, separate_clicks=separate)
+        _, pts = sampler(
+            features, positive, negative, clicks=clicks, generator=torch.Generator().manual_seed(0)
+        )
+        px = (pts.coords[0] * 64).long()
+        assert int(clicks[0, 0, px[:, 1], px[:, 0]].sum()) in expected

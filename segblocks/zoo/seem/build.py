@@ -118,7 +118,10 @@ def build_seem(
             pixel_decoder=pixel_decoder,
             mask_decoder=mask_decoder,
             visual_sampler=VisualSampler(
-                in_channels=(cfg.conv_dim,) * 3, dim=cfg.hidden_dim, num_points=cfg.sample_points
+                in_channels=(cfg.conv_dim,) * 3,
+                dim=cfg.hidden_dim,
+                num_points=cfg.sample_points,
+                separate_clicks=cfg.separate_clicks,
             ),
             spatial_queries=SpatialQueries(dim=cfg.hidden_dim, per_prompt=cfg.spatial_per_prompt),
             memory_prompts=MemoryPrompts(dim=cfg.hidden_dim, per_prompt=cfg.memory_per_prompt),

@@ -41,6 +41,11 @@ class SEEMConfig(MaskDecodingConfig):
             layer; on for ``tiny``, whose features measurably carry no position).
         position_max_cycles: the position code's highest frequency, in cycles per image.
         position_zero_init: start the position projections at zero (the generic path starts as without).
+        separate_clicks: the visual sampler samples a prompt's clicks as regions of their own, so a
+            correction click added to a stroke, box or mask is not drowned by it (SEEM ORs clicks into
+            the region, where a click in a world-scale polygon draws about one point of 128). Off by
+            default: trained with it, the world-scale model saw its clicks but did not gain from them
+            (zoo/seem/README.md), so the shipped weights are trained without.
     """
 
     hidden_dim: int = 512
@@ -61,6 +66,7 @@ class SEEMConfig(MaskDecodingConfig):
     position_features: bool = False
     position_max_cycles: float = 8.0
     position_zero_init: bool = True
+    separate_clicks: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

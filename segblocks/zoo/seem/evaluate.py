@@ -178,6 +178,7 @@ def _click_sessions(
     n = len(gts)
     positive = torch.from_numpy(np.stack([_first_region(kind, m, rng) for m in gts]))
     negative = torch.zeros_like(positive)
+    clicks = positive.clone() if kind == "point" else torch.zeros_like(positive)  # later clicks join
     previous = torch.zeros_like(positive)
     curves: list[list[float]] = [[] for _ in range(n)]
     active = [True] * n
@@ -189,6 +190,7 @@ def _click_sessions(
             previous=(previous if use_memory else torch.zeros_like(previous))[None].to(device),
             texts=[[None] * n],
             valid=torch.ones(1, n, dtype=torch.bool, device=device),
+            clicks=clicks[None].to(device),
         )
         out = model.decode(encoding, prompts, use_memory=use_memory, generator=generator)
         answers = answer_masks(out.answers(), size, encoding.padded)[0].cpu()
@@ -206,6 +208,7 @@ def _click_sessions(
                 active[i] = False
                 continue
             region = click_region(click.x, click.y, size)
+            clicks[i] |= region
             if click.positive:
                 positive[i] |= region
                 negative[i] &= ~region
@@ -292,6 +295,7 @@ def _referring_answer(
         [regions],
         [list(texts) if use_text else [None] * len(texts)],
         (h, w),
+        clicks=[pos],
         device=model.query_feat.weight.device,
     )
     out = model.decode(encoding, prompts, generator=generator)

@@ -51,6 +51,9 @@ def simulate_next_round(
 ) -> PromptBatch:
     """Add one simulated click to every clickable prompt; the answers become the memory masks.
 
+    The new clicks are also marked in the batch's ``clicks`` (the visual sampler can sample them as
+    regions of their own).
+
     Args:
         prompts: this round's prompts (regions at the image size ``(H, W)``).
         answers: ``[B, P, H, W]`` bool answers of this round.
@@ -63,6 +66,7 @@ def simulate_next_round(
         The next round's :class:`PromptBatch`.
     """
     positive, negative = prompts.positive.clone(), prompts.negative.clone()
+    clicks = torch.zeros_like(positive) if prompts.clicks is None else prompts.clicks.clone()
     clickable = prompts.valid if clickable is None else clickable & prompts.valid
     size = (int(positive.shape[-2]), int(positive.shape[-1]))
     answers_np = answers.cpu().numpy()
@@ -80,6 +84,7 @@ def simulate_next_round(
             if click is None:
                 continue
             region = click_region(click.x, click.y, size, radius=click_radius).to(positive.device)
+            clicks[b, p] |= region
             if click.positive:
                 positive[b, p] |= region
                 negative[b, p] &= ~region
@@ -91,6 +96,7 @@ def simulate_next_round(
         previous=answers.to(prompts.previous.device) & prompts.valid[:, :, None, None],
         texts=prompts.texts,
         valid=prompts.valid,
+        clicks=clicks,
     )
 
 

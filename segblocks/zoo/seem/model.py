@@ -237,7 +237,11 @@ class SEEM(nn.Module):
             tail: list[QueryGroup] = []
             if bool(prompts.has_visual.any()):
                 tokens, points = self.visual_sampler(
-                    pixels.multi_scale_features, prompts.positive, prompts.negative, generator=generator
+                    pixels.multi_scale_features,
+                    prompts.positive,
+                    prompts.negative,
+                    generator=generator,
+                    clicks=prompts.clicks,
                 )
                 tail.append(tokens)
                 attend.append(tokens.name)

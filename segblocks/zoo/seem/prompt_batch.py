@@ -25,6 +25,8 @@ class PromptBatch:
         previous: ``[B, P, H, W]`` bool previous round's mask (all False in the first round).
         texts: B lists of P entries: the prompt's text, or None.
         valid: ``[B, P]`` bool, False for padding prompts.
+        clicks: ``[B, P, H, W]`` bool, the pixels of ``positive`` and ``negative`` that are clicks
+            (the visual sampler can sample them as regions of their own), or None (none marked).
     """
 
     positive: Tensor
@@ -32,12 +34,15 @@ class PromptBatch:
     previous: Tensor
     texts: list[list[str | None]]
     valid: Tensor
+    clicks: Tensor | None = None
 
     def __post_init__(self) -> None:
         check_ndim("positive", self.positive, 4, "[B, P, H, W]")
         check_dtype("positive", self.positive, "bool")
         shape = tuple(self.positive.shape)
-        for name in ("negative", "previous"):
+        for name in ("negative", "previous", "clicks"):
+            if name == "clicks" and self.clicks is None:
+                continue
             check_shape(name, getattr(self, name), shape, "[B, P, H, W] like positive")
             check_dtype(name, getattr(self, name), "bool")
         b, p = shape[:2]
@@ -73,6 +78,7 @@ class PromptBatch:
         size: tuple[int, int],
         *,
         previous: Sequence[Tensor | None] | None = None,
+        clicks: Sequence[Tensor | None] | None = None,
         device: torch.device | str = "cpu",
     ) -> PromptBatch:
         """Pad per-image objects into a batch.
@@ -83,6 +89,8 @@ class PromptBatch:
             texts: per image, ``N_i`` texts or None.
             size: ``(H, W)`` of the images.
             previous: per image, ``[N_i, H, W]`` bool previous masks, or None.
+            clicks: per image, ``[N_i, H, W]`` bool pixels of its regions that are clicks, or None
+                (the batch's ``clicks`` is None when no image gives any).
             device: where to put the tensors.
 
         Raises:
@@ -102,6 +110,7 @@ class PromptBatch:
         neg = torch.zeros(b, p, h, w, dtype=torch.bool)
         prev = torch.zeros(b, p, h, w, dtype=torch.bool)
         valid = torch.zeros(b, p, dtype=torch.bool)
+        clicked = torch.zeros(b, p, h, w, dtype=torch.bool)
         rows: list[list[str | None]] = []
         for i, (r, t) in enumerate(zip(regions, texts)):
             n = counts[i]
@@ -110,6 +119,8 @@ class PromptBatch:
                 pos[i, :n], neg[i, :n] = r.positive.cpu(), r.negative.cpu()
             if previous is not None and previous[i] is not None:
                 prev[i, :n] = previous[i].cpu()  # type: ignore[union-attr]
+            if clicks is not None and clicks[i] is not None:
+                clicked[i, :n] = clicks[i].cpu()  # type: ignore[union-attr]
             rows.append(list(t) + [None] * (p - n))
             for j in range(n):
                 if t[j] is None and not bool(pos[i, j].any()):
@@ -122,6 +133,7 @@ class PromptBatch:
             previous=prev.to(device),
             texts=rows,
             valid=valid.to(device),
+            clicks=None if clicks is None else clicked.to(device),
         )
 
     def padded(self, size: tuple[int, int]) -> PromptBatch:
@@ -139,6 +151,7 @@ class PromptBatch:
             previous=F.pad(self.previous, pad),
             texts=self.texts,
             valid=self.valid,
+            clicks=None if self.clicks is None else F.pad(self.clicks, pad),
         )
 
     def to(self, device: torch.device | str) -> PromptBatch:
@@ -149,4 +162,5 @@ class PromptBatch:
             previous=self.previous.to(device),
             texts=self.texts,
             valid=self.valid.to(device),
+            clicks=None if self.clicks is None else self.clicks.to(device),
         )

@@ -61,6 +61,7 @@ class SessionResult:
 class _Object:
     positive: Tensor
     negative: Tensor
+    clicks: Tensor
     text: str | None = None
     probabilities: Tensor | None = None
     score: float = 0.0
@@ -189,12 +190,14 @@ class SEEMSession:
             raise ValueError(f"text: expected a text with at least one word, got {text!r}")
         pos = torch.zeros(size, dtype=torch.bool)
         neg = torch.zeros(size, dtype=torch.bool)
+        clicked = torch.zeros(size, dtype=torch.bool)  # clicks: regions of their own for the sampler
         for i, click in enumerate(clicks):
             if len(click) not in (2, 3):
                 raise ValueError(f"clicks[{i}]: expected (x, y) or (x, y, positive), got {click!r}")
             region = click_region(float(click[0]), float(click[1]), size, name=f"clicks[{i}]")
             positive = bool(click[2]) if len(click) == 3 else True
             (pos if positive else neg)[:] |= region
+            clicked |= region
         if box is not None:
             pos |= box_region(box, size, name="box")
         if stroke is not None:
@@ -209,13 +212,14 @@ class SEEMSession:
                     "clicks: a new object needs a positive prompt (a positive click, box, stroke, mask or text); "
                     "negative prompts alone say only where it is not"
                 )
-            self._objects.append(_Object(positive=pos, negative=neg & ~pos, text=text))
+            self._objects.append(_Object(positive=pos, negative=neg & ~pos, clicks=clicked, text=text))
             obj = len(self._objects) - 1
         else:
             o = self._objects[obj]
             o.positive |= pos
             o.negative = (o.negative & ~pos) | (neg & ~o.positive)
             o.positive &= ~(neg & ~pos)
+            o.clicks |= clicked
             if text is not None:
                 o.text = text
         return self._answer([obj])
@@ -263,6 +267,7 @@ class SEEMSession:
             previous=previous[None].to(device),
             texts=[texts],
             valid=usable[None].to(device),
+            clicks=torch.stack([o.clicks for o in objs])[None].to(device),
         )
         generator = torch.Generator(device=device).manual_seed(self.seed)
         out = self.model.decode(encoding, batch, use_memory=self.use_memory, generator=generator)

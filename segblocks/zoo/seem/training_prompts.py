@@ -81,12 +81,15 @@ class ImagePrompts:
         texts: N texts or None.
         targets: ``[N, H, W]`` bool masks asked for.
         clickable: N flags, True for prompts with a visual part (they receive simulated clicks).
+        clicks: ``[N, H, W]`` bool, the pixels of ``regions`` that are clicks (point prompts and the
+            click of a composition), or None.
     """
 
     regions: ObjectRegions
     texts: list[str | None]
     targets: NDArray[np.bool_]
     clickable: list[bool]
+    clicks: NDArray[np.bool_] | None = None
 
 
 def image_prompts(
@@ -109,6 +112,7 @@ def image_prompts(
     h, w = sample.size
     masks: list[NDArray[np.bool_]] = []
     regions: list[NDArray[np.bool_]] = []
+    clicks: list[NDArray[np.bool_]] = []
     texts: list[str | None] = []
     clickable: list[bool] = []
     segments = list(sample.segments)
@@ -118,6 +122,7 @@ def image_prompts(
         kind = SAMPLER_TYPES[int(rng.integers(len(SAMPLER_TYPES)))]
         masks.append(mask)
         regions.append(draw_visual_prompt(kind, mask, rng))
+        clicks.append(regions[-1] if kind == "point" else np.zeros((h, w), bool))
         texts.append(None)
         clickable.append(True)
     referring = list(sample.referring)
@@ -130,6 +135,7 @@ def image_prompts(
             regions.append(click_region(x, y, (h, w)).numpy())
         else:
             regions.append(np.zeros((h, w), bool))
+        clicks.append(regions[-1])
         masks.append(mask)
         texts.append(expr.text)
         clickable.append(composed)
@@ -139,6 +145,7 @@ def image_prompts(
         texts=texts,
         targets=np.stack(masks) if masks else np.zeros((0, h, w), bool),
         clickable=clickable,
+        clicks=np.stack(clicks) if clicks else np.zeros((0, h, w), bool),
     )
 
 
@@ -154,7 +161,12 @@ def collate_prompts(
     Returns:
         ``(PromptBatch, per-image Targets (labels 0), clickable [B, P] bool)``.
     """
-    batch = PromptBatch.from_objects([p.regions for p in prompts], [p.texts for p in prompts], size)
+    batch = PromptBatch.from_objects(
+        [p.regions for p in prompts],
+        [p.texts for p in prompts],
+        size,
+        clicks=[None if p.clicks is None else torch.from_numpy(p.clicks) for p in prompts],
+    )
     targets = [
         Targets(masks=torch.from_numpy(p.targets), labels=torch.zeros(len(p.texts), dtype=torch.int64))
         for p in prompts
