@@ -18,8 +18,13 @@ def _omg_seg_predict(args: argparse.Namespace) -> int:
     """``segblocks predict omg-seg``: any task of OMG-Seg on an image file or a folder of frames."""
     from segblocks.zoo.omg_seg.predict import predict_files
 
-    names = [v.strip() for v in args.vocabulary.split(",") if v.strip()] if args.vocabulary else None
+    names = None if args.vocabulary is None else [v.strip() for v in args.vocabulary.split(",") if v.strip()]
     stuff = {s.strip() for s in args.stuff.split(",") if s.strip()}
+    unknown = sorted(stuff - set(names or ()))
+    if unknown:  # an empty --vocabulary is refused by the model, naming the vocabulary
+        raise ValueError(
+            f"--stuff: {unknown} are not in --vocabulary (give the class names with --vocabulary)"
+        )
     flags = None if names is None else [n not in stuff for n in names]
     for line in predict_files(
         task=args.task, image=args.image, frames=args.frames, points=args.points, boxes=args.boxes,

@@ -104,6 +104,9 @@ def test_predict_points_boxes_and_a_clip(run: Path, capsys: pytest.CaptureFixtur
             "--boxes: box 0 '1,2,3,nan' has a value that is not",
         ),
         (["--task", "depth"], "--task"),
+        (["--task", "panoptic", "--vocabulary", ""], "vocabulary: expected at least one class name"),
+        (["--task", "panoptic", "--vocabulary", "circle,sky", "--stuff", "sand"], "--stuff: ['sand']"),
+        (["--task", "panoptic", "--stuff", "sky"], "--stuff: ['sky'] are not in --vocabulary"),
         (["--task", "interactive", "--negative", "1,1"], "--negative: not an option of predict omg-seg"),
     ],
 )

@@ -65,6 +65,32 @@ def test_negatives_enter_the_class_loss_and_follow_the_vocabulary() -> None:
     assert torch.allclose(opposite.negative_embeddings, -opposite.text_embeddings)
 
 
+def test_a_negative_margin_lowers_only_the_negatives_training_logits() -> None:
+    """``class_negative_margin`` m: each negative's training logit is scale * (cos - m); the rest is untouched."""
+    images = torch.rand(2, 3, 64, 64)
+    full, weak = tiny().eval(), tiny(class_negative_margin=0.25).eval()  # the same seed: the same network
+    assert get_config("tiny").class_negative_margin == 0.0  # the default keeps the full negative term
+    with torch.no_grad():
+        base, lowered = full(images), weak(images)
+    assert base.class_logits is not None and lowered.class_logits is not None
+    shift = base.class_logits - lowered.class_logits
+    assert torch.allclose(shift[..., 6:12], torch.full_like(shift[..., 6:12], 25.0), atol=1e-3)  # 100 * 0.25
+    assert torch.allclose(shift[..., :6], torch.zeros_like(shift[..., :6]), atol=1e-4)
+    assert torch.allclose(shift[..., -1], torch.zeros_like(shift[..., -1]), atol=1e-4)
+    assert all(  # every supervised layer, not only the last
+        torch.allclose(a.class_logits - b.class_logits, shift, atol=1e-3)  # type: ignore[operator]
+        for a, b in zip(base.aux, lowered.aux)
+    )
+    weak.train()(images).class_logits.sum().backward()  # type: ignore[union-attr]
+    assert all(p.grad is not None for p in weak.classifier.head.proj.parameters())  # it still learns
+    # inference never sees the negatives, so the margin does not change a prediction
+    vocab = full.text_embeddings
+    with torch.no_grad():
+        a = full.eval().forward_with_clip(images, text_embeddings=vocab)[0].class_logits
+        b = weak.eval().forward_with_clip(images, text_embeddings=vocab)[0].class_logits
+    assert a is not None and b is not None and torch.allclose(a, b, atol=1e-4)
+
+
 def test_void_prototype_is_zero_or_learned() -> None:
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -83,6 +109,9 @@ def test_void_prototype_is_zero_or_learned() -> None:
         (lambda: get_config("tiny", class_negatives="antonyms"), "class_negatives"),
         (lambda: get_config("tiny", sphere_negatives=0), "sphere_negatives"),
         (lambda: get_config("tiny", class_void="none"), "class_void"),
+        (lambda: get_config("tiny", class_negative_margin=-0.1), "class_negative_margin"),
+        (lambda: get_config("tiny", class_negative_margin=2.5), "class_negative_margin"),
+        (lambda: tiny(class_negative_margin=float("nan")), "class_negative_margin"),
         (lambda: OMGClassifier(dim=8, mask_dim=8, embed_dim=8, void="none"), "void"),
         (lambda: negative_prototypes(torch.ones(3, 4), "antonyms"), "kind"),
         (lambda: negative_prototypes(torch.ones(4), "opposite"), "text_embeddings"),

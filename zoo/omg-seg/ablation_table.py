@@ -20,6 +20,8 @@ NEGATIVES = {
     "opposite": "negated training names, zero void",
     "opposite_void": "negated training names, learned void (shipped)",
     "void": "none, learned void",
+    "margin10": "negated training names past cosine 0.1, learned void",
+    "margin20": "negated training names past cosine 0.2, learned void",
 }
 
 

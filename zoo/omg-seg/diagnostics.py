@@ -61,6 +61,10 @@ def text_space(predictor: OMGSegPredictor) -> None:
     print(
         f"largest cosine of 4,096 random directions with -mean(training names): {(sphere @ away).max():.2f}"
     )
+    negated = -text[vocab.seen] @ away  # what a negative costs a query along -mean (class_negative_margin)
+    print(
+        f"cosine of -mean(training names) with the negated training names: {negated.min():.2f} to {negated.max():.2f}"
+    )
     print("| held-out name | cosine with -mean(training names) | largest cosine with a training name |")
     print("|---|---:|---:|")
     for i in (~vocab.seen).nonzero().flatten().tolist():

@@ -5,6 +5,8 @@
 #   opposite        the negated training names as negatives, zero void
 #   opposite_void   the negated training names and a learned void (the world default, shipped)
 #   void            a learned void alone (no negatives)
+#   margin10        the shipped negatives weakened: a negative costs only past cosine 0.1 (and a learned void)
+#   margin20        the same past cosine 0.2
 # Usage: zoo/omg-seg/negatives.sh OUT_DIR   (then: python zoo/omg-seg/ablation_table.py OUT_DIR)
 set -euo pipefail
 out=${1:?usage: negatives.sh OUT_DIR}
@@ -17,3 +19,5 @@ run sphere --set class_negatives=sphere class_void=zero
 run opposite --set class_negatives=opposite class_void=zero
 run opposite_void --set class_negatives=opposite class_void=learned
 run void --set class_negatives=none class_void=learned
+run margin10 --set class_negatives=opposite class_void=learned class_negative_margin=0.1
+run margin20 --set class_negatives=opposite class_void=learned class_negative_margin=0.2

@@ -133,6 +133,7 @@ def build_omg_seg(
             location_self_mask=cfg.location_self_mask,
             class_negatives=cfg.class_negatives,
             sphere_negatives=cfg.sphere_negatives,
+            class_negative_margin=cfg.class_negative_margin,
             pad_inputs=pad_inputs,
             config=cfg,
         )

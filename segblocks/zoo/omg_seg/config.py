@@ -40,6 +40,9 @@ class OMGSegConfig(MaskDecodingConfig):
             every query (:func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`): ``"none"``
             (official), ``"opposite"`` (the negated training names) or ``"sphere"`` (random directions).
         sphere_negatives: directions of ``class_negatives="sphere"``.
+        class_negative_margin: how far (in cosine, ``[0, 2]``) a query may point at a negative before
+            it costs anything: each negative's training logit is ``logit_scale * (cos - margin)``.
+            0 (default) keeps the full negative term; larger values weaken it.
         class_void: the classifier's background prototype: ``"zero"`` (official: the void logit is
             always 0) or ``"learned"`` (FC-CLIP's learned void embedding).
         point_box_size: side in pixels of the box a click becomes (official: 6); None keeps a click
@@ -63,6 +66,7 @@ class OMGSegConfig(MaskDecodingConfig):
     beta: float = 0.8
     class_negatives: str = "none"
     sphere_negatives: int = 64
+    class_negative_margin: float = 0.0
     class_void: str = "zero"
     point_box_size: float | None = 6.0
     location_sine_dim: int = 128
@@ -98,6 +102,10 @@ class OMGSegConfig(MaskDecodingConfig):
         if self.class_negatives not in ("none", "opposite", "sphere"):  # vocabulary.NEGATIVES
             raise ValueError(
                 f"class_negatives: expected 'none', 'opposite' or 'sphere', got {self.class_negatives!r}"
+            )
+        if not 0.0 <= self.class_negative_margin <= 2.0:
+            raise ValueError(
+                f"class_negative_margin: expected a cosine margin in [0, 2], got {self.class_negative_margin}"
             )
         if self.class_void not in ("zero", "learned"):
             raise ValueError(f"class_void: expected 'zero' or 'learned', got {self.class_void!r}")

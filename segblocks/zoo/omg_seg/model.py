@@ -62,6 +62,8 @@ class OMGSeg(nn.Module):
             (``sphere_negatives`` random directions); see
             :func:`~segblocks.zoo.omg_seg.vocabulary.negative_prototypes`. Inference never uses them.
         sphere_negatives: directions of ``"sphere"``.
+        class_negative_margin: cosine a query may reach with a negative before it costs anything in
+            training (each negative's logit is ``scale * (cos - margin)``); 0 keeps the full term.
         pad_inputs: pad images to the size divisibility (results are unpadded).
         config: the configuration the model was built from.
     """
@@ -84,6 +86,7 @@ class OMGSeg(nn.Module):
         location_self_mask: bool = True,
         class_negatives: str = "none",
         sphere_negatives: int = 64,
+        class_negative_margin: float = 0.0,
         pad_inputs: bool = True,
         config: OMGSegConfig | None = None,
     ) -> None:
@@ -98,6 +101,10 @@ class OMGSeg(nn.Module):
                 raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
         if class_negatives not in NEGATIVES:
             raise ValueError(f"class_negatives: expected one of {NEGATIVES}, got {class_negatives!r}")
+        if not 0.0 <= class_negative_margin <= 2.0:
+            raise ValueError(
+                f"class_negative_margin: expected a cosine margin in [0, 2], got {class_negative_margin}"
+            )
         if num_queries <= 0:
             raise ValueError(f"num_queries: expected a positive int, got {num_queries}")
         if vocabulary.text_embeddings.shape[1] != classifier.embed_dim:
@@ -120,6 +127,7 @@ class OMGSeg(nn.Module):
         self.register_buffer("text_embeddings", vocabulary.text_embeddings, persistent=False)
         self.class_negatives = class_negatives
         self.sphere_negatives = sphere_negatives
+        self.class_negative_margin = float(class_negative_margin)
         negatives = negative_prototypes(vocabulary.text_embeddings, class_negatives, count=sphere_negatives)
         self.register_buffer("negative_embeddings", negatives, persistent=False)  # rebuilt, as the text
         self.location_self_mask = location_self_mask
@@ -237,14 +245,10 @@ class OMGSeg(nn.Module):
         decoded = self.mask_decoder(
             [queries], pixels.multi_scale_features, pixels.mask_features, num_frames=frames
         )
-        if text_embeddings is None:  # training: the negatives are wrong for every query
-            text = torch.cat([self.text_embeddings, self.negative_embeddings.to(self.text_embeddings)])
-        else:
-            text = text_embeddings
         predictions = [
             MaskPredictions(
                 mask_logits=masks,
-                class_logits=self.classifier(embeddings, masks, pixels.mask_features, text),
+                class_logits=self.classify(embeddings, masks, pixels.mask_features, text_embeddings),
                 iou_scores=self.objectness_head(embeddings),
                 query_embeddings=embeddings,
             )
@@ -253,6 +257,34 @@ class OMGSeg(nn.Module):
         final = predictions[-1]
         final.aux = predictions[:-1]
         return final, clip_features
+
+    def classify(
+        self, queries: Tensor, mask_logits: Tensor, mask_features: Tensor, text_embeddings: Tensor | None
+    ) -> Tensor:
+        """One decoder layer's class logits: against a vocabulary, or in training against the negatives too.
+
+        Args:
+            queries: ``[B, Q, D]`` query embeddings.
+            mask_logits: ``[B, Q, H, W]`` (tubes ``[B, Q, T, H, W]``), the queries' masks.
+            mask_features: ``[B, C, H, W]`` (``[B * T, C, H, W]``) pixel-decoder mask features.
+            text_embeddings: ``[C, E]`` class embeddings, or None for the training vocabulary followed
+                by its ``K`` negatives, whose logits are lowered by ``scale * class_negative_margin``.
+
+        Returns:
+            ``[B, Q, C + 1]`` logits (``[B, Q, C + K + 1]`` in training), the last column void.
+        """
+        if text_embeddings is not None:
+            return self.classifier(queries, mask_logits, mask_features, text_embeddings)
+        # training: the negatives are wrong for every query
+        negatives = self.negative_embeddings.to(self.text_embeddings)
+        text = torch.cat([self.text_embeddings, negatives])
+        logits = self.classifier(queries, mask_logits, mask_features, text)
+        if self.class_negative_margin == 0.0 or len(negatives) == 0:
+            return logits
+        c, k = len(self.text_embeddings), len(negatives)
+        margin = self.classifier.head.scale.detach() * self.class_negative_margin
+        shift = torch.cat([logits.new_zeros(c), margin.to(logits).expand(k), logits.new_zeros(1)])
+        return logits - shift
 
     def forward(self, images: Tensor, prompts: Sequence[Prompts] | None = None) -> MaskPredictions:
         """Training outputs against the training vocabulary and its negatives (see :meth:`forward_with_clip`).
