@@ -142,6 +142,49 @@ def test_alignment_pairs_masks_with_entities_and_trains_only_the_adapter() -> No
     assert others == []
 
 
+def test_contrastive_alignment_classifies_regions_among_the_batch_entities() -> None:
+    from segblocks.losses import region_text_alignment_loss
+    from segblocks.zoo import build_uni_ovseg
+
+    torch.manual_seed(0)
+    texts = ImageTextDataset(ShapesWorldConfig(image_size=(128, 128)), start=0, length=3, caption="clean")
+    pairs = [texts[i] for i in range(3)]
+    masks = [texts.world.sample(p.index).to_targets().masks for p in pairs]
+    images = torch.stack([p.image for p in pairs])
+    entities = [p.entities for p in pairs]
+    batch_names = sorted({n for names in entities for n in names})
+    out = {}
+    for kind in ("pull", "contrastive"):
+        model = build_uni_ovseg("tiny", dec_layers=1, enc_layers=1, align_min_similarity=0.0, align_loss=kind)
+        out[kind] = model.alignment_losses(images, masks, entities)
+    (pull, pull_stats), (contrastive, stats) = out["pull"], out["contrastive"]
+    assert stats == pull_stats and stats["batch_entities"] == len(batch_names) > max(map(len, entities))
+    # one image alone: its own names are the candidates; with B = 0 the adapted regions are the
+    # frozen ones, so the loss is the cross-entropy recomputed here at the CLIP's temperature
+    model.zero_grad()
+    names = sorted(set(entities[0]))
+    vocab = model.entity_embeddings(names)
+    frozen = model.region_embeddings(images[:1], masks[0][None], model.config.ensemble_sizes, adapted=False)[
+        :, 0
+    ]
+    own = torch.tensor([names.index(n) for n in entities[0]])
+    match = model.mask_text_matcher(frozen, vocab[own])
+    regions = model.region_embeddings(images[:1], masks[0][None], (128,), adapted=False)[0, 0]
+    one = region_text_alignment_loss(
+        regions[match.region_idx],
+        vocab,
+        own[match.entity_idx],
+        kind="contrastive",
+        temperature=1 / float(model.clip.logit_scale),
+    )
+    single, _ = model.alignment_losses(images[:1], masks[:1], entities[:1])
+    assert float(single["loss_align"].detach()) == pytest.approx(float(one.detach().mean()), rel=1e-4)
+    contrastive["loss_align"].backward()
+    grads = [p.grad for n, p in model.adapter.named_parameters() if n.endswith("lora_B")]
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    assert float(contrastive["loss_align"]) > 0 and float(pull["loss_align"]) > 0
+
+
 def test_alignment_skips_images_without_entities_or_masks() -> None:
     from segblocks.zoo import build_uni_ovseg
 
