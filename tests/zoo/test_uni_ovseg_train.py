@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from segblocks.cli import main as cli_main
 from segblocks.data import ShapesWorldConfig
@@ -47,8 +48,23 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     assert train and all(np.isfinite(r["train/loss_align"]) for r in train)
     assert all("train/pairs" in r and "train/skipped" in r for r in train)
 
-    # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
+    # one command = stage 1, then stage 2 alone on stage 1's checkpoint: the same adapter, bit for bit
     stage1 = next((out / "stage1" / "checkpoints").glob("**/model.safetensors"))
+    split = tmp_path / "split"
+    argv = ["train", "uni-ovseg", "--image-size", "64", "--align-steps", "3", "--align-batch-size", "2",
+            "--train-images", "8", "--text-images", "8", "--val-images", "1", "--threads", "1",
+            "--checkpoint-every", "0", "--skip-stage1", "--init", str(stage1), "--out", str(split),
+            "--set", "dec_layers=1", "enc_layers=1", "num_points=128", "grid_size=2", "align_grid_size=2",
+            "train_points=2", "train_boxes=1", "align_min_similarity=0.0"]  # fmt: skip
+    assert cli_main(argv) == 0
+    one, two = (
+        load_file(next((run / "stage2" / "checkpoints").glob("**/model.safetensors"))) for run in (out, split)
+    )
+    adapter = [k for k in one if k.startswith("adapter.") and "lora" in k]
+    assert adapter and all(torch.equal(one[k], two[k]) for k in one)
+    assert any(bool(one[k].abs().sum() > 0) for k in adapter if k.endswith("lora_B"))  # it trained
+
+    # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
     again = tmp_path / "align_only"
     argv = ["train", "uni-ovseg", "--image-size", "64", "--align-steps", "2", "--align-batch-size", "2",
             "--train-images", "8", "--text-images", "8", "--val-images", "1", "--threads", "1",
