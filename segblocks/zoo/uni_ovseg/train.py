@@ -11,17 +11,18 @@ The loop reads like the paper's training section (Sec. 3.3 and 4.1):
    mask branch proposes masks from a point grid; their frozen-CLIP region embeddings, averaged over
    the multi-scale ensemble's input sizes, are matched to the caption's entities (parsed from the
    noisy caption = web text, or the clean caption = refined text); the multi-scale LoRA adapter
-   learns to pull each confident mask's embedding to its entity's (cosine loss). Only the adapter trains.
+   learns to name each confident mask by its entity among every entity of the batch (``align_loss``:
+   contrastive at world scale; the paper's cosine pull, Eq. 8, selectable). Only the adapter trains.
 3. **Evaluation** on val with all 18 class names: open-vocabulary semantic mIoU and PQ with and
    without the adapter, promptable 1-point / 1-box mIoU, written to ``final.json``.
 
 :func:`~segblocks.zoo.uni_ovseg.data.check_unpaired` runs before and after training: no training
 image is ever served with both its masks and its text.
 
-Example (world scale, the run of the shipped weights)::
+Example (world scale, the one command of the shipped weights)::
 
     segblocks train uni-ovseg --image-size 128 --batch-size 8 --steps 5000 --time-budget-min 10 \
-        --align-steps 1000 --align-minutes 3.5 --align-batch-size 8 --caption clean --val-images 50 \
+        --align-steps 200 --align-batch-size 8 --caption clean --val-images 50 \
         --threads 1 --log-every 20 --checkpoint-every 0 --clip-grad 1.0 --warmup-steps 50 \
         --train-images 20000 --text-images 20000 --out runs/uni_ovseg
 """
