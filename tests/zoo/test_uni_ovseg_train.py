@@ -31,7 +31,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code = cli_main(
         [
-            "train", "uni-ovseg", "--image-size", "64", "--batch-size", "2", "--steps", "3",
+            "train", "uni-ovseg", "--image-size", "64", "--batch-size", "2", "--steps", "6", "--stop-at-step", "3",
             "--align-steps", "3", "--align-batch-size", "2", "--train-images", "8", "--text-images", "8",
             "--val-images", "1", "--threads", "1", "--warmup-steps", "1", "--log-every", "1",
             "--checkpoint-every", "0", "--out", str(out),
@@ -74,6 +74,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     final = json.loads((again / "final.json").read_text())
     assert final["stage1_steps"] == 0 and final["stage2_steps"] == 2 and final["caption"] == "clean"
     assert cli_main([*argv[:-12], "--skip-stage1"]) == 2  # needs --init
+    assert cli_main([*argv, "--stop-at-step", "0"]) == 2
 
 
 def test_the_two_stages_never_share_an_image() -> None:
