@@ -199,7 +199,7 @@ def test_contrastive_alignment_classifies_regions_among_the_batch_entities() -> 
     contrastive["loss_align"].backward()
     grads = [p.grad for n, p in model.adapter.named_parameters() if n.endswith("lora_B")]
     assert all(g is not None and bool(g.abs().sum() > 0) for g in grads)
-    assert float(contrastive["loss_align"]) > 0 and float(pull["loss_align"]) > 0
+    assert float(contrastive["loss_align"].detach()) > 0 and float(pull["loss_align"].detach()) > 0
 
 
 def test_alignment_skips_images_without_entities_or_masks() -> None:
