@@ -13,20 +13,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segblocks.backbones.simple_fpn import LayerNorm2d
 from segblocks.decoders.fpn_pixel_decoder import conv_norm_relu
 from segblocks.decoders.ms_deform_attention import MultiScaleDeformableAttention
 from segblocks.decoders.pixel_decoder import PixelDecoder
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput, check_backbone_features
 from segblocks.layers.attention import FFNLayer
 from segblocks.layers.position_encoding import SinePositionEncoding
+from segblocks.layers.random_fourier import RandomFourierPositionEncoding
 from segblocks.structures import ShapeSpec
 
 __all__ = [
+    "INPUT_NORMS",
+    "POSITION_ENCODINGS",
     "MSDeformAttnEncoder",
     "MSDeformAttnEncoderLayer",
     "MSDeformAttnPixelDecoder",
     "build_msdeform_pixel_decoder",
 ]
+
+#: Input projections of the encoder levels: ``"group"`` (Mask2Former: bias-free 1x1 conv + GroupNorm)
+#: or ``"layer"`` (released Uni-OVSeg: biased 1x1 conv + LayerNorm over channels).
+INPUT_NORMS = ("group", "layer")
+#: Position code of the encoder: ``"sine"`` (Mask2Former) or ``"fourier"`` (released Uni-OVSeg:
+#: random-Fourier features of the pixel centres, SAM's).
+POSITION_ENCODINGS = ("sine", "fourier")
 
 
 class MSDeformAttnEncoderLayer(nn.Module):
@@ -124,6 +135,12 @@ class MSDeformAttnPixelDecoder(PixelDecoder):
         mask_dim: channels of the mask features.
         num_feature_levels: how many encoder outputs (coarsest first) feed the mask decoder.
         norm_groups: GroupNorm groups.
+        input_norm: the encoder levels' input projections, one of :data:`INPUT_NORMS`.
+        position_encoding: the encoder's position code, one of :data:`POSITION_ENCODINGS`.
+
+    Raises:
+        ValueError: on unknown feature names, a level count or encoder width that does not fit, or an
+            unknown ``input_norm`` / ``position_encoding``.
     """
 
     def __init__(
@@ -136,8 +153,16 @@ class MSDeformAttnPixelDecoder(PixelDecoder):
         mask_dim: int = 256,
         num_feature_levels: int = 3,
         norm_groups: int = 32,
+        input_norm: str = "group",
+        position_encoding: str = "sine",
     ) -> None:
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm: expected one of {INPUT_NORMS}, got {input_norm!r}")
+        if position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(
+                f"position_encoding: expected one of {POSITION_ENCODINGS}, got {position_encoding!r}"
+            )
         missing = [n for n in transformer_in_features if n not in input_shape]
         if missing or len(transformer_in_features) == 0:
             raise ValueError(
@@ -170,14 +195,22 @@ class MSDeformAttnPixelDecoder(PixelDecoder):
         self.num_feature_levels = num_feature_levels
         self.input_proj = nn.ModuleList(
             conv_norm_relu(input_shape[n].channels, conv_dim, 1, groups=norm_groups, relu=False)
+            if input_norm == "group"
+            else nn.Sequential(nn.Conv2d(input_shape[n].channels, conv_dim, 1), LayerNorm2d(conv_dim))
             for n in self.transformer_in_features
         )
         for proj in self.input_proj:
             assert isinstance(proj, nn.Sequential) and isinstance(proj[0], nn.Conv2d)
             nn.init.xavier_uniform_(proj[0].weight)
+            if proj[0].bias is not None:
+                nn.init.zeros_(proj[0].bias)
         self.level_embed = nn.Parameter(torch.empty(len(self.transformer_in_features), conv_dim))
         nn.init.normal_(self.level_embed)
-        self.position_encoding = SinePositionEncoding(dim=conv_dim)
+        self.position_encoding: nn.Module = (
+            SinePositionEncoding(dim=conv_dim)
+            if position_encoding == "sine"
+            else RandomFourierPositionEncoding(dim=conv_dim)
+        )
         self.encoder = encoder
         self.lateral = nn.ModuleList(
             conv_norm_relu(input_shape[n].channels, conv_dim, 1, groups=norm_groups, relu=False)
@@ -248,6 +281,8 @@ def build_msdeform_pixel_decoder(
     ffn_dim: int = 1024,
     norm_groups: int = 32,
     backend: str = "auto",
+    input_norm: str = "group",
+    position_encoding: str = "sine",
 ) -> MSDeformAttnPixelDecoder:
     """Build Mask2Former's pixel decoder (defaults: paper scale).
 
@@ -262,6 +297,8 @@ def build_msdeform_pixel_decoder(
         ffn_dim: encoder FFN hidden width.
         norm_groups: GroupNorm groups.
         backend: backend of :func:`segblocks.ops.ms_deform_attn`.
+        input_norm: input projections of the encoder levels (:data:`INPUT_NORMS`).
+        position_encoding: position code of the encoder (:data:`POSITION_ENCODINGS`).
 
     Returns:
         A :class:`MSDeformAttnPixelDecoder`.
@@ -284,4 +321,6 @@ def build_msdeform_pixel_decoder(
         mask_dim=mask_dim,
         num_feature_levels=min(3, levels),
         norm_groups=norm_groups,
+        input_norm=input_norm,
+        position_encoding=position_encoding,
     )

@@ -110,6 +110,30 @@ def test_sine_position_encoding() -> None:
     assert math.isclose(float(pos[0, 0, -1, 0]), math.sin(2 * math.pi), abs_tol=1e-4)
 
 
+def test_msdeform_released_uni_ovseg_options() -> None:
+    """Biased conv + LayerNorm2d projections and a random-Fourier code: runs, trains, defaults unchanged."""
+    default = msdeform()
+    names = {n for n, _ in default.named_parameters()}
+    assert "input_proj.0.0.bias" not in names and "input_proj.0.1.weight" in names  # GroupNorm
+    assert not list(default.position_encoding.buffers())  # the sine code holds no state
+    dec = msdeform(input_norm="layer", position_encoding="fourier")
+    names = {n for n, _ in dec.named_parameters()}
+    assert {"input_proj.0.0.bias", "input_proj.0.1.norm.weight", "input_proj.2.1.norm.bias"} <= names
+    assert dec.position_encoding.positional_encoding_gaussian_matrix.shape == (2, 16)
+    feats = backbone_features()
+    out = dec(feats)
+    assert out.mask_features.shape == (2, 24, 16, 24) and torch.isfinite(out.mask_features).all()
+    # the projection normalises each location over its channels (LayerNorm2d at initialisation)
+    y = dec.input_proj[0](feats["res5"])
+    torch.testing.assert_close(y.mean(1), torch.zeros_like(y.mean(1)), atol=1e-5, rtol=0)
+    out.mask_features.square().mean().backward()
+    assert dec.input_proj[0][0].bias.grad is not None and dec.input_proj[0][1].norm.weight.grad is not None
+    with pytest.raises(ValueError, match="input_norm"):
+        msdeform(input_norm="batch")
+    with pytest.raises(ValueError, match="position_encoding"):
+        msdeform(position_encoding="learned")
+
+
 def test_errors() -> None:
     dec = msdeform()
     feats = backbone_features()

@@ -136,6 +136,14 @@ def test_bad_input_raises_clear_errors(model: UniOVSeg) -> None:
         build_uni_ovseg("tiny", adapter_scales=("res9",))
     with pytest.raises(ValueError, match="label_rule"):
         get_config("tiny", label_rule="max")
+    with pytest.raises(ValueError, match="align_loss"):
+        get_config("tiny", align_loss="triplet")
+    with pytest.raises(ValueError, match="align_temperature"):
+        get_config("tiny", align_temperature=-0.1)
+    with pytest.raises(ValueError, match="pixel_input_norm"):
+        get_config("tiny", pixel_input_norm="batch")
+    with pytest.raises(ValueError, match="pixel_position_encoding"):
+        get_config("tiny", pixel_position_encoding="learned")
 
 
 def test_paper_scale_parameter_counts_on_the_meta_device() -> None:
@@ -143,7 +151,7 @@ def test_paper_scale_parameter_counts_on_the_meta_device() -> None:
     counts = m.state_summary()
     # ConvNeXt-L CLIP (image + text towers) frozen; decoders, prompt encoder, heads and adapter trainable
     assert counts["frozen"] == 353_836_993
-    assert counts["trainable"] == 22_017_733
+    assert counts["trainable"] == 22_018_501  # incl. the released pixel decoder's 3 x 256 conv biases
     assert len(m.mask_decoder.layers) == 9 and len(m.iou_heads) == 5
     assert m.prompt_encoder.tokens_per_prompt == 7
     adapter = sum(p.numel() for p in m.adapter.trainable_parameters())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from segblocks.structures import Prompts
 from segblocks.zoo import build_uni_ovseg
+from segblocks.zoo.uni_ovseg.model import UniOVSeg
 from segblocks.zoo.uni_ovseg.official import load_official_stage1, official_to_segblocks
 
 D, L, ENC, FFN, ENC_FFN = 64, 2, 1, 256, 128
@@ -30,6 +33,12 @@ def mha(prefix: str, s: dict[str, torch.Tensor]) -> None:
 def norm(prefix: str, s: dict[str, torch.Tensor], c: int = D) -> None:
     s[f"{prefix}.weight"] = torch.randn(c)
     s[f"{prefix}.bias"] = torch.randn(c)
+
+
+def channels(model: UniOVSeg) -> list[int]:
+    """Input channels of the pixel decoder's encoder levels, in the released order (coarsest first)."""
+    pd = model.pixel_decoder
+    return [pd.input_shape[n].channels for n in pd.transformer_in_features]  # type: ignore[union-attr,index]
 
 
 def official_checkpoint(clip_state: dict[str, torch.Tensor], channels: list[int]) -> dict[str, torch.Tensor]:
@@ -81,7 +90,7 @@ def official_checkpoint(clip_state: dict[str, torch.Tensor], channels: list[int]
         s[e + "linear2.weight"] = torch.randn(D, ENC_FFN)
         s[e + "linear2.bias"] = torch.randn(D)
         norm(e + "norm2", s)
-    for i, c in enumerate(channels):  # res5, res4, res3: biased conv + LayerNorm2d (not ours)
+    for i, c in enumerate(channels):  # coarsest first: biased conv + LayerNorm2d
         s[f"{q}input_proj.{i}.0.weight"] = torch.randn(D, c, 1, 1)
         s[f"{q}input_proj.{i}.0.bias"] = torch.randn(D)
         norm(f"{q}input_proj.{i}.1", s)
@@ -95,21 +104,54 @@ def official_checkpoint(clip_state: dict[str, torch.Tensor], channels: list[int]
     return s
 
 
-def test_official_layout_loads_into_the_right_places(tmp_path: Path) -> None:
-    model = build_uni_ovseg(
-        "tiny", hidden_dim=D, num_heads=4, dec_layers=L, enc_layers=ENC, ffn_dim=FFN, enc_ffn_dim=ENC_FFN
+def released_layout_model() -> UniOVSeg:
+    """A small model with the released pixel decoder's input projections and position code."""
+    return build_uni_ovseg(
+        "tiny",
+        hidden_dim=D,
+        num_heads=4,
+        dec_layers=L,
+        enc_layers=ENC,
+        ffn_dim=FFN,
+        enc_ffn_dim=ENC_FFN,
+        pixel_input_norm="layer",
+        pixel_position_encoding="fourier",
     )
+
+
+def test_official_layout_loads_into_the_right_places(tmp_path: Path) -> None:
+    model = released_layout_model()
     clip_state = model.clip.clip.state_dict()
-    state = official_checkpoint(clip_state, [256, 192, 128])
+    state = official_checkpoint(clip_state, channels(model))
     path = tmp_path / "model_final.pth"
     torch.save({"model": state, "iteration": 110000}, path)
 
-    with pytest.raises(ValueError, match="incompatible"):
-        load_official_stage1(model, path)  # strict: the released pixel decoder's input projections differ
-    report = load_official_stage1(model, path, strict=False)
-    assert not report.unexpected
-    assert sorted(k.split(".")[1] for k in report.incompatible) == ["pixel_decoder"] * 13
-    assert all(k.startswith("pixel_decoder.input_proj") for k in report.missing)
+    report = load_official_stage1(model, path)  # strict: every released key has a place
+    assert report.ok and len(report.loaded) == len(state) + 2 * 4 * L + 2 * 2  # q/k/v split of MHAs
+
+    q = "sem_seg_head.pixel_decoder."
+    pd = model.pixel_decoder
+    assert torch.equal(pd.input_proj[1][0].bias, state[q + "input_proj.1.0.bias"])  # type: ignore[index]
+    assert torch.equal(pd.input_proj[2][1].norm.weight, state[q + "input_proj.2.1.weight"])  # type: ignore[index]
+    assert torch.equal(
+        pd.position_encoding.positional_encoding_gaussian_matrix,
+        state[q + "pe_layer.positional_encoding_gaussian_matrix"],
+    )
+    # they compute what the released modules compute: conv + LayerNorm2d (eps 1e-6), and the
+    # random-Fourier code of pixel centres (2 * pos - 1) @ G, 2 pi, [sin, cos]
+    x = torch.randn(2, 256, 3, 5)
+    y = F.conv2d(x, state[q + "input_proj.0.0.weight"], state[q + "input_proj.0.0.bias"])
+    u, v = y.mean(1, keepdim=True), (y - y.mean(1, keepdim=True)).pow(2).mean(1, keepdim=True)
+    y = (y - u) / torch.sqrt(v + 1e-6)
+    y = (
+        state[q + "input_proj.0.1.weight"][:, None, None] * y
+        + state[q + "input_proj.0.1.bias"][:, None, None]
+    )
+    torch.testing.assert_close(pd.input_proj[0](x), y, rtol=1e-4, atol=1e-4)  # type: ignore[index]
+    ys, xs = torch.meshgrid((torch.arange(3) + 0.5) / 3, (torch.arange(5) + 0.5) / 5, indexing="ij")
+    code = (2 * torch.stack([xs, ys], -1) - 1) @ state[q + "pe_layer.positional_encoding_gaussian_matrix"]
+    code = torch.cat([torch.sin(2 * math.pi * code), torch.cos(2 * math.pi * code)], -1).permute(2, 0, 1)
+    torch.testing.assert_close(pd.position_encoding(y)[0], code)
 
     p = "sem_seg_head.predictor."
     layer = model.mask_decoder.layers[1]
@@ -129,7 +171,6 @@ def test_official_layout_loads_into_the_right_places(tmp_path: Path) -> None:
         state[p + "pe_layer.positional_encoding_gaussian_matrix"],
     )
     assert torch.equal(model.feat_embed.weight, state[p + "feat_embed.weight"])
-    pd = model.pixel_decoder
     assert torch.equal(pd.lateral[0][0].weight, state["sem_seg_head.pixel_decoder.adapter_1.weight"])  # type: ignore[index]
     assert torch.equal(
         pd.encoder.layers[0].ffn.norm.bias,
@@ -142,6 +183,24 @@ def test_official_layout_loads_into_the_right_places(tmp_path: Path) -> None:
         [Prompts(points=torch.tensor([[[10.0, 12.0]]]), point_labels=torch.ones(1, 1, dtype=torch.int64))],
     )
     assert torch.isfinite(out.points.mask_logits).all()
+
+
+def test_a_model_without_the_released_pixel_options_reports_their_13_keys(tmp_path: Path) -> None:
+    model = build_uni_ovseg(  # the shared pixel decoder: GroupNorm projections, sine position code
+        "tiny", hidden_dim=D, num_heads=4, dec_layers=L, enc_layers=ENC, ffn_dim=FFN, enc_ffn_dim=ENC_FFN
+    )
+    state = official_checkpoint(model.clip.clip.state_dict(), channels(model))
+    before = model.pixel_decoder.input_proj[0][0].weight.detach().clone()  # type: ignore[index]
+    with pytest.raises(ValueError, match="pixel_input_norm='layer'"):
+        load_official_stage1(model, state)
+    report = load_official_stage1(model, state, strict=False)
+    assert len(report.incompatible) == 13 and not report.unexpected
+    assert all(
+        k.startswith(("pixel_decoder.input_proj", "pixel_decoder.position_encoding"))
+        for k in report.incompatible
+    )
+    assert all(k.startswith("pixel_decoder.input_proj") for k in report.missing)
+    assert torch.equal(model.pixel_decoder.input_proj[0][0].weight, before)  # type: ignore[index]
 
 
 def test_unknown_keys_and_shape_mismatches_are_reported() -> None:

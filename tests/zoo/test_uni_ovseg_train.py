@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from segblocks.cli import main as cli_main
 from segblocks.data import ShapesWorldConfig
@@ -30,7 +31,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code = cli_main(
         [
-            "train", "uni-ovseg", "--image-size", "64", "--batch-size", "2", "--steps", "3",
+            "train", "uni-ovseg", "--image-size", "64", "--batch-size", "2", "--steps", "6", "--stop-at-step", "3",
             "--align-steps", "3", "--align-batch-size", "2", "--train-images", "8", "--text-images", "8",
             "--val-images", "1", "--threads", "1", "--warmup-steps", "1", "--log-every", "1",
             "--checkpoint-every", "0", "--out", str(out),
@@ -47,8 +48,23 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     assert train and all(np.isfinite(r["train/loss_align"]) for r in train)
     assert all("train/pairs" in r and "train/skipped" in r for r in train)
 
-    # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
+    # one command = stage 1, then stage 2 alone on stage 1's checkpoint: the same adapter, bit for bit
     stage1 = next((out / "stage1" / "checkpoints").glob("**/model.safetensors"))
+    split = tmp_path / "split"
+    argv = ["train", "uni-ovseg", "--image-size", "64", "--align-steps", "3", "--align-batch-size", "2",
+            "--train-images", "8", "--text-images", "8", "--val-images", "1", "--threads", "1",
+            "--checkpoint-every", "0", "--skip-stage1", "--init", str(stage1), "--out", str(split),
+            "--set", "dec_layers=1", "enc_layers=1", "num_points=128", "grid_size=2", "align_grid_size=2",
+            "train_points=2", "train_boxes=1", "align_min_similarity=0.0"]  # fmt: skip
+    assert cli_main(argv) == 0
+    one, two = (
+        load_file(next((run / "stage2" / "checkpoints").glob("**/model.safetensors"))) for run in (out, split)
+    )
+    adapter = [k for k in one if k.startswith("adapter.") and "lora" in k]
+    assert adapter and all(torch.equal(one[k], two[k]) for k in one)
+    assert any(bool(one[k].abs().sum() > 0) for k in adapter if k.endswith("lora_B"))  # it trained
+
+    # stage 2 alone on the stage-1 weights (the ablations), with the clean captions and one input size
     again = tmp_path / "align_only"
     argv = ["train", "uni-ovseg", "--image-size", "64", "--align-steps", "2", "--align-batch-size", "2",
             "--train-images", "8", "--text-images", "8", "--val-images", "1", "--threads", "1",
@@ -58,6 +74,7 @@ def test_two_stage_smoke_run_writes_metrics(tmp_path: Path) -> None:
     final = json.loads((again / "final.json").read_text())
     assert final["stage1_steps"] == 0 and final["stage2_steps"] == 2 and final["caption"] == "clean"
     assert cli_main([*argv[:-12], "--skip-stage1"]) == 2  # needs --init
+    assert cli_main([*argv, "--stop-at-step", "0"]) == 2
 
 
 def test_the_two_stages_never_share_an_image() -> None:
@@ -140,6 +157,49 @@ def test_alignment_pairs_masks_with_entities_and_trains_only_the_adapter() -> No
     assert all(bool(g.abs().sum() > 0) for n, g in grads.items() if g is not None and n.endswith("lora_B"))
     others = [n for n, p in model.named_parameters() if p.grad is not None and not n.startswith("adapter.")]
     assert others == []
+
+
+def test_contrastive_alignment_classifies_regions_among_the_batch_entities() -> None:
+    from segblocks.losses import region_text_alignment_loss
+    from segblocks.zoo import build_uni_ovseg
+
+    torch.manual_seed(0)
+    texts = ImageTextDataset(ShapesWorldConfig(image_size=(128, 128)), start=0, length=3, caption="clean")
+    pairs = [texts[i] for i in range(3)]
+    masks = [texts.world.sample(p.index).to_targets().masks for p in pairs]
+    images = torch.stack([p.image for p in pairs])
+    entities = [p.entities for p in pairs]
+    batch_names = sorted({n for names in entities for n in names})
+    out = {}
+    for kind in ("pull", "contrastive"):
+        model = build_uni_ovseg("tiny", dec_layers=1, enc_layers=1, align_min_similarity=0.0, align_loss=kind)
+        out[kind] = model.alignment_losses(images, masks, entities)
+    (pull, pull_stats), (contrastive, stats) = out["pull"], out["contrastive"]
+    assert stats == pull_stats and stats["batch_entities"] == len(batch_names) > max(map(len, entities))
+    # one image alone: its own names are the candidates; with B = 0 the adapted regions are the
+    # frozen ones, so the loss is the cross-entropy recomputed here at the CLIP's temperature
+    model.zero_grad()
+    names = sorted(set(entities[0]))
+    vocab = model.entity_embeddings(names)
+    frozen = model.region_embeddings(images[:1], masks[0][None], model.config.ensemble_sizes, adapted=False)[
+        :, 0
+    ]
+    own = torch.tensor([names.index(n) for n in entities[0]])
+    match = model.mask_text_matcher(frozen, vocab[own])
+    regions = model.region_embeddings(images[:1], masks[0][None], (128,), adapted=False)[0, 0]
+    one = region_text_alignment_loss(
+        regions[match.region_idx],
+        vocab,
+        own[match.entity_idx],
+        kind="contrastive",
+        temperature=1 / float(model.clip.logit_scale),
+    )
+    single, _ = model.alignment_losses(images[:1], masks[:1], entities[:1])
+    assert float(single["loss_align"].detach()) == pytest.approx(float(one.detach().mean()), rel=1e-4)
+    contrastive["loss_align"].backward()
+    grads = [p.grad for n, p in model.adapter.named_parameters() if n.endswith("lora_B")]
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    assert float(contrastive["loss_align"].detach()) > 0 and float(pull["loss_align"].detach()) > 0
 
 
 def test_alignment_skips_images_without_entities_or_masks() -> None:

@@ -310,9 +310,11 @@ class UniOVSeg(nn.Module):
                 the first inference size).
 
         Returns:
-            ``({"loss_align": ...}, {"pairs": ..., "skipped": ..., "similarity": ...})``; the loss is
-            ``align_weight * mean(1 - cos(adapted region, entity))`` over the confident pairs (zero
-            with a graph to the adapter when there are none).
+            ``({"loss_align": ...}, {"pairs", "skipped", "similarity", "batch_entities"})``; the loss
+            is ``align_weight`` x the mean over the confident pairs of ``config.align_loss``
+            (``"pull"``: ``1 - cos(adapted region, entity)``; ``"contrastive"``: cross-entropy of the
+            adapted region against every entity of the batch), zero with a graph to the adapter when
+            there are none.
         """
         return mask_text_alignment(self, images, masks, entities, ensemble=ensemble)
 

@@ -7,10 +7,12 @@ The released model is a detectron2 module with ``backbone.clip_model.*`` (the op
 :func:`official_to_segblocks` renames those keys to this model's (splitting ``in_proj_weight`` into
 ``q/k/v``, reshaping the prompt embeddings) and reports what has no counterpart.
 
-Two parts of the released pixel decoder are not the shared pixel decoder's: its input projections
-are biased convolutions followed by ``LayerNorm2d`` (ours: bias-free convolutions and GroupNorm), and
-its deformable encoder reads a random-Fourier position code (ours: sine). Those keys are reported as
-``incompatible``; a strict load refuses the checkpoint rather than silently computing something else.
+The released pixel decoder differs from Mask2Former's in two parts: its input projections are biased
+convolutions followed by ``LayerNorm2d``, and its deformable encoder reads a random-Fourier position
+code. The paper-scale build has both (``pixel_input_norm="layer"``, ``pixel_position_encoding="fourier"``),
+so every released key has a place; a model built with the shared decoder's GroupNorm / sine instead
+reports those 13 keys as ``incompatible``, and a strict load refuses the checkpoint rather than
+silently computing something else.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class OfficialLoadReport:
 
     Attributes:
         loaded: our keys that received a tensor.
-        incompatible: official keys of parts whose computation differs from ours (not loaded).
+        incompatible: keys of the released pixel decoder's input projections and position code
+            when the model was built without those options (our names; not loaded).
         unexpected: official keys with no counterpart at all.
         missing: our keys the checkpoint did not provide (excluding LoRA adapter and criterion state).
     """
@@ -103,8 +106,14 @@ _PIXEL_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"adapter_(\d+)\.norm\.(weight|bias)"), lambda m: f"lateral.{int(m[1]) - 1}.1.{m[2]}"),
     (re.compile(r"layer_(\d+)\.weight"), lambda m: f"output.{int(m[1]) - 1}.0.weight"),
     (re.compile(r"layer_(\d+)\.norm\.(weight|bias)"), lambda m: f"output.{int(m[1]) - 1}.1.{m[2]}"),
+    # released: nn.Sequential(Conv2d(bias=True), LayerNorm2d) per level, coarsest first, as ours
+    (re.compile(r"input_proj\.(\d+)\.0\.(weight|bias)"), lambda m: f"input_proj.{m[1]}.0.{m[2]}"),
+    (re.compile(r"input_proj\.(\d+)\.1\.(weight|bias)"), lambda m: f"input_proj.{m[1]}.1.norm.{m[2]}"),
+    (re.compile(r"pe_layer\.(.+)"), lambda m: f"position_encoding.{m[1]}"),
 ]
-_PIXEL_INCOMPATIBLE = re.compile(r"(input_proj\.\d+\.\d+\.(weight|bias)|pe_layer\..+)")
+#: our keys of the released pixel-decoder options (``pixel_input_norm="layer"``,
+#: ``pixel_position_encoding="fourier"``): incompatible with a model built without them
+_RELEASED_PIXEL_OPTIONS = ("pixel_decoder.input_proj.", "pixel_decoder.position_encoding.")
 
 
 def _predictor_key(rest: str, value: Tensor, out: dict[str, Tensor]) -> bool:
@@ -158,9 +167,6 @@ def official_to_segblocks(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor
                 report.unexpected.append(key)
         elif key.startswith(_PIX):
             rest = key[len(_PIX) :]
-            if _PIXEL_INCOMPATIBLE.fullmatch(rest):
-                report.incompatible.append(key)
-                continue
             for pattern, name in _PIXEL_RULES:
                 hit = pattern.fullmatch(rest)
                 if hit:
@@ -183,9 +189,9 @@ def load_official_stage1(
     Args:
         model: a :class:`UniOVSeg` built with the matching sizes (``build_uni_ovseg("convnext_large")``).
         source: a checkpoint file (read with ``weights_only=True``) or its state dict.
-        strict: refuse a checkpoint with incompatible, unexpected or missing keys (the default:
-            the released pixel decoder's input projections and position code are not ours, so a
-            strict load of the real file fails and says why); False loads every compatible key.
+        strict: refuse a checkpoint with incompatible, unexpected or missing keys (the default;
+            a model built without the released pixel-decoder options fails here and says so); False
+            loads every compatible key.
 
     Returns:
         :class:`OfficialLoadReport`.
@@ -206,8 +212,18 @@ def load_official_stage1(
         raise ValueError(
             f"source: shape mismatches (was the model built with the checkpoint's sizes?): {shapes[:5]}"
         )
-    report.unexpected += [k for k in converted if k not in own]
-    converted = {k: v for k, v in converted.items() if k in own}
+    cfg = model.config
+    other = tuple(  # released parts this model was built without
+        prefix
+        for prefix, released in zip(
+            _RELEASED_PIXEL_OPTIONS,
+            (cfg.pixel_input_norm == "layer", cfg.pixel_position_encoding == "fourier"),
+        )
+        if not released
+    )
+    report.incompatible += [k for k in converted if k.startswith(other)]
+    report.unexpected += [k for k in converted if k not in own and not k.startswith(other)]
+    converted = {k: v for k, v in converted.items() if k in own and not k.startswith(other)}
     skip = ("adapter.", "prompt_encoder.content_proj.")
     report.missing = [k for k in own if k not in converted and not k.startswith(skip)]
     report.loaded = sorted(converted)
@@ -216,7 +232,9 @@ def load_official_stage1(
             "source: not loadable strictly: "
             f"{len(report.incompatible)} incompatible (e.g. {report.incompatible[:3]}), "
             f"{len(report.unexpected)} unexpected (e.g. {report.unexpected[:3]}), "
-            f"{len(report.missing)} missing (e.g. {report.missing[:3]}); pass strict=False to load the rest"
+            f"{len(report.missing)} missing (e.g. {report.missing[:3]}); incompatible keys need "
+            "pixel_input_norm='layer' and pixel_position_encoding='fourier' (the convnext_large "
+            "default); pass strict=False to load the rest"
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in converted.items()}, strict=False)
     return report
