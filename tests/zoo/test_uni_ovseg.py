@@ -144,6 +144,8 @@ def test_bad_input_raises_clear_errors(model: UniOVSeg) -> None:
         get_config("tiny", pixel_input_norm="batch")
     with pytest.raises(ValueError, match="pixel_position_encoding"):
         get_config("tiny", pixel_position_encoding="learned")
+    with pytest.raises(ValueError, match="input_norm, position_encoding"):  # the plain FPN has neither
+        build_uni_ovseg("tiny", pixel_decoder="fpn", pixel_input_norm="layer")
 
 
 def test_paper_scale_parameter_counts_on_the_meta_device() -> None:

@@ -15,7 +15,12 @@ __all__ = ["build_criterion", "build_mask_decoder", "build_pixel_decoder"]
 
 
 def build_pixel_decoder(
-    cfg: MaskDecodingConfig, input_shape: dict[str, ShapeSpec], *, deform_backend: str = "auto"
+    cfg: MaskDecodingConfig,
+    input_shape: dict[str, ShapeSpec],
+    *,
+    deform_backend: str = "auto",
+    input_norm: str = "group",
+    position_encoding: str = "sine",
 ) -> PixelDecoder:
     """The pixel decoder of a configuration: MSDeformAttn encoder + FPN, or a plain FPN.
 
@@ -23,9 +28,16 @@ def build_pixel_decoder(
         cfg: the configuration (``pixel_decoder``, widths, encoder sizes).
         input_shape: ``{"res2".."res5": ShapeSpec}`` of the backbone maps it reads.
         deform_backend: backend of :func:`segblocks.ops.ms_deform_attn`.
+        input_norm: the MSDeformAttn encoder's input projections (``"group"``, or the released
+            Uni-OVSeg's biased conv + LayerNorm2d); see :func:`build_msdeform_pixel_decoder`.
+        position_encoding: the MSDeformAttn encoder's position code (``"sine"`` or random-Fourier).
 
     Returns:
         The pixel decoder module.
+
+    Raises:
+        ValueError: on ``input_norm`` or ``position_encoding`` other than the defaults with the
+            plain FPN, which has neither.
     """
     if cfg.pixel_decoder == "msdeform":
         return build_msdeform_pixel_decoder(
@@ -38,6 +50,13 @@ def build_pixel_decoder(
             ffn_dim=cfg.enc_ffn_dim,
             norm_groups=cfg.norm_groups,
             backend=deform_backend,
+            input_norm=input_norm,
+            position_encoding=position_encoding,
+        )
+    if (input_norm, position_encoding) != ("group", "sine"):
+        raise ValueError(
+            "input_norm, position_encoding: options of the MSDeformAttn pixel decoder, got "
+            f"{input_norm!r}, {position_encoding!r} with pixel_decoder={cfg.pixel_decoder!r}"
         )
     return FPNPixelDecoder(
         input_shape=input_shape, conv_dim=cfg.conv_dim, mask_dim=cfg.mask_dim, norm_groups=cfg.norm_groups

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from segblocks.decoders.mask_decoder import MaskedAttentionDecoder, MaskedAttentionDecoderLayer
-from segblocks.decoders.msdeform_pixel_decoder import build_msdeform_pixel_decoder
 from segblocks.decoders.multigranularity_prompts import MultiGranularityPromptEncoder, PromptTokenMaskHead
 from segblocks.heads import IoUHead, MultiScaleFeatureAdapter
 from segblocks.layers import CrossAttentionLayer, FFNLayer, RandomFourierPositionEncoding, SelfAttentionLayer
@@ -97,23 +96,12 @@ def build_uni_ovseg(
         raise ValueError(f"adapter_scales: {missing} are not CLIP feature maps; available {sorted(shapes)}")
     d = cfg.hidden_dim
     with torch.device(device):
-        res = {k: v for k, v in shapes.items() if k.startswith("res")}
-        pixel_decoder = (
-            build_msdeform_pixel_decoder(
-                res,
-                conv_dim=cfg.conv_dim,
-                mask_dim=cfg.mask_dim,
-                num_layers=cfg.enc_layers,
-                num_heads=cfg.enc_heads,
-                num_points=cfg.enc_points,
-                ffn_dim=cfg.enc_ffn_dim,
-                norm_groups=cfg.norm_groups,
-                backend=deform_backend,
-                input_norm=cfg.pixel_input_norm,  # released: biased conv + LayerNorm2d
-                position_encoding=cfg.pixel_position_encoding,  # released: random-Fourier
-            )
-            if cfg.pixel_decoder == "msdeform"
-            else build_pixel_decoder(cfg, res, deform_backend=deform_backend)
+        pixel_decoder = build_pixel_decoder(
+            cfg,
+            {k: v for k, v in shapes.items() if k.startswith("res")},
+            deform_backend=deform_backend,
+            input_norm=cfg.pixel_input_norm,  # released: biased conv + LayerNorm2d
+            position_encoding=cfg.pixel_position_encoding,  # released: random-Fourier
         )
         prompt_encoder = MultiGranularityPromptEncoder(
             dim=d,
