@@ -18,6 +18,7 @@ from segblocks.decoders.msdeform_pixel_decoder import (
 from segblocks.decoders.pixel_decoder import PixelDecoder
 from segblocks.decoders.pixel_decoder_output import PixelDecoderOutput
 from segblocks.decoders.prompt_queries import (
+    DenseMaskPrompt,
     MemoryPrompts,
     SpatialQueries,
     TextPromptTokens,
@@ -59,6 +60,7 @@ __all__ = [
     "AttendTo",
     "ConcatenatedQueries",
     "CrossAttentionLayer",
+    "DenseMaskPrompt",
     "FFNLayer",
     "FPNPixelDecoder",
     "LocationPromptEncoder",

@@ -7,6 +7,8 @@ normalised queries and the stride-4 mask features); the next layer's cross-atten
 the pixels inside that prediction (logit >= 0 at the level's resolution), a fully blocked query
 attends everywhere. A query group may replace that rule with its own region: a first-layer mask
 (a prompt's box or stroke, a previous round's mask) or a mask fixed for every layer (memory prompts).
+A group may also carry a dense prompt: per-segment features added to the mask features for its
+own masks (SAM's mask prompt; SEEM's world scale gives the previous round's mask this way).
 All ``L + 1`` predictions are returned for deep supervision; class, IoU or other heads are applied by
 the model to the returned query embeddings.
 
@@ -174,18 +176,35 @@ class MaskedAttentionDecoder(nn.Module):
         """``L + 1``: one prediction before the first layer and one after each layer."""
         return len(self.layers) + 1
 
-    def predict_masks(self, queries: Tensor, mask_features: Tensor) -> tuple[Tensor, Tensor]:
+    def predict_masks(
+        self,
+        queries: Tensor,
+        mask_features: Tensor,
+        dense: Sequence[tuple[slice, Tensor]] = (),
+    ) -> tuple[Tensor, Tensor]:
         """Normalise the queries and predict their masks.
 
         Args:
             queries: ``[B, Q, D]`` decoder state.
             mask_features: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` for clips).
+            dense: ``(slice, [B, S, C, H, W])`` per group with a dense prompt (images only): the
+                queries of the slice, ``S`` runs of consecutive queries, add the dot product of their
+                mask embeddings with their run's features.
 
         Returns:
             ``(normalised queries [B, Q, D], mask logits [B, Q, H, W] or [B, Q, T, H, W])``.
         """
         normed = self.norm(queries)
-        return normed, self.mask_head(normed, mask_features)
+        logits = self.mask_head(normed, mask_features)
+        if dense:
+            parts, start = [], 0
+            for s, features in sorted(dense, key=lambda item: item[0].start):
+                runs = self.mask_head.embed(normed[:, s]).unflatten(1, (features.shape[1], -1))
+                extra = torch.einsum("bskc,bschw->bskhw", runs, features.to(runs.dtype)).flatten(1, 2)
+                parts += [logits[:, start : s.start], logits[:, s] + extra]
+                start = s.stop
+            logits = torch.cat([*parts, logits[:, start:]], dim=1)
+        return normed, logits
 
     @staticmethod
     def attention_mask(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
@@ -261,6 +280,15 @@ class MaskedAttentionDecoder(nn.Module):
                 raise ValueError(
                     f"{g.name}.cross_mask: expected T={t} frames, got shape {tuple(g.cross_mask.shape)}"
                 )
+            if g.dense_prompt is not None:
+                expected = (self.mask_head.mask_dim, *mask_features.shape[-2:])
+                if num_frames is not None or tuple(g.dense_prompt.shape[2:]) != expected:
+                    raise ValueError(
+                        f"{g.name}.dense_prompt: expected [B, S, C, H, W] with (C, H, W) = {expected} "
+                        f"(the mask features'; images only), got shape {tuple(g.dense_prompt.shape)}"
+                        + (f" with num_frames={num_frames}" if num_frames is not None else "")
+                    )
+        dense = [(stacked.slices[g.name], g.dense_prompt) for g in groups if g.dense_prompt is not None]
         self_mask = build_self_attention_mask(groups, checked=True)
         if num_frames is not None:
             mask_features = mask_features.unflatten(0, (batch, t))  # [B, T, C, H, W]
@@ -284,7 +312,7 @@ class MaskedAttentionDecoder(nn.Module):
         shared = [(stacked.slices[g.name], g.segment_ids, g.union_from) for g in groups if g.union_by_segment]
 
         queries, query_pos = stacked.content, stacked.positional
-        normed, logits = self.predict_masks(queries, mask_features)
+        normed, logits = self.predict_masks(queries, mask_features, dense)
         all_queries, all_logits = [normed], [logits]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
@@ -300,7 +328,7 @@ class MaskedAttentionDecoder(nn.Module):
                 self_mask,
                 stacked.cross_attends,
             )
-            normed, logits = self.predict_masks(queries, mask_features)
+            normed, logits = self.predict_masks(queries, mask_features, dense)
             all_queries.append(normed)
             all_logits.append(logits)
         return MaskDecoderOutput(queries=all_queries, mask_logits=all_logits, slices=stacked.slices)

@@ -10,6 +10,9 @@ For ``P`` prompts (objects) of an image:
   cross-attend under that mask in every layer (``fixed_cross_mask``) and self-attend only with their
   prompt's memory tokens and spatial queries. In the first round (no previous mask) the empty mask
   lets them attend everywhere.
+* **dense memory** (an option, not SEEM's) -- the previous round's mask embedded by a few strided
+  convolutions into a per-prompt map added to the mask features for that prompt's candidates
+  (``QueryGroup.dense_prompt``), as SAM adds its mask prompt to the image embedding.
 * **text tokens** -- the frozen CLIP text encoder's per-token features of a prompt's text, projected
   to the decoder's width; attended to (SEEM's grounding), never cross-attending, self-attending
   within their text.
@@ -26,6 +29,7 @@ from segblocks.decoders.query_groups import AttendTo, QueryGroup, SelfAttentionR
 from segblocks.ops import point_sample
 
 __all__ = [
+    "DenseMaskPrompt",
     "MemoryPrompts",
     "SpatialQueries",
     "TextPromptTokens",
@@ -134,6 +138,59 @@ class MemoryPrompts(nn.Module):
             cross_mask=previous.repeat_interleave(m, dim=1),
             fixed_cross_mask=True,
         )
+
+
+class DenseMaskPrompt(nn.Module):
+    """The previous round's mask of each prompt as a dense map in the mask features' space.
+
+    SAM's mask-prompt encoder: the mask, resized to 4x the mask features' resolution, goes through
+    two 2x2 stride-2 convolutions (GELU after each) and a 1x1 projection to the mask features'
+    channels. The projection starts at zero, so a model starts as without it.
+
+    Args:
+        mask_dim: channels ``C`` of the mask features.
+        hidden: channels of the two strided convolutions (SAM: 4 and 16).
+    """
+
+    def __init__(self, *, mask_dim: int, hidden: tuple[int, int] = (4, 16)) -> None:
+        super().__init__()
+        if mask_dim < 1 or min(hidden) < 1:
+            raise ValueError(f"mask_dim, hidden: expected positive channel counts, got {mask_dim}, {hidden}")
+        self.mask_dim = mask_dim
+        first = nn.Conv2d(1, hidden[0], kernel_size=2, stride=2)
+        projection = nn.Conv2d(hidden[1], mask_dim, kernel_size=1)
+        nn.init.zeros_(projection.weight)
+        nn.init.zeros_(projection.bias)  # type: ignore[arg-type]  # (it has one: bias=True)
+        self.encoder = nn.Sequential(
+            first,
+            nn.GELU(),
+            nn.Conv2d(hidden[0], hidden[1], kernel_size=2, stride=2),
+            nn.GELU(),
+            projection,
+        )
+
+    def forward(self, previous: Tensor, size: tuple[int, int]) -> Tensor:
+        """Embed each prompt's previous mask.
+
+        Args:
+            previous: ``[B, P, H, W]`` bool previous-round mask of each prompt (all False: none yet).
+            size: ``(h, w)`` of the mask features.
+
+        Returns:
+            ``[B, P, C, h, w]``, the ``dense_prompt`` of the prompts' candidate queries.
+
+        Raises:
+            ValueError, TypeError: on a wrong rank, dtype or size.
+        """
+        check_ndim("previous", previous, 4, "[B, P, H, W]")
+        check_dtype("previous", previous, "bool")
+        h, w = int(size[0]), int(size[1])
+        if h < 1 or w < 1:
+            raise ValueError(f"size: expected a positive (h, w), got {size}")
+        b, p = previous.shape[:2]
+        dtype = next(self.encoder.parameters()).dtype
+        masks = F.interpolate(previous.flatten(0, 1)[:, None].to(dtype), size=(4 * h, 4 * w), mode="area")
+        return self.encoder(masks).unflatten(0, (b, p))
 
 
 class TextPromptTokens(nn.Module):

@@ -124,6 +124,11 @@ class QueryGroup:
         level_content: ``L`` tensors ``[B, Q, D]``, one per feature level: before each layer the
             group's content is reset to that of the level the layer reads (SEEM's visual-prompt
             tokens, point-sampled anew from every level). Usually with ``cross_attends=False``.
+        dense_prompt: ``[B, S, C, H, W]`` per-segment features added to the mask features for this
+            group's masks (images only; ``C`` and ``H, W`` those of the mask features): the group's
+            ``Q = S * k`` queries are ``S`` runs of ``k`` consecutive queries, run ``s`` reading
+            ``mask_features + dense_prompt[:, s]`` -- a dense prompt, as SAM adds its mask prompt
+            to the image embedding (SEEM's world scale: the previous round's mask).
     """
 
     name: str
@@ -138,6 +143,7 @@ class QueryGroup:
     union_by_segment: bool = False
     union_from: Tensor | None = None
     level_content: Sequence[Tensor] | None = None
+    dense_prompt: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -183,6 +189,15 @@ class QueryGroup:
             for i, level in enumerate(self.level_content):
                 check_shape(f"{self.name}.level_content[{i}]", level, (b, q, d), f"[B={b}, Q={q}, D={d}]")
                 check_dtype(f"{self.name}.level_content[{i}]", level, "floating")
+        if self.dense_prompt is not None:
+            check_ndim(f"{self.name}.dense_prompt", self.dense_prompt, 5, "[B, S, C, H, W]")
+            check_dtype(f"{self.name}.dense_prompt", self.dense_prompt, "floating")
+            segments = int(self.dense_prompt.shape[1])
+            if self.dense_prompt.shape[0] != b or segments == 0 or q % segments:
+                raise ValueError(
+                    f"{self.name}.dense_prompt: expected [B={b}, S, C, H, W] with S dividing Q={q}, "
+                    f"got shape {tuple(self.dense_prompt.shape)}"
+                )
 
     @property
     def num_queries(self) -> int:

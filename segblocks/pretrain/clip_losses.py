@@ -113,6 +113,12 @@ def multi_positive_loss(logits: Tensor, positive: Tensor, negative: Tensor) -> T
     return (one_side(logits, positive, negative) + one_side(logits.T, positive.T, negative.T)) / 2
 
 
+def _crop_phrases(batch: ClipBatch, num_crops: int) -> list[Phrase]:
+    """The phrase of each of ``num_crops`` crops (every view of every thing, then the stuff crops)."""
+    views = (num_crops - len(batch.stuff_phrases)) // max(len(batch.thing_phrases), 1)
+    return batch.thing_phrases * views + batch.stuff_phrases
+
+
 def _phrase_losses(
     backbone: OpenCLIPBackbone, batch: ClipBatch, crops: Tensor, regions: Tensor, scale: Tensor
 ) -> dict[str, Tensor]:
@@ -124,10 +130,9 @@ def _phrase_losses(
         columns.setdefault(text, phrase)
     texts = backbone.clip.encode_text(backbone.tokenize(list(columns)), normalize=True)
     phrases = list(columns.values())
-    views = (len(crops) - len(batch.stuff_phrases)) // max(len(batch.thing_phrases), 1)
     losses = {}
     for key, embeddings, rows in (
-        ("crop_phrase", crops, batch.thing_phrases * views + batch.stuff_phrases),
+        ("crop_phrase", crops, _crop_phrases(batch, len(crops))),
         ("region_phrase", regions, batch.mask_phrases),
     ):
         true, false = phrase_relations(rows, phrases)
@@ -145,6 +150,7 @@ def clip_losses(
     label_head: nn.Module | None = None,
     crop_statistics: bool = False,
     phrase_matching: bool = False,
+    class_targets: str = "labels",
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
 
@@ -170,6 +176,11 @@ def clip_losses(
             losses ``"crop_phrase"`` and ``"region_phrase"``) instead of open_clip's one-to-one
             ``ClipLoss``, which counts ``"a star"`` as false of every star but one; ``"caption"``
             then pairs whole images with captions only. Seen and unseen classes alike.
+        class_targets: what the class-name losses take as each crop's and segment's true name:
+            ``"labels"`` its category id, seen classes only (the unseen names stay as negatives);
+            ``"phrases"`` the class its own phrase names, for every class -- each of the 18
+            class-name texts judged true or false of the object by :func:`phrase_relations`, like
+            any other phrase, so no label reaches the loss.
 
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
@@ -179,8 +190,10 @@ def clip_losses(
         with ``phrase_matching``.
 
     Raises:
-        ValueError: on an unseen id that is not a category id.
+        ValueError: on an unseen id that is not a category id, or an unknown ``class_targets``.
     """
+    if class_targets not in ("labels", "phrases"):
+        raise ValueError(f"class_targets: expected 'labels' or 'phrases', got {class_targets!r}")
     bad = sorted(i for i in unseen_ids if not 0 <= i < len(CATEGORIES))
     if bad:
         raise ValueError(f"unseen_ids: expected category ids in [0, {len(CATEGORIES)}), got {bad}")
@@ -216,8 +229,20 @@ def clip_losses(
     # that keeps the names apart from the first step, so that the class-name losses can separate
     # the crops instead of merging the names.
     uniformity = torch.pdist(classes).pow(2).mul(-2).exp().mean().log()
-    crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
-    region_class = _seen_cross_entropy(scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen)
+    if class_targets == "labels":
+        crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
+        region_class = _seen_cross_entropy(
+            scale * regions[valid] @ classes.T, batch.mask_labels[valid], unseen
+        )
+    else:
+        names = [Phrase(c.name) for c in CATEGORIES]
+        crop_class, region_class = (
+            multi_positive_loss(scale * embeddings @ classes.T, *phrase_relations(rows, names))
+            for embeddings, rows in (
+                (crops, _crop_phrases(batch, len(crops))),
+                (regions[valid], batch.mask_phrases),
+            )
+        )
     losses = {
         "caption": caption,
         "crop_class": crop_class,

@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the class-name losses (crop_class, region_class; seen classes only)",
     )
     p.add_argument(
+        "--class-targets",
+        choices=("labels", "phrases"),
+        default="labels",
+        help="the class-name losses' true names: the labels of seen classes only (default), or the "
+        "name each object's own phrase states, every class alike (see clip_losses.clip_losses)",
+    )
+    p.add_argument(
         "--crop-statistics",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -286,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             label_head=label_head,
             crop_statistics=args.crop_statistics,
             phrase_matching=args.phrase_matching,
+            class_targets=args.class_targets,
         )
         weights = {
             "caption": args.phrase_weight,

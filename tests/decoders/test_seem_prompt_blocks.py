@@ -7,6 +7,7 @@ import torch
 
 from segblocks.backbones import OpenCLIPBackbone
 from segblocks.decoders import (
+    DenseMaskPrompt,
     MemoryPrompts,
     ObjectRegions,
     QueryGroup,
@@ -158,6 +159,61 @@ def test_decoder_resets_per_level_content_before_each_layer() -> None:
             features,
             mask_features,
         )
+
+
+def test_dense_prompt_adds_each_runs_features_to_its_masks() -> None:
+    torch.manual_seed(0)
+    decoder = build_masked_attention_decoder(
+        dim=16, num_heads=2, ffn_dim=32, num_layers=2, in_channels=(16,) * 3, mask_dim=8
+    )
+    features = [torch.randn(1, 16, s, s) for s in (4, 8, 16)]
+    mask_features = torch.randn(1, 8, 16, 16)
+    other = QueryGroup(name="object", content=torch.randn(1, 2, 16), positional=torch.zeros(1, 2, 16))
+    content = torch.randn(1, 4, 16)
+
+    def run(dense: torch.Tensor | None, frames: int | None = None) -> torch.Tensor:
+        group = QueryGroup(
+            name="spatial", content=content, positional=torch.zeros(1, 4, 16), dense_prompt=dense
+        )
+        return decoder([other, group], features, mask_features, num_frames=frames).mask_logits[0]
+
+    plain = run(None)
+    assert torch.equal(run(torch.zeros(1, 2, 8, 16, 16)), plain)
+    dense = torch.randn(1, 2, 8, 16, 16)
+    logits = run(dense)
+    assert torch.equal(logits[:, :2], plain[:, :2])  # another group's masks are untouched
+    embed = decoder.mask_head.embed(decoder.norm(content))[0]  # [4, 8]: runs (0, 1) and (2, 3)
+    extra = torch.einsum("qc,qchw->qhw", embed, dense[0].repeat_interleave(2, dim=0))
+    torch.testing.assert_close(logits[0, 2:], plain[0, 2:] + extra)
+    with pytest.raises(ValueError, match=r"dense_prompt: expected .* S dividing Q=4"):
+        run(torch.zeros(1, 3, 8, 16, 16))
+    with pytest.raises(ValueError, match=r"dense_prompt: expected .*\(8, 16, 16\)"):
+        run(torch.zeros(1, 2, 8, 8, 8))
+    with pytest.raises(ValueError, match=r"dense_prompt: expected .*images only"):
+        run(torch.zeros(1, 2, 8, 16, 16), frames=1)
+    with pytest.raises(TypeError, match="dense_prompt"):
+        run(torch.zeros(1, 2, 8, 16, 16, dtype=torch.long))
+
+
+def test_dense_mask_prompt_starts_at_zero_and_checks_its_input() -> None:
+    torch.manual_seed(0)
+    block = DenseMaskPrompt(mask_dim=8)
+    previous = torch.zeros(2, 3, 64, 64, dtype=torch.bool)
+    previous[0, 1, 10:30, 20:40] = True
+    out = block(previous, (16, 16))
+    assert out.shape == (2, 3, 8, 16, 16) and not out.any()  # zero-initialised projection
+    torch.nn.init.normal_(block.encoder[-1].weight)
+    out = block(previous, (16, 16))
+    assert not torch.allclose(out[0, 1], out[0, 0]) and torch.allclose(out[0, 0], out[1, 2])
+    assert block(previous, (8, 8)).shape == (2, 3, 8, 8, 8)  # any mask size is resized first
+    with pytest.raises(TypeError, match="previous"):
+        block(previous.float(), (16, 16))
+    with pytest.raises(ValueError, match="previous: expected"):
+        block(previous[0], (16, 16))
+    with pytest.raises(ValueError, match="size: expected a positive"):
+        block(previous, (0, 16))
+    with pytest.raises(ValueError, match="mask_dim, hidden"):
+        DenseMaskPrompt(mask_dim=0)
 
 
 # ----------------------------------------------------------------------------- queries and memory

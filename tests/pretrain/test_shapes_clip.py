@@ -287,6 +287,39 @@ def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
         clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids={99})
 
 
+def test_class_names_can_take_their_targets_from_the_phrases() -> None:
+    """With ``class_targets="phrases"`` every class's crops and segments meet the class names, judged
+    by what their own phrases say: labels never reach the loss, phrases do."""
+    world = ShapesWorld(SMALL_WORLD)
+    batch = make_clip_batch(world, [0, 1], np.random.default_rng(0), crop_size=32)
+    everything_relabelled = dataclasses.replace(
+        batch,
+        crop_labels=(batch.crop_labels + 1) % len(CATEGORIES),
+        mask_labels=torch.where(batch.mask_labels >= 0, (batch.mask_labels + 1) % len(CATEGORIES), -1),
+    )
+    rephrased = dataclasses.replace(
+        batch,
+        thing_phrases=[
+            p._replace(name="heart" if p.name != "heart" else "star") for p in batch.thing_phrases
+        ],
+    )
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).eval()
+
+    def class_losses(b: ClipBatch, targets: str = "phrases") -> list[float]:
+        with torch.no_grad():
+            losses = clip_losses.clip_losses(
+                backbone, b, np.random.default_rng(0), unseen_ids=UNSEEN, class_targets=targets
+            )
+        return [losses[k].item() for k in ("crop_class", "region_class")]
+
+    assert class_losses(batch) == class_losses(everything_relabelled)
+    assert class_losses(batch)[0] != class_losses(rephrased)[0]
+    assert class_losses(batch) != class_losses(batch, "labels")
+    with pytest.raises(ValueError, match="class_targets: expected 'labels' or 'phrases'"):
+        class_losses(batch, "names")
+
+
 def test_zero_shot_evaluation_counts_and_errors() -> None:
     backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME)
     world = ShapesWorld(SMALL_WORLD, split="val")

@@ -268,6 +268,33 @@ def test_position_features_reach_the_answers_and_learn() -> None:
         build_seem("tiny", vocabulary=VOCAB, position_max_cycles=0.0)
 
 
+def test_dense_memory_starts_as_without_then_reads_the_previous_mask() -> None:
+    torch.manual_seed(0)
+    model = build_seem("tiny", vocabulary=VOCAB, num_points=256, dense_memory=True)
+    assert model.dense_memory is not None and build_seem("tiny", vocabulary=VOCAB).dense_memory is None
+    encoding = model.encode_image(torch.rand(2, 3, *SIZE))
+    prompts, moved = _prompts(), _prompts()
+    moved.previous[0, 0, 0:30, 0:30] = True
+
+    def answers(p: PromptBatch, use_memory: bool = True) -> torch.Tensor:
+        with torch.no_grad():
+            return model.decode(
+                encoding, p, use_memory=use_memory, generator=torch.Generator().manual_seed(0)
+            ).prompts.mask_logits  # type: ignore[union-attr]
+
+    # zero-initialised: only the memory tokens see the previous mask, as without the option
+    without = build_seem("tiny", vocabulary=VOCAB, num_points=256)
+    without.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        reference = without.decode(encoding, moved, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(answers(moved), reference.prompts.mask_logits)  # type: ignore[union-attr]
+    torch.nn.init.normal_(model.dense_memory.encoder[-1].weight, std=0.5)
+    changed = (answers(moved) - answers(prompts)).abs().amax(dim=(-1, -2))[0]  # [P * k]
+    assert bool((changed[:3] > 0).all())  # prompt 0's candidates read their previous mask
+    assert not changed[3:].any()  # and no other prompt's
+    torch.testing.assert_close(answers(moved, False), answers(prompts, False))  # memory off: ignored
+
+
 def test_training_batches_draw_every_number_of_rounds() -> None:
     from segblocks.data import ShapesDataset
     from segblocks.zoo.seem.train import collate_seem

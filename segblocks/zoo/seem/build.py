@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segblocks.decoders import MemoryPrompts, SpatialQueries, TextPromptTokens, VisualSampler
+from segblocks.decoders import DenseMaskPrompt, MemoryPrompts, SpatialQueries, TextPromptTokens, VisualSampler
 from segblocks.heads import OpenVocabClassHead
 from segblocks.layers import FourierPositionFeatures
 from segblocks.losses import CandidateSelectionLoss, GroupedCriterion, SetCriterion
@@ -125,6 +125,7 @@ def build_seem(
             ),
             spatial_queries=SpatialQueries(dim=cfg.hidden_dim, per_prompt=cfg.spatial_per_prompt),
             memory_prompts=MemoryPrompts(dim=cfg.hidden_dim, per_prompt=cfg.memory_per_prompt),
+            dense_memory=DenseMaskPrompt(mask_dim=cfg.mask_dim) if cfg.dense_memory else None,
             text_tokens=TextPromptTokens(text_dim=embed_dim, dim=cfg.hidden_dim),
             class_head=OpenVocabClassHead(
                 dim=cfg.hidden_dim,

@@ -46,6 +46,12 @@ class SEEMConfig(MaskDecodingConfig):
             the region, where a click in a world-scale polygon draws about one point of 128). Off by
             default: trained with it, the world-scale model saw its clicks but did not gain from them
             (zoo/seem/README.md), so the shipped weights are trained without.
+        dense_memory: also give each prompt's previous mask densely
+            (:class:`~segblocks.decoders.DenseMaskPrompt`, SAM's mask prompt): added to the mask
+            features its candidates' masks read, so an answer can start from the last one (SEEM has
+            only the memory tokens, which pool features under the mask). Off by default: trained
+            with it, the world-scale model used its memory but its correction clicks stopped
+            helping (zoo/seem/README.md).
     """
 
     hidden_dim: int = 512
@@ -67,6 +73,7 @@ class SEEMConfig(MaskDecodingConfig):
     position_max_cycles: float = 8.0
     position_zero_init: bool = True
     separate_clicks: bool = False
+    dense_memory: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

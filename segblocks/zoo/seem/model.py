@@ -17,6 +17,7 @@ prompt). Interaction over rounds is :class:`~segblocks.zoo.seem.SEEMSession`'s j
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from segblocks.backbones import OpenCLIPBackbone
 from segblocks.decoders import (
+    DenseMaskPrompt,
     MaskedAttentionDecoder,
     MemoryPrompts,
     PixelDecoder,
@@ -74,6 +76,8 @@ class SEEM(nn.Module):
         config: the configuration the model was built from.
         pixel_position: adds where each pixel is to the mask features and the feature levels
             (None: the pixel decoder's features as they are, as in SEEM).
+        dense_memory: embeds each prompt's previous mask into the mask features its candidates read
+            (None: the memory prompts alone carry it, as in SEEM).
     """
 
     text_embeddings: Tensor
@@ -98,6 +102,7 @@ class SEEM(nn.Module):
         pad_inputs: bool = True,
         config: SEEMConfig | None = None,
         pixel_position: FourierPositionFeatures | None = None,
+        dense_memory: DenseMaskPrompt | None = None,
     ) -> None:
         super().__init__()
         if num_queries <= 0:
@@ -114,6 +119,7 @@ class SEEM(nn.Module):
         self.visual_sampler = visual_sampler
         self.spatial_queries = spatial_queries
         self.memory_prompts = memory_prompts
+        self.dense_memory = dense_memory
         self.text_tokens = text_tokens
         self.class_head = class_head
         self.criterion = criterion
@@ -213,7 +219,8 @@ class SEEM(nn.Module):
         Args:
             encoding: :meth:`encode_image`'s output.
             prompts: the batch's prompts at the image size, or None (generic segmentation only).
-            use_memory: add the memory prompts (False: the "memory off" ablation).
+            use_memory: add the memory prompts, and the dense memory when the model has it (False:
+                the "memory off" ablation).
             generator: random generator of the visual sampler.
 
         Returns:
@@ -252,7 +259,12 @@ class SEEM(nn.Module):
             if use_memory:
                 tail.append(self.memory_prompts(prompts.previous, prompts.valid))
                 attend.append("memory")
-            groups += [self.spatial_queries(prompts.valid, tuple(attend)), *tail]
+            spatial = self.spatial_queries(prompts.valid, tuple(attend))
+            if use_memory and self.dense_memory is not None:  # the previous mask, densely
+                size = (int(pixels.mask_features.shape[-2]), int(pixels.mask_features.shape[-1]))
+                dense = self.dense_memory(prompts.previous, size).to(pixels.mask_features.dtype)
+                spatial = dataclasses.replace(spatial, dense_prompt=dense)
+            groups += [spatial, *tail]
         decoded = self.mask_decoder(groups, pixels.multi_scale_features, pixels.mask_features)
 
         generic_layers = []
