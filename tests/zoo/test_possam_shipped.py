@@ -53,12 +53,11 @@ def test_shipped_weights_are_small_and_load() -> None:
 def test_shipped_weights_keep_their_measured_accuracy() -> None:
     """Regression guard: open-vocabulary PQ of the shipped model on the first 16 val images.
 
-    Measured when the weights were shipped (runs/possam-v10/main on the tiny CLIP clip_v10, object
-    thresholds calibrated on 100 training images: LDP 0.25, CLIP / geometric / MASE 0.30; see
-    zoo/possam/README.md): PQ LDP 26.0, CLIP 28.6, geometric 30.5, MASE 32.0; MASE's unseen-class PQ
-    17.6, its PQ things 10.5 (0.0 at the uncalibrated 0.5). On the card's 100 images MASE trails
-    CLIP alone by 1.1 PQ and the fixed ensemble by 0.5, so the comparison with them keeps a 3-PQ
-    tolerance.
+    Measured when the weights were shipped (runs/possam_long: 2,400 steps on the tiny CLIP clip_v10,
+    object thresholds calibrated on 100 training images: LDP 0.20, CLIP 0.20, geometric 0.30, MASE
+    0.25; see zoo/possam/README.md): PQ LDP 31.2, CLIP 38.5, geometric 38.0, MASE 43.5; MASE's
+    unseen-class PQ 23.7, its PQ things 19.8. MASE leads every other classifier (issue 19's target),
+    here and on the card's 100 images.
     """
     from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
     from segblocks.zoo.possam import PosSAMPredictor
@@ -73,8 +72,7 @@ def test_shipped_weights_keep_their_measured_accuracy() -> None:
     data = ShapesDataset(ShapesWorldConfig(image_size=(128, 128), seed=0), split="val", length=16)
     batches = [collate_batch([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
     results = evaluate(predictor, batches)
-    assert results["mase"].pq >= 29.0, results["mase"]
-    assert results["mase"].pq_unseen >= 14.0, results["mase"]
-    assert results["mase"].pq_things >= 7.0, results["mase"]
-    assert results["mase"].pq >= results["ldp"].pq, results
-    assert results["mase"].pq >= max(results[c].pq for c in ("clip", "geometric")) - 3.0, results
+    assert results["mase"].pq >= 40.0, results["mase"]
+    assert results["mase"].pq_unseen >= 20.0, results["mase"]
+    assert results["mase"].pq_things >= 16.0, results["mase"]
+    assert results["mase"].pq >= max(results[c].pq for c in ("ldp", "clip", "geometric")), results
