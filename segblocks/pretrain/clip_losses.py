@@ -1,7 +1,8 @@
 """The tiny CLIP's training losses (see ``segblocks.pretrain.shapes_clip`` for the recipe).
 
 Captions and phrases against whole images and crops (open_clip's ``ClipLoss``), crops and mask-pooled
-segments against the class names (seen classes only), an optional label head, and a text-only
+segments against the class names (by label, seen classes only; or by phrase, every class), an
+optional label head, and a text-only
 uniformity of the class names; plus :func:`running_batch_norm`, which lets whole images share the
 crops' batch-norm statistics.
 """

@@ -21,7 +21,9 @@ image/text pairs drawn from the shapes world's *train* split, whose captions men
 5. the uniformity of the 18 class-name embeddings (a text-only term).
 
 Losses 3-4 use only crops and segments of *seen* classes: the image tower learns the unseen ones
-(heart, crescent, arrow, sand) from captions and phrases alone. The image tower and label head
+(heart, crescent, arrow, sand) from captions and phrases alone. With ``--class-targets phrases``
+loss 3 takes each object's true name from its phrase instead, for every class (no label; measured
+in the card, not the shipped recipe yet). The image tower and label head
 train at ``--lr``, the text tower and temperature at ``--text-lr``. With ``--crop-statistics`` the
 whole images are normalised with the crops' batch-norm statistics, as the frozen CLIP will be.
 
