@@ -76,8 +76,7 @@ class SEEM(nn.Module):
         config: the configuration the model was built from.
         pixel_position: adds where each pixel is to the mask features and the feature levels
             (None: the pixel decoder's features as they are, as in SEEM).
-        dense_memory: embeds each prompt's previous mask into the mask features its candidates read
-            (None: the memory prompts alone carry it, as in SEEM).
+        dense_memory: previous masks into the mask features their candidates read (None: as SEEM).
     """
 
     text_embeddings: Tensor
@@ -170,9 +169,8 @@ class SEEM(nn.Module):
         if self.pixel_position is not None:  # mask features and levels learn where each pixel is
             mask_features, *levels = self.pixel_position([pixels.mask_features, *pixels.multi_scale_features])
             pixels = PixelDecoderOutput(mask_features=mask_features, multi_scale_features=levels)
-        return ImageEncoding(
-            pixels=pixels, padded=(int(padded.shape[-2]), int(padded.shape[-1])), image_size=size
-        )
+        padded_size = (int(padded.shape[-2]), int(padded.shape[-1]))
+        return ImageEncoding(pixels=pixels, padded=padded_size, image_size=size)
 
     def object_queries(self, batch: int) -> QueryGroup:
         """The learned object queries ``[B, Q, D]``; they self-attend among themselves only.
@@ -195,12 +193,11 @@ class SEEM(nn.Module):
         """
         b, p = prompts.valid.shape
         where = [(i, j) for i in range(b) for j in range(p) if prompts.texts[i][j] is not None]
-        device = prompts.valid.device
         texts = [prompts.texts[i][j] for i, j in where]
         tokens, valid, pooled = self.clip.encode_text_tokens(texts)  # type: ignore[arg-type]
         length, e = tokens.shape[1], tokens.shape[2]
         out_tokens = tokens.new_zeros(b, p, length, e)
-        out_valid = torch.zeros(b, p, length, dtype=torch.bool, device=device)
+        out_valid = torch.zeros(b, p, length, dtype=torch.bool, device=prompts.valid.device)
         out_pooled = pooled.new_zeros(b, p, e)
         for n, (i, j) in enumerate(where):
             out_tokens[i, j], out_valid[i, j], out_pooled[i, j] = tokens[n], valid[n], pooled[n]
@@ -219,8 +216,7 @@ class SEEM(nn.Module):
         Args:
             encoding: :meth:`encode_image`'s output.
             prompts: the batch's prompts at the image size, or None (generic segmentation only).
-            use_memory: add the memory prompts, and the dense memory when the model has it (False:
-                the "memory off" ablation).
+            use_memory: add the memory prompts and any dense memory (False: "memory off").
             generator: random generator of the visual sampler.
 
         Returns:
@@ -261,8 +257,8 @@ class SEEM(nn.Module):
                 attend.append("memory")
             spatial = self.spatial_queries(prompts.valid, tuple(attend))
             if use_memory and self.dense_memory is not None:  # the previous mask, densely
-                size = (int(pixels.mask_features.shape[-2]), int(pixels.mask_features.shape[-1]))
-                dense = self.dense_memory(prompts.previous, size).to(pixels.mask_features.dtype)
+                h, w = pixels.mask_features.shape[-2:]
+                dense = self.dense_memory(prompts.previous, (h, w)).to(pixels.mask_features.dtype)
                 spatial = dataclasses.replace(spatial, dense_prompt=dense)
             groups += [spatial, *tail]
         decoded = self.mask_decoder(groups, pixels.multi_scale_features, pixels.mask_features)
