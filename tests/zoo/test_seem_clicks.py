@@ -13,9 +13,10 @@ import torch
 
 from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorld, ShapesWorldConfig
 from segblocks.decoders import ObjectRegions, click_region
+from segblocks.metrics.clicks import Click
 from segblocks.structures import Targets
 from segblocks.zoo.seem import PromptBatch, build_seem, get_config
-from segblocks.zoo.seem.interaction import simulate_next_round
+from segblocks.zoo.seem.interaction import add_click, simulate_next_round
 from segblocks.zoo.seem.session import SEEMSession
 
 SIZE = (64, 64)
@@ -130,3 +131,17 @@ def test_separate_clicks_is_a_config_option() -> None:
             valid=torch.ones(1, 1, dtype=torch.bool),
             clicks=torch.zeros(1, 1, *SIZE),
         )
+
+
+def test_add_click_draws_into_one_prompts_regions_in_place() -> None:
+    positive = torch.zeros(3, 16, 16, dtype=torch.bool)
+    negative, clicks = torch.zeros_like(positive), torch.zeros_like(positive)
+    positive[1, 4:7, 4:7] = True
+    region = add_click(positive[1], negative[1], clicks[1], Click(x=5, y=5, positive=False))
+    assert torch.equal(region, click_region(5, 5, (16, 16)))
+    assert not negative.any() and torch.equal(clicks[1], region)  # never negative where positive
+    region = add_click(positive[1], negative[1], clicks[1], Click(x=12, y=12, positive=False), radius=2)
+    assert region.sum() == 25 and torch.equal(negative[1], region) and not (positive[1] & region).any()
+    add_click(positive[1], negative[1], clicks[1], Click(x=12, y=12, positive=True))
+    assert positive[1, 12, 12] and not negative[1, 12, 12] and negative[1, 10, 10]  # leaves negative
+    assert not positive[[0, 2]].any() and not clicks[[0, 2]].any()  # other prompts untouched

@@ -41,7 +41,7 @@ from segblocks.decoders import click_region
 from segblocks.metrics.clicks import next_click
 from segblocks.zoo.seem import PromptBatch
 from segblocks.zoo.seem.evaluate import FIRST_PROMPTS, _first_region
-from segblocks.zoo.seem.interaction import answer_masks
+from segblocks.zoo.seem.interaction import add_click, answer_masks
 from segblocks.zoo.seem.model import SEEM
 from segblocks.zoo.seem.outputs import ImageEncoding
 from segblocks.zoo.seem.report import val_samples
@@ -144,20 +144,14 @@ def _rounds(
                 if click is None:
                     added[i] = None
                     continue
-                region = click_region(click.x, click.y, size)
                 ys, xs = np.nonzero((pos[i] if click.positive else neg[i]).numpy())
                 near = float(np.min(np.hypot(xs - click.x, ys - click.y))) if len(xs) else 1e9
                 pred, gt = answers[i].numpy(), gts[i]
                 error = (gt & ~pred) if click.positive else (~gt & pred)
                 error &= ~(pos[i] | neg[i]).numpy()
                 depth = float(ndimage.distance_transform_edt(np.pad(error, 1))[1:-1, 1:-1][click.y, click.x])
+                region = add_click(pos[i], neg[i], clicks[i], click)
                 added[i] = (region, click.positive, near, depth)
-                clicks[i] |= region
-                if click.positive:
-                    pos[i] |= region
-                    neg[i] &= ~region
-                else:
-                    neg[i] |= region & ~pos[i]
             prev = answers.clone()
     return rows, ceilings
 

@@ -32,7 +32,7 @@ from segblocks.inference.targets import targets_to_panoptic
 from segblocks.metrics import NoCMetric, PanopticQuality
 from segblocks.metrics.clicks import first_click, next_click
 from segblocks.structures import PanopticResult
-from segblocks.zoo.seem.interaction import answer_masks
+from segblocks.zoo.seem.interaction import add_click, answer_masks
 from segblocks.zoo.seem.model import SEEM
 from segblocks.zoo.seem.outputs import ImageEncoding
 from segblocks.zoo.seem.prompt_batch import PromptBatch
@@ -207,13 +207,7 @@ def _click_sessions(
             if click is None:
                 active[i] = False
                 continue
-            region = click_region(click.x, click.y, size)
-            clicks[i] |= region
-            if click.positive:
-                positive[i] |= region
-                negative[i] &= ~region
-            else:
-                negative[i] |= region & ~positive[i]
+            add_click(positive[i], negative[i], clicks[i], click)
         previous = answers
         if not any(active):
             break

@@ -17,11 +17,38 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from segblocks.decoders import click_region
-from segblocks.metrics.clicks import next_click
+from segblocks.metrics.clicks import Click, next_click
 from segblocks.structures import Targets
 from segblocks.zoo.seem.prompt_batch import PromptBatch
 
-__all__ = ["answer_masks", "as_targets", "simulate_next_round"]
+__all__ = ["add_click", "answer_masks", "as_targets", "simulate_next_round"]
+
+
+def add_click(positive: Tensor, negative: Tensor, clicks: Tensor, click: Click, radius: int = 1) -> Tensor:
+    """Draw one click into one prompt's regions, in place, and return its region.
+
+    A positive click joins ``positive`` and leaves ``negative``; a negative one joins ``negative``
+    where it is not positive. Either way it is marked in ``clicks``.
+
+    Args:
+        positive: ``[H, W]`` bool positive region of the prompt (changed in place).
+        negative: ``[H, W]`` bool negative region (changed in place).
+        clicks: ``[H, W]`` bool pixels marked as clicks (changed in place).
+        click: the click.
+        radius: half side of the click's square.
+
+    Returns:
+        ``[H, W]`` bool, the click's region.
+    """
+    size = (int(positive.shape[-2]), int(positive.shape[-1]))
+    region = click_region(click.x, click.y, size, radius=radius).to(positive.device)
+    clicks |= region
+    if click.positive:
+        positive |= region
+        negative &= ~region
+    else:
+        negative |= region & ~positive
+    return region
 
 
 def answer_masks(answers: Tensor, size: tuple[int, int], padded: tuple[int, int] | None = None) -> Tensor:
@@ -68,7 +95,6 @@ def simulate_next_round(
     positive, negative = prompts.positive.clone(), prompts.negative.clone()
     clicks = torch.zeros_like(positive) if prompts.clicks is None else prompts.clicks.clone()
     clickable = prompts.valid if clickable is None else clickable & prompts.valid
-    size = (int(positive.shape[-2]), int(positive.shape[-1]))
     answers_np = answers.cpu().numpy()
     for b, target in enumerate(targets):
         gts = target.masks.cpu().numpy()
@@ -83,13 +109,7 @@ def simulate_next_round(
             click = next_click(gt, pred, clicked)
             if click is None:
                 continue
-            region = click_region(click.x, click.y, size, radius=click_radius).to(positive.device)
-            clicks[b, p] |= region
-            if click.positive:
-                positive[b, p] |= region
-                negative[b, p] &= ~region
-            else:
-                negative[b, p] |= region & ~positive[b, p]
+            add_click(positive[b, p], negative[b, p], clicks[b, p], click, radius=click_radius)
     return PromptBatch(
         positive=positive,
         negative=negative,
