@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from scipy import ndimage
 
 from segblocks.data import CATEGORIES
-from segblocks.decoders import click_region
+from segblocks.decoders import ObjectRegions, click_region
 from segblocks.metrics.clicks import first_click, next_click
 from segblocks.zoo.seem import PromptBatch, build_seem
 from segblocks.zoo.seem.interaction import answer_masks
@@ -64,12 +64,8 @@ def _answer(
     memory: bool = True,
 ) -> np.ndarray:
     n = pos.shape[0]
-    prompts = PromptBatch(
-        positive=pos[None],
-        negative=neg[None],
-        previous=prev[None],
-        texts=[[None] * n],
-        valid=torch.ones(1, n, dtype=torch.bool),
+    prompts = PromptBatch.from_objects(
+        [ObjectRegions(positive=pos, negative=neg)], [[None] * n], enc.image_size, previous=[prev]
     )
     out = model.decode(enc, prompts, use_memory=memory, generator=torch.Generator().manual_seed(0))
     return answer_masks(out.answers(), enc.image_size, enc.padded)[0].numpy()

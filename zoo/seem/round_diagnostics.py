@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from segblocks.data import ShapesWorld, ShapesWorldConfig
 from segblocks.data.shapes.sample import ShapesSample
-from segblocks.decoders import click_region
+from segblocks.decoders import ObjectRegions, click_region
 from segblocks.metrics.clicks import next_click
 from segblocks.zoo.seem import PromptBatch
 from segblocks.zoo.seem.evaluate import FIRST_PROMPTS, _first_region
@@ -110,13 +110,12 @@ def _rounds(
         before = [0.0] * n
         generator = torch.Generator().manual_seed(index)
         for r in range(rounds):
-            prompts = PromptBatch(
-                positive=pos[None],
-                negative=neg[None],
-                previous=prev[None],
-                texts=[[None] * n],
-                valid=torch.ones(1, n, dtype=torch.bool),
-                clicks=clicks[None],
+            prompts = PromptBatch.from_objects(
+                [ObjectRegions(positive=pos, negative=neg)],
+                [[None] * n],
+                size,
+                previous=[prev],
+                clicks=[clicks],
             )
             out = model.decode(enc, prompts, generator=generator)
             answers = answer_masks(out.answers(), size, enc.padded)[0]
@@ -221,13 +220,8 @@ def _round_one(
 ) -> torch.Tensor:
     """``[N, H, W]`` answers of one decoder pass with positive regions ``pos`` and memory ``previous``."""
     n = int(pos.shape[0])
-    prompts = PromptBatch(
-        positive=pos[None],
-        negative=torch.zeros_like(pos)[None],
-        previous=previous[None],
-        texts=[[None] * n],
-        valid=torch.ones(1, n, dtype=torch.bool),
-    )
+    regions = ObjectRegions(positive=pos, negative=torch.zeros_like(pos))
+    prompts = PromptBatch.from_objects([regions], [[None] * n], enc.image_size, previous=[previous])
     out = model.decode(enc, prompts, generator=torch.Generator().manual_seed(seed))
     return answer_masks(out.answers(), enc.image_size, enc.padded)[0]
 

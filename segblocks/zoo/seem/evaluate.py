@@ -184,13 +184,13 @@ def _click_sessions(
     active = [True] * n
     generator = torch.Generator(device=device).manual_seed(seed)
     for _ in range(max_clicks):
-        prompts = PromptBatch(
-            positive=positive[None].to(device),
-            negative=negative[None].to(device),
-            previous=(previous if use_memory else torch.zeros_like(previous))[None].to(device),
-            texts=[[None] * n],
-            valid=torch.ones(1, n, dtype=torch.bool, device=device),
-            clicks=clicks[None].to(device),
+        prompts = PromptBatch.from_objects(
+            [ObjectRegions(positive=positive, negative=negative)],
+            [[None] * n],
+            size,
+            previous=[previous if use_memory else None],
+            clicks=[clicks],
+            device=device,
         )
         out = model.decode(encoding, prompts, use_memory=use_memory, generator=generator)
         answers = answer_masks(out.answers(), size, encoding.padded)[0].cpu()
