@@ -195,16 +195,17 @@ class MaskedAttentionDecoder(nn.Module):
             ``(normalised queries [B, Q, D], mask logits [B, Q, H, W] or [B, Q, T, H, W])``.
         """
         normed = self.norm(queries)
-        logits = self.mask_head(normed, mask_features)
-        if dense:
-            parts, start = [], 0
-            for s, features in sorted(dense, key=lambda item: item[0].start):
-                runs = self.mask_head.embed(normed[:, s]).unflatten(1, (features.shape[1], -1))
-                extra = torch.einsum("bskc,bschw->bskhw", runs, features.to(runs.dtype)).flatten(1, 2)
-                parts += [logits[:, start : s.start], logits[:, s] + extra]
-                start = s.stop
-            logits = torch.cat([*parts, logits[:, start:]], dim=1)
-        return normed, logits
+        if not dense:
+            return normed, self.mask_head(normed, mask_features)
+        embeddings = self.mask_head.embed(normed)  # once, for the plain and the dense terms
+        logits = self.mask_head.dot(embeddings, mask_features)
+        parts, start = [], 0
+        for s, features in sorted(dense, key=lambda item: item[0].start):
+            runs = embeddings[:, s].unflatten(1, (features.shape[1], -1))
+            extra = torch.einsum("bskc,bschw->bskhw", runs, features.to(runs.dtype)).flatten(1, 2)
+            parts += [logits[:, start : s.start], logits[:, s] + extra]
+            start = s.stop
+        return normed, torch.cat([*parts, logits[:, start:]], dim=1)
 
     @staticmethod
     def attention_mask(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:

@@ -63,6 +63,19 @@ class MaskHead(nn.Module):
                 f"mask_features: expected shape ({queries.shape[0]}, {layout}) with C={self.mask_dim}, "
                 f"got {tuple(mask_features.shape)}"
             )
+        return self.dot(self.embed(queries), mask_features)
+
+    @staticmethod
+    def dot(embeddings: Tensor, mask_features: Tensor) -> Tensor:
+        """Mask logits from mask embeddings already computed (:meth:`embed`; no checks).
+
+        Args:
+            embeddings: ``[B, Q, C]``.
+            mask_features: ``[B, C, H, W]``, or ``[B, T, C, H, W]`` for clips.
+
+        Returns:
+            ``[B, Q, H, W]``, or ``[B, Q, T, H, W]``.
+        """
         if mask_features.ndim == 5:
-            return torch.einsum("bqc,btchw->bqthw", self.embed(queries), mask_features)
-        return torch.einsum("bqc,bchw->bqhw", self.embed(queries), mask_features)
+            return torch.einsum("bqc,btchw->bqthw", embeddings, mask_features)
+        return torch.einsum("bqc,bchw->bqhw", embeddings, mask_features)
