@@ -20,10 +20,10 @@ image/text pairs drawn from the shapes world's *train* split, whose captions men
 4. (``--label-head``) a linear head on the crop embeddings, plain cross-entropy against the labels;
 5. the uniformity of the 18 class-name embeddings (a text-only term).
 
-Losses 3-4 use only crops and segments of *seen* classes: the image tower learns the unseen ones
-(heart, crescent, arrow, sand) from captions and phrases alone. With ``--class-targets phrases``
-loss 3 takes each object's true name from its phrase instead, for every class (no label; measured
-in the card, not the shipped recipe yet). The image tower and label head
+No label of an unseen class (heart, crescent, arrow, sand) is used: loss 3 takes each object's
+true name from its own phrase (``--class-targets phrases``, the default; ``labels`` keeps the seen
+classes' labels only), and the label head of loss 4 sees only the seen classes, so the image tower
+learns the unseen ones from captions and phrases alone. The image tower and label head
 train at ``--lr``, the text tower and temperature at ``--text-lr``. With ``--crop-statistics`` the
 whole images are normalised with the crops' batch-norm statistics, as the frozen CLIP will be.
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--full-images",
         type=int,
-        default=16,
+        default=0,
         help="of those, the images whose whole image, caption and masks enter the losses (0: all); "
         "the crops come from every image",
     )
@@ -133,14 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--class-weight",
         type=float,
         default=1.0,
-        help="weight of the class-name losses (crop_class, region_class; seen classes only)",
+        help="weight of the class-name losses (crop_class, region_class)",
     )
     p.add_argument(
         "--class-targets",
         choices=("labels", "phrases"),
-        default="labels",
-        help="the class-name losses' true names: the labels of seen classes only (default), or the "
-        "name each object's own phrase states, every class alike (see clip_losses.clip_losses)",
+        default="phrases",
+        help="the class-name losses' true names: the name each object's own phrase states, every "
+        "class alike (default; see clip_losses.clip_losses), or the labels of seen classes only",
     )
     p.add_argument(
         "--crop-statistics",
