@@ -69,7 +69,7 @@ def test_demo_segments_with_the_shipped_possam(tmp_path: Path, capsys: pytest.Ca
         == 0
     )
     sheet = Image.open(tmp_path / "possam_00.png")
-    assert sheet.size[0] == 2 * 3 * 128  # ground truth | prediction, each 3x the 128 px image
+    assert sheet.size[0] == 3 * 3 * 128  # ground truth | MASE | frozen CLIP alone, each 3x the 128 px image
     out = capsys.readouterr().out
     assert "held out from its training, known only by name: arrow, crescent, heart, sand" in out
     for classifier in ("ldp", "clip", "geometric", "mase"):

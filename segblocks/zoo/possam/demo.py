@@ -2,7 +2,9 @@
 
 The shipped world-scale PosSAM was trained on the *seen* classes only; the demo asks it for every
 class of the shapes world, so the held-out ones (heart, crescent, arrow, sand) are given only by
-name, through the frozen tiny CLIP's text encoder.
+name, through the frozen tiny CLIP's text encoder. Each sheet shows the ground truth, MASE (the
+paper's classifier) and the frozen CLIP alone (the best of the four on the shipped weights; see the
+card).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class PossamDemo:
     """What the demo wrote and measured.
 
     Attributes:
-        files: the PNG files (ground truth | prediction, with legends), one per image.
+        files: the PNG files (ground truth | MASE | frozen CLIP alone, with legends), one per image.
         metrics: open-vocabulary results on the demo images, per classifier.
         unseen: the held-out class names.
     """
@@ -77,19 +79,30 @@ def run_possam_demo(
     world = ShapesWorldConfig(image_size=(_SIZE, _SIZE), seed=seed)
     dataset = ShapesDataset(world, split="val", length=num_images)
     batch = collate_batch([dataset[i] for i in range(num_images)])
-    predictions = predictor.predict(batch.images, tasks=("panoptic",))
-    title = f"PosSAM (MASE, object threshold {predictor.object_threshold('mase'):.2f})"
+    shown = {"mase": "PosSAM, MASE", "clip": "PosSAM, frozen CLIP alone"}
+    predictions = {c: predictor.predict(batch.images, tasks=("panoptic",), classifier=c) for c in shown}
     scale = 3
     files = []
-    for index, (sample, pred) in enumerate(zip(batch.extras["samples"], predictions)):
-        assert pred.panoptic is not None
-        seg_map = pred.panoptic.segment_map.cpu().numpy().astype(np.int32)
+    for index, sample in enumerate(batch.extras["samples"]):
         truth = overlay_segments(sample.image, sample.panoptic, scale=scale)
-        guess = overlay_segments(sample.image, seg_map, scale=scale)
-        gt_lines = _legend([(s.id, s.category_id) for s in sample.segments], names, unseen, "ground truth")
-        pr_lines = _legend([(s.id, s.category_id) for s in pred.panoptic.segments], names, unseen, title)
-        panels = [text_panel(gt_lines, width=truth.width), text_panel(pr_lines, width=guess.width)]
-        sheet = tile_rows([[truth, guess], panels])
+        images = [truth]
+        panels = [
+            text_panel(
+                _legend([(s.id, s.category_id) for s in sample.segments], names, unseen, "ground truth"),
+                width=truth.width,
+            )
+        ]
+        for classifier, label in shown.items():
+            panoptic = predictions[classifier][index].panoptic
+            assert panoptic is not None
+            guess = overlay_segments(
+                sample.image, panoptic.segment_map.cpu().numpy().astype(np.int32), scale=scale
+            )
+            title = f"{label} (object threshold {predictor.object_threshold(classifier):.2f})"
+            images.append(guess)
+            segments = [(s.id, s.category_id) for s in panoptic.segments]
+            panels.append(text_panel(_legend(segments, names, unseen, title), width=guess.width))
+        sheet = tile_rows([images, panels])
         path = out / f"possam_{index:02d}.png"
         sheet.save(path)
         files.append(path)
