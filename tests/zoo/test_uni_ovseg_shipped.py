@@ -11,20 +11,21 @@ from segblocks.zoo.uni_ovseg.shipped import SHIPPED_WEIGHTS, load_shipped_uni_ov
 
 @pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped weights in this checkout")
 def test_shipped_weights_keep_their_measured_accuracy() -> None:
-    """On the first 8 val images (measured on the weights trained on clip_v10 with the contrastive
-    stage 2, the paper's label rule, IoU filter 0.5: PQ 35.1 adapted / 35.1 frozen CLIP, things 5.0 /
-    5.0, stuff PQ 90.3, mIoU 36.9 adapted / 36.9 frozen, 1-point oracle mIoU 52.8, 1-box 43.5)."""
+    """On the first 8 val images (measured on the weights trained on clip_v13, stage 1 with its decayed
+    551-step schedule, the contrastive stage 2, the paper's label rule, IoU filter 0.5: PQ 38.0
+    adapted / 37.0 frozen CLIP, things 8.8 / 7.3, stuff PQ 91.4, mIoU 39.8 / 38.4, 1-point oracle mIoU
+    46.5, 1-box 39.8)."""
     model = load_shipped_uni_ovseg()
     samples = [ShapesWorld(split="val").sample(i) for i in range(8)]
     rows = evaluate_card(model, samples, compare_sam=False)
-    assert rows["open_vocab"]["pq"] >= 31.0 and rows["open_vocab"]["pq_stuff"] >= 86.0
-    # the old label rule at filter 0.65 names no thing on these weights (card: 0.0 on 50 val images)
-    assert rows["open_vocab"]["pq_things"] >= 2.0
-    assert rows["open_vocab"]["miou"] >= 32.0
+    assert rows["open_vocab"]["pq"] >= 34.0 and rows["open_vocab"]["pq_stuff"] >= 87.0
+    # things are named (the old label rule at filter 0.65 named none on the clip_v10 weights: card)
+    assert rows["open_vocab"]["pq_things"] >= 4.0
+    assert rows["open_vocab"]["miou"] >= 35.0
     # the contrastive adapter no longer costs thing naming (card): level with the frozen CLIP here
     assert rows["open_vocab"]["pq"] >= rows["open_vocab_frozen_clip"]["pq"] - 1.0
     assert rows["open_vocab"]["miou"] >= rows["open_vocab_frozen_clip"]["miou"] - 1.0
-    assert rows["prompt"]["point_oracle_miou"] >= 49.0 and rows["prompt"]["box_miou"] >= 40.0
+    assert rows["prompt"]["point_oracle_miou"] >= 42.0 and rows["prompt"]["box_miou"] >= 35.0
     summary = shipped_summary()
     assert summary["caption"] == "clean" and summary["ensemble"] is True
     assert summary["stage2_steps"] == 200
