@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.data.visualize import overlay_segments, text_panel, tile_rows
@@ -80,7 +81,15 @@ def run_possam_demo(
     dataset = ShapesDataset(world, split="val", length=num_images)
     batch = collate_batch([dataset[i] for i in range(num_images)])
     shown = {"mase": "PosSAM, MASE", "clip": "PosSAM, frozen CLIP alone"}
-    predictions = {c: predictor.predict(batch.images, tasks=("panoptic",), classifier=c) for c in shown}
+    with torch.no_grad():  # one forward pass; each classifier only changes the post-processing
+        outputs = predictor.infer(batch.images)
+    size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+    predictions = {
+        c: predictor.postprocess(
+            outputs, predictor.classify(outputs, c), input_size=size, tasks=("panoptic",), classifier=c
+        )
+        for c in shown
+    }
     scale = 3
     files = []
     for index, sample in enumerate(batch.extras["samples"]):
