@@ -2,7 +2,13 @@
 PosSAM's Local Discriminative Pooling and the open-vocabulary ensembles (geometric, MASE)."""
 
 from segblocks.heads.class_head import LinearClassHead, OpenVocabClassHead
-from segblocks.heads.ensemble import GeometricEnsemble, MaskAwareSelectiveEnsemble
+from segblocks.heads.ensemble import (
+    EXPONENT_GRID,
+    GeometricEnsemble,
+    MaskAwareSelectiveEnsemble,
+    best_exponents,
+    exponent_pairs,
+)
 from segblocks.heads.feature_adapter import MultiScaleFeatureAdapter
 from segblocks.heads.iou_head import IoUHead
 from segblocks.heads.ldp import LocalDiscriminativePooling
@@ -16,6 +22,7 @@ from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
 
 __all__ = [
+    "EXPONENT_GRID",
     "MLP",
     "DenseCLIP",
     "GeometricEnsemble",
@@ -27,7 +34,9 @@ __all__ = [
     "MaskPooling",
     "MultiScaleFeatureAdapter",
     "OpenVocabClassHead",
+    "best_exponents",
     "ensemble_region_embeddings",
+    "exponent_pairs",
     "mask_pool",
     "multiscale_region_embeddings",
 ]

@@ -11,18 +11,70 @@ as ordinary logits. The void probability comes from the in-vocabulary classifier
 * :class:`MaskAwareSelectiveEnsemble` (PosSAM's MASE): the same geometric mean, but each mask's
   exponent moves with the relative confidence of the two classifiers, and the non-void probability
   of every mask is weighted by its predicted IoU.
+
+:func:`exponent_pairs` and :func:`best_exponents` are the grid and the choosing rule for ``alpha``
+and ``beta`` when a model scores them (e.g. on a proxy split of its training classes,
+:meth:`segblocks.data.ClassSplit.proxy`).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from segblocks._validation import check_dtype, check_ndim
 
-__all__ = ["GeometricEnsemble", "MaskAwareSelectiveEnsemble"]
+__all__ = [
+    "EXPONENT_GRID",
+    "GeometricEnsemble",
+    "MaskAwareSelectiveEnsemble",
+    "best_exponents",
+    "exponent_pairs",
+]
 
 _EPS = 1e-8
+
+#: Candidate ensemble exponents (CLIP's share of the geometric mean), 0 to 1 in steps of 0.2.
+EXPONENT_GRID = tuple(round(0.2 * k, 1) for k in range(6))
+#: FC-CLIP's exponents ``(alpha, beta)``: the defaults, and where ties in :func:`best_exponents` go.
+FC_CLIP_EXPONENTS = (0.4, 0.8)
+
+
+def exponent_pairs(grid: Sequence[float] = EXPONENT_GRID) -> list[tuple[float, float]]:
+    """Every ``(alpha, beta)`` of ``grid x grid``.
+
+    Raises:
+        ValueError: on an empty grid or an exponent outside ``[0, 1]``.
+    """
+    if not grid:
+        raise ValueError("grid: expected at least one exponent, got none")
+    bad = [t for t in grid if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0]
+    if bad:
+        raise ValueError(f"grid: expected exponents in [0, 1], got {bad}")
+    return [(float(a), float(b)) for a in grid for b in grid]
+
+
+def best_exponents(scores: Mapping[tuple[float, float], float]) -> tuple[float, float]:
+    """The ``(alpha, beta)`` of the highest score; ties go to the pair nearest FC-CLIP's (0.4, 0.8).
+
+    Args:
+        scores: ``{(alpha, beta): score}`` (higher is better, e.g. PQ; NaN ranks last).
+
+    Raises:
+        ValueError: on no scores.
+    """
+    if not scores:
+        raise ValueError("scores: expected at least one (alpha, beta) pair, got none")
+
+    def rank(pair: tuple[float, float]) -> tuple[float, float]:
+        score = scores[pair]
+        distance = abs(pair[0] - FC_CLIP_EXPONENTS[0]) + abs(pair[1] - FC_CLIP_EXPONENTS[1])
+        return (float("-inf") if math.isnan(score) else score, -distance)
+
+    return max(scores, key=rank)
 
 
 def _check_inputs(in_vocab_logits: Tensor, clip_logits: Tensor, seen: Tensor) -> None:

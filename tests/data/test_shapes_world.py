@@ -225,3 +225,15 @@ def test_bad_world_arguments() -> None:
         world.sample_clip(0, num_frames=0)
     with pytest.raises(ValueError, match="segment_id: 77"):
         world.sample(0).mask(77)
+
+
+def test_proxy_split_holds_out_a_seeded_draw_of_seen_classes() -> None:
+    split = ClassSplit().proxy()
+    assert split.unseen == ("heart", "crescent", "arrow", "sand", "circle", "diamond", "ring", "water")
+    assert ClassSplit().proxy(seed=0) == split and ClassSplit().proxy(seed=1) != split
+    assert ClassSplit(unseen=("heart", "sky")).proxy(things=1, stuff=0).unseen[:2] == ("heart", "sky")
+    assert len(ClassSplit(unseen=("heart", "sky")).proxy(things=1, stuff=0).unseen) == 3
+    with pytest.raises(ValueError, match=r"things: expected 0 to 8 \(of 9 seen\), got 9"):
+        ClassSplit().proxy(things=9)
+    with pytest.raises(ValueError, match=r"stuff: expected 0 to 4 \(of 5 seen\), got -1"):
+        ClassSplit().proxy(stuff=-1)

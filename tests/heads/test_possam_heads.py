@@ -10,10 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segblocks.heads import (
+    EXPONENT_GRID,
     GeometricEnsemble,
     LocalDiscriminativePooling,
     MaskAwareSelectiveEnsemble,
     OpenVocabClassHead,
+    best_exponents,
+    exponent_pairs,
 )
 from segblocks.ops import mask_pool
 
@@ -198,3 +201,21 @@ def test_masks_without_pixels_keep_the_in_vocabulary_distribution() -> None:
             block(ldp, clip, seen, valid=valid[:1])
         with pytest.raises(TypeError, match="valid: expected a bool dtype"):
             block(ldp, clip, seen, valid=valid.float())
+
+
+def test_exponent_grid_and_choosing_rule() -> None:
+    pairs = exponent_pairs()
+    assert len(pairs) == len(EXPONENT_GRID) ** 2 == 36 and (0.4, 0.8) in pairs and (1.0, 1.0) in pairs
+    assert exponent_pairs((0.0, 1)) == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+    assert best_exponents({(0.0, 0.0): 0.5, (1.0, 1.0): 0.7, (0.4, 0.8): 0.6}) == (1.0, 1.0)  # the highest
+    assert best_exponents({(1.0, 1.0): 0.7, (0.6, 1.0): 0.7, (0.0, 0.0): 0.7}) == (
+        0.6,
+        1.0,
+    )  # tie: nearest FC-CLIP
+    assert best_exponents({(0.4, 0.8): math.nan, (0.0, 0.0): 0.1}) == (0.0, 0.0)  # NaN ranks last
+    with pytest.raises(ValueError, match="grid: expected at least one exponent"):
+        exponent_pairs(())
+    with pytest.raises(ValueError, match=r"grid: expected exponents in \[0, 1\], got \[1.5\]"):
+        exponent_pairs((0.0, 1.5))
+    with pytest.raises(ValueError, match="scores: expected at least one"):
+        best_exponents({})

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from segblocks.backbones import register_clip_config
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
+from segblocks.data import CATEGORIES, ClassSplit, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.zoo import build_possam
 from segblocks.zoo.possam import CLASSIFIERS, VARIANTS, PosSAM, PosSAMPredictor, get_config, seen_flags
 from segblocks.zoo.possam.config import WORLD_CLIP_MODEL, WORLD_SAM_MODEL
@@ -280,6 +280,20 @@ def test_training_recipe_runs_resumes_and_writes_the_ablation(tmp_path) -> None:
     assert all(math.isfinite(v) for v in train) and len(train) == 9
     assert sum(train[-3:]) < sum(train[:3]), train
     assert [r["step"] for r in records if "val/mase/pq" in r] == [8, 9]
+
+
+def test_recipe_trains_on_another_split(tmp_path, capsys) -> None:
+    from segblocks.zoo.possam.predict import load_possam
+    from segblocks.zoo.possam.train import main
+
+    proxy = ClassSplit().proxy()
+    assert main([*recipe_args(tmp_path), "--steps", "1", "--unseen-classes", ",".join(proxy.unseen)]) == 0
+    assert sorted(json.loads((tmp_path / "final.json").read_text())["unseen"]) == sorted(proxy.unseen)
+    seen = tuple(c.name for c in CATEGORIES if c.id in proxy.seen_ids)
+    assert load_possam(weights=tmp_path).train_vocabulary.names == seen and len(seen) == 10
+    with pytest.raises(SystemExit):
+        main([*recipe_args(tmp_path), "--unseen-classes", "heart,dragon"])
+    assert "--unseen-classes: unknown class name 'dragon'" in capsys.readouterr().err
 
 
 def test_seen_world_draws_no_unseen_class() -> None:

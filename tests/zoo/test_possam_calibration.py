@@ -1,6 +1,7 @@
-"""PosSAM's per-classifier object thresholds: the config field, the predictor's use of it, the
-calibration on training images (it picks the threshold of the best PQ, ties to the higher one) and
-the shipped file's header that carries the thresholds; errors by class of problem."""
+"""PosSAM's calibration: per-classifier object thresholds (the config field, the predictor's use of
+it, the calibration on training images: the threshold of the best PQ, ties to the higher one), the
+ensemble exponents chosen on a proxy split of the seen classes, and the shipped file's header that
+carries both; errors by class of problem."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig
+from segblocks.data import CATEGORIES, ClassSplit, ShapesDataset, ShapesWorldConfig
+from segblocks.heads import EXPONENT_GRID
 from segblocks.structures import Batch, Targets
 from segblocks.zoo.possam import PosSAM, PosSAMPredictor, get_config
 from segblocks.zoo.possam.calibration import (
     THRESHOLD_GRID,
     calibrate,
+    calibrate_exponents,
     calibrate_object_thresholds,
     calibration_batches,
 )
@@ -37,9 +40,13 @@ def images() -> torch.Tensor:
     return torch.stack([ds[i].image for i in range(2)])
 
 
-def _own_prediction_as_truth(model: PosSAM, images: torch.Tensor, threshold: float) -> Batch:
-    """A batch whose targets are the model's own LDP panoptic result at ``threshold`` (PQ 100 there)."""
-    predictor = PosSAMPredictor(model, classifier="ldp", object_mask_threshold=threshold)
+def _own_prediction_as_truth(
+    model: PosSAM, images: torch.Tensor, threshold: float, predictor: PosSAMPredictor | None = None
+) -> Batch:
+    """A batch whose targets are the model's own panoptic result at ``threshold`` (PQ 100 there):
+    LDP's, or the given predictor's default classifier's."""
+    predictor = predictor or PosSAMPredictor(model, classifier="ldp")
+    predictor.object_mask_threshold, predictor.object_mask_thresholds = threshold, {}
     targets = []
     for pred in predictor.predict(images, tasks=("panoptic",)):
         assert pred.panoptic is not None
@@ -165,10 +172,83 @@ def test_shipped_export_carries_the_thresholds(tmp_path: Path) -> None:
         export_trained_weights(model, tmp_path / "x.safetensors", metadata={THRESHOLDS_KEY: "{}"})
     state = load_file(str(path))
     for header, match in (
-        ("not json", "malformed object thresholds"),
+        ("not json", "malformed calibration"),
         (json.dumps({"mase": 2.0}), r"expected a value in \[0, 1\]"),
     ):
         bad = tmp_path / "bad.safetensors"
         save_file(state, str(bad), metadata={THRESHOLDS_KEY: header})
         with pytest.raises(ValueError, match=match):
+            load_shipped_possam(bad)
+
+
+def _mixed_vocabulary(model: PosSAM) -> tuple[list[str], list[bool]]:
+    """The training vocabulary plus two names it never trained on (flagged unseen)."""
+    names = [*model.train_vocabulary.names, "heart", "sand"]
+    return names, [*model.train_vocabulary.is_thing, True, False]
+
+
+def test_exponents_pick_a_pair_that_reproduces_the_truth(model: PosSAM, images: torch.Tensor) -> None:
+    names, is_thing = _mixed_vocabulary(model)
+    predictor = PosSAMPredictor(model, vocabulary=names, is_thing=is_thing)
+    ldp = PosSAMPredictor(model, vocabulary=names, is_thing=is_thing, classifier="ldp")
+    batch = _own_prediction_as_truth(model, images, threshold=0.0, predictor=ldp)
+    # the fixed ensemble with CLIP's share 0 is LDP's distribution: PQ 100 against LDP's own result
+    best, scores = calibrate_exponents(
+        predictor, [batch], classifier="geometric", grid=(0.0, 1.0), thresholds=(0.0,)
+    )
+    assert best == (0.0, 0.0) and scores[best] == pytest.approx(1.0)
+    assert set(scores) == {(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)}
+    assert max(scores[0.0, 1.0], scores[1.0, 0.0], scores[1.0, 1.0]) < 1.0  # CLIP's names differ
+    assert predictor.geometric.alpha == model.config.alpha  # the predictor's own blocks are left as they were
+
+
+def test_exponents_reject_bad_arguments(model: PosSAM, images: torch.Tensor) -> None:
+    batch = _own_prediction_as_truth(model, images, threshold=0.0)
+    all_seen = PosSAMPredictor(model)
+    with pytest.raises(ValueError, match="predictor: expected a vocabulary with seen and unseen classes"):
+        calibrate_exponents(all_seen, [batch])
+    names, is_thing = _mixed_vocabulary(model)
+    predictor = PosSAMPredictor(model, vocabulary=names, is_thing=is_thing)
+    with pytest.raises(ValueError, match="classifier: expected 'mase' or 'geometric', got 'clip'"):
+        calibrate_exponents(predictor, [batch], classifier="clip")
+    with pytest.raises(ValueError, match=r"grid: expected exponents in \[0, 1\], got \[1.5\]"):
+        calibrate_exponents(predictor, [batch], grid=(0.0, 1.5))
+    with pytest.raises(ValueError, match="thresholds: expected at least one threshold"):
+        calibrate_exponents(predictor, [batch], thresholds=())
+    with pytest.raises(ValueError, match="batches: expected at least one batch"):
+        calibrate_exponents(predictor, [])
+
+
+def test_calibrate_with_a_proxy_stores_its_exponents(model: PosSAM) -> None:
+    seen = [c.name for c in CATEGORIES if c.id in ClassSplit().proxy().seen_ids]
+    proxy = tiny_possam(vocabulary=seen, is_thing=[c.is_thing for c in CATEGORIES if c.name in seen]).eval()
+    original = model.config
+    try:
+        calibrate(model, proxy=proxy, images=2, image_size=64)
+        assert model.config is not None
+        assert {model.config.alpha, model.config.beta} <= set(EXPONENT_GRID)
+        assert model.config.object_mask_thresholds is not None
+    finally:
+        model.config = original
+    with pytest.raises(ValueError, match="proxy: expected the training vocabulary"):
+        calibrate(model, proxy=model, images=1, image_size=64)
+
+
+def test_shipped_export_carries_the_exponents(tmp_path: Path) -> None:
+    from segblocks.zoo.possam import load_possam
+    from segblocks.zoo.possam.shipped import EXPONENTS_KEY, export_trained_weights, load_shipped_possam
+
+    model = load_possam(variant="tiny")
+    assert model.config is not None
+    model.config = dataclasses.replace(model.config, alpha=0.6, beta=1.0)
+    loaded = load_shipped_possam(export_trained_weights(model, tmp_path / "w.safetensors"))
+    assert loaded.config is not None and (loaded.config.alpha, loaded.config.beta) == (0.6, 1.0)
+    assert PosSAMPredictor(loaded).mase.beta == 1.0
+    with pytest.raises(ValueError, match=f"metadata: '{EXPONENTS_KEY}' is written from model.config"):
+        export_trained_weights(model, tmp_path / "x.safetensors", metadata={EXPONENTS_KEY: "{}"})
+    state = load_file(str(tmp_path / "w.safetensors"))
+    for header in (json.dumps({"alpha": 0.4}), json.dumps({"alpha": 0.4, "beta": 1.5}), "[1]"):
+        bad = tmp_path / "bad.safetensors"
+        save_file(state, str(bad), metadata={EXPONENTS_KEY: header})
+        with pytest.raises(ValueError, match="malformed calibration"):
             load_shipped_possam(bad)

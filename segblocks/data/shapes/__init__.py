@@ -22,7 +22,7 @@ from segblocks.data.shapes.dataset import (
     collate_shapes,
 )
 from segblocks.data.shapes.language import resolve_referring
-from segblocks.data.shapes.options import add_world_arguments
+from segblocks.data.shapes.options import add_split_argument, add_world_arguments, split_from_args
 from segblocks.data.shapes.prompts import (
     Click,
     coarse_mask,
@@ -56,6 +56,7 @@ __all__ = [
     "ShapesSample",
     "ShapesWorld",
     "ShapesWorldConfig",
+    "add_split_argument",
     "add_world_arguments",
     "category_id",
     "coarse_mask",
@@ -70,4 +71,5 @@ __all__ = [
     "sample_point",
     "sample_polygon",
     "sample_scribble",
+    "split_from_args",
 ]

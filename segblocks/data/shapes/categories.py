@@ -6,6 +6,7 @@ stuff classes. Names double as the open-vocabulary class names fed to a text enc
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -109,6 +110,35 @@ class ClassSplit:
         """Whether a category (id or name) is seen."""
         cid = category_id(category) if isinstance(category, str) else category
         return cid in self.seen_ids
+
+    def proxy(self, *, things: int = 3, stuff: int = 1, seed: int = 0) -> ClassSplit:
+        """This split with ``things`` seen thing and ``stuff`` seen stuff classes also held out.
+
+        A model trained on the proxy's seen classes never sees the drawn ones, which then stand in
+        for unseen classes: cross-validation over classes, for choosing what depends on unseen
+        classes (e.g. an ensemble's exponent for them) without touching the real unseen ones. The
+        draw is ``random.Random(seed).sample`` of the seen things, then of the seen stuff, each kept
+        in category order; the default split gives ``circle, diamond, ring`` and ``water``.
+
+        Args:
+            things: seen thing classes to hold out (at least one must stay seen).
+            stuff: seen stuff classes to hold out (at least one must stay seen).
+            seed: the draw's seed.
+
+        Returns:
+            A split whose unseen classes are this split's, then the drawn ones.
+
+        Raises:
+            ValueError: on a count below 0 or one that leaves no seen thing or stuff class.
+        """
+        rng = random.Random(seed)
+        drawn: list[str] = []
+        for count, is_thing, name in ((things, True, "things"), (stuff, False, "stuff")):
+            pool = [c.name for c in CATEGORIES if c.is_thing == is_thing and c.name not in self.unseen]
+            if not 0 <= count < len(pool):
+                raise ValueError(f"{name}: expected 0 to {len(pool) - 1} (of {len(pool)} seen), got {count}")
+            drawn += sorted(rng.sample(pool, count), key=pool.index)
+        return ClassSplit(unseen=(*self.unseen, *drawn))
 
 
 def check_names(names: Iterable[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:

@@ -34,7 +34,9 @@ from segblocks.data import (
     ShapesClipDataset,
     ShapesDataset,
     ShapesWorldConfig,
+    add_split_argument,
     add_world_arguments,
+    split_from_args,
 )
 from segblocks.engine import (
     TrainingRun,
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-frames", type=int, default=8, help="frames of a validation clip")
     p.add_argument("--window", type=int, default=2, help="frames of an inference window (linked by queries)")
     add_train_arguments(p, out="runs/omg_seg", eval_every=0, lr=1e-4)  # official: lr 1e-4, wd 0.05
+    add_split_argument(p)
     add_world_arguments(p)
     return p
 
@@ -141,7 +144,9 @@ def main(argv: list[str]) -> int:
 
     # --- data: the training classes only; validation on the whole world ----------------------
     cfg = get_config(args.variant, **parse_overrides(args.set))
-    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
+    world = ShapesWorldConfig(
+        image_size=(args.image_size, args.image_size), seed=args.seed, split=split_from_args(args)
+    )
     seen_ids = sorted(world.split.seen_ids)
     train_world = seen_world(world)
     images = ShapesDataset(train_world, split="train", length=args.train_images)

@@ -3,8 +3,9 @@
 A ``segblocks train possam`` checkpoint holds the whole model, frozen SAM encoder and CLIP
 included. The package ships those two once (``shapes-sam-tiny``, ``shapes-clip-tiny``), so the
 PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and mask decoders, the
-queries, the IoU head and LDP — in fp16, and in its header the per-classifier object thresholds
-calibrated on training images (:mod:`segblocks.zoo.possam.calibration`), if the model has them;
+queries, the IoU head and LDP — in fp16, and in its header the ensembles' exponents and the
+per-classifier object thresholds calibrated on training images
+(:mod:`segblocks.zoo.possam.calibration`), if the model has them;
 :func:`load_shipped_possam` builds the world-scale model on the shipped foundation models and fills
 in the rest.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -26,6 +28,7 @@ from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.predict import load_possam
 
 __all__ = [
+    "EXPONENTS_KEY",
     "FROZEN_PREFIXES",
     "SHIPPED_WEIGHTS",
     "THRESHOLDS_KEY",
@@ -37,6 +40,8 @@ __all__ = [
 FROZEN_PREFIXES = ("sam.image_encoder.", "clip.clip.")
 #: The header key of the calibrated per-classifier object thresholds (JSON ``{classifier: threshold}``).
 THRESHOLDS_KEY = "object_mask_thresholds"
+#: The header key of the ensembles' exponents (JSON ``{"alpha": a, "beta": b}``).
+EXPONENTS_KEY = "ensemble_exponents"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
 
@@ -50,8 +55,9 @@ def export_trained_weights(
 ) -> Path:
     """Save PosSAM's trained tensors (everything but the frozen SAM encoder and CLIP) as fp16.
 
-    The model's calibrated object thresholds (``config.object_mask_thresholds``), if any, go into
-    the header, so that :func:`load_shipped_possam` restores them.
+    The model's ensemble exponents (``config.alpha``, ``config.beta``) and calibrated object
+    thresholds (``config.object_mask_thresholds``, if any) go into the header, so that
+    :func:`load_shipped_possam` restores them.
 
     Args:
         model: a trained world-scale PosSAM.
@@ -62,14 +68,18 @@ def export_trained_weights(
         The path written.
 
     Raises:
-        ValueError: on a path not ending in ``.safetensors``, or ``metadata`` using the thresholds' key.
+        ValueError: on a path not ending in ``.safetensors``, or ``metadata`` using a key written
+            from the config.
     """
     header = dict(metadata or {})
-    if THRESHOLDS_KEY in header:
-        raise ValueError(f"metadata: {THRESHOLDS_KEY!r} is written from model.config, not given")
-    thresholds = model.config.object_mask_thresholds if model.config is not None else None
-    if thresholds:
-        header[THRESHOLDS_KEY] = json.dumps(dict(thresholds), sort_keys=True)
+    for key in (THRESHOLDS_KEY, EXPONENTS_KEY):
+        if key in header:
+            raise ValueError(f"metadata: {key!r} is written from model.config, not given")
+    cfg = model.config
+    if cfg is not None:
+        header[EXPONENTS_KEY] = json.dumps({"alpha": cfg.alpha, "beta": cfg.beta}, sort_keys=True)
+        if cfg.object_mask_thresholds:
+            header[THRESHOLDS_KEY] = json.dumps(dict(cfg.object_mask_thresholds), sort_keys=True)
     return save_state_dict_file(_trained_state(model), path, metadata=header or None)
 
 
@@ -81,13 +91,14 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         device: where to put the model.
 
     Returns:
-        The model in eval mode, with the file's calibrated object thresholds in its config; call
+        The model in eval mode, with the file's ensemble exponents and calibrated object thresholds
+        in its config (FC-CLIP's 0.4 / 0.8 for a file without exponents); call
         ``predict(images, vocabulary=...)`` with any vocabulary.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
         ValueError: when the file does not hold exactly the trained tensors of the world-scale model,
-            or its header's thresholds are malformed.
+            or its header's thresholds or exponents are malformed.
     """
     path = Path(path)
     if not path.is_file():
@@ -107,23 +118,33 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         )
     model.load_state_dict(state, strict=False)
     model.refresh_vocabulary()
-    thresholds = _header_thresholds(path)
-    if thresholds is not None and model.config is not None:
-        model.config = dataclasses.replace(model.config, object_mask_thresholds=thresholds)
+    assert model.config is not None
+    model.config = dataclasses.replace(model.config, **_header_calibration(path))
     return model.to(device).eval()
 
 
-def _header_thresholds(path: Path) -> dict[str, float] | None:
+def _header_calibration(path: Path) -> dict[str, Any]:
+    """The config fields the header holds: ``alpha``, ``beta``, ``object_mask_thresholds``."""
     with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get(THRESHOLDS_KEY)
-    if raw is None:
-        return None
+        header = f.metadata() or {}
+    fields: dict[str, Any] = {}
     try:
-        return check_thresholds(json.loads(raw), name=f"{path.name}: header {THRESHOLDS_KEY!r}")
+        if THRESHOLDS_KEY in header:
+            raw = json.loads(header[THRESHOLDS_KEY])
+            fields["object_mask_thresholds"] = check_thresholds(
+                raw, name=f"{path.name}: header {THRESHOLDS_KEY!r}"
+            )
+        if EXPONENTS_KEY in header:
+            raw = json.loads(header[EXPONENTS_KEY])
+            if not isinstance(raw, dict) or set(raw) != {"alpha", "beta"}:
+                raise TypeError(f"expected {{'alpha': a, 'beta': b}}, got {raw!r}")
+            for name, value in raw.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                    raise TypeError(f"{name}: expected a number in [0, 1], got {value!r}")
+                fields[name] = float(value)
     except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(
-            f"path: {str(path)!r} has malformed object thresholds in its header ({err})"
-        ) from None
+        raise ValueError(f"path: {str(path)!r} has malformed calibration in its header ({err})") from None
+    return fields
 
 
 def shipped_summary(path: str | Path = SHIPPED_WEIGHTS) -> dict[str, object]:

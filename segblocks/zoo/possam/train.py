@@ -9,6 +9,8 @@ classes' text embeddings); AdamW with a multi-step schedule (paper: lr 1e-4, wd 
 and 80% of training); the loop (class 2.0, mask 5.0 + Dice 5.0, IoU 1.0, deep supervision); then
 open-vocabulary panoptic evaluation on val with **all** classes for each classifier (LDP alone,
 frozen CLIP alone, the fixed geometric ensemble, MASE), written to ``final.json``.
+``--unseen-classes`` holds out another set of classes: the proxy split on which
+:mod:`~segblocks.zoo.possam.calibration` chooses the ensembles' exponents.
 
 Example (world scale, the run of the shipped weights; 800 steps in 11 minutes on one CPU thread)::
 
@@ -33,9 +35,11 @@ from segblocks.data import (
     CATEGORIES,
     ShapesDataset,
     ShapesWorldConfig,
+    add_split_argument,
     add_world_arguments,
     collate_batch,
     collate_shapes,
+    split_from_args,
 )
 from segblocks.data.shapes.dataset import ShapesExample
 from segblocks.data.shapes.sample import ShapesSample
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training images: 'absent' draws them without unseen classes; 'background' lets unseen "
         "classes appear, their pixels in no target (the model then learns them as void)",
     )
+    add_split_argument(p)
     add_train_arguments(p, out="runs/possam", eval_every=500, lr=4e-4)  # paper: lr 1e-4 at batch 16
     add_world_arguments(p)
     return p
@@ -168,8 +173,8 @@ def main(argv: list[str]) -> int:
     device = dist.device
 
     # --- data: train on the seen classes, evaluate on all of them ----------------------------
-    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed)
-    split = world.split
+    split = split_from_args(args)
+    world = ShapesWorldConfig(image_size=(args.image_size, args.image_size), seed=args.seed, split=split)
     seen_ids = sorted(split.seen_ids)
     train_world = seen_world(world) if args.unseen == "absent" else world
     train_set = ShapesDataset(train_world, split="train", length=args.train_images)
