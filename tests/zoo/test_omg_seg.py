@@ -15,7 +15,7 @@ from segblocks.backbones import register_clip_config
 from segblocks.data import CATEGORIES
 from segblocks.structures import Batch, Prompts, Targets
 from segblocks.zoo import build_omg_seg
-from segblocks.zoo.omg_seg import VARIANTS, OMGSeg, get_config, in_training_vocabulary
+from segblocks.zoo.omg_seg import VARIANTS, OMGSeg, OMGSegConfig, get_config, in_training_vocabulary
 from segblocks.zoo.omg_seg.predictor import OMGSegPredictor
 from tests.backbones.conftest import CONVNEXT_CFG
 
@@ -169,7 +169,8 @@ def test_predictor_runs_every_task(model: OMGSeg) -> None:
 def test_ensemble_uses_alpha_on_trained_classes_and_beta_on_the_others(model: OMGSeg) -> None:
     predictor = OMGSegPredictor(model, vocabulary=NAMES, is_thing=THINGS)
     assert predictor.vocabulary.seen.tolist() == [True] * 6 + [False] * (len(NAMES) - 6)
-    assert (predictor.ensemble.alpha, predictor.ensemble.beta) == (0.4, 0.8)
+    assert (predictor.ensemble.alpha, predictor.ensemble.beta) == (0.8, 1.0)  # world: chosen on a proxy
+    assert (OMGSegConfig().alpha, OMGSegConfig().beta) == (0.4, 0.8)  # paper scale: FC-CLIP's
 
 
 @pytest.mark.parametrize(

@@ -225,13 +225,36 @@ def test_calibrate_with_a_proxy_stores_its_exponents(model: PosSAM) -> None:
     original = model.config
     try:
         calibrate(model, proxy=proxy, images=2, image_size=64)
-        assert model.config is not None
-        assert {model.config.alpha, model.config.beta} <= set(EXPONENT_GRID)
+        assert model.config is not None and model.config.ensemble_exponents is not None
+        assert set(model.config.ensemble_exponents) == {"mase", "geometric"}
+        assert {v for pair in model.config.ensemble_exponents.values() for v in pair} <= set(EXPONENT_GRID)
         assert model.config.object_mask_thresholds is not None
+        assert (model.config.alpha, model.config.beta) == (0.4, 0.8)  # the defaults stay FC-CLIP's
     finally:
         model.config = original
     with pytest.raises(ValueError, match="proxy: expected the training vocabulary"):
         calibrate(model, proxy=model, images=1, image_size=64)
+
+
+def test_config_keeps_per_ensemble_exponents_and_the_predictor_uses_them(model: PosSAM) -> None:
+    cfg = get_config("tiny", ensemble_exponents={"mase": [1, 1.0]})
+    assert cfg.ensemble_exponents == {"mase": (1.0, 1.0)}
+    with pytest.raises(ValueError, match=r"ensemble_exponents: expected ensembles among .*'clip'"):
+        get_config("tiny", ensemble_exponents={"clip": (0.4, 0.8)})
+    with pytest.raises(ValueError, match=r"ensemble_exponents\['mase'\]: expected exponents in \[0, 1\]"):
+        get_config("tiny", ensemble_exponents={"mase": (0.4, 1.2)})
+    with pytest.raises(TypeError, match=r"ensemble_exponents\['mase'\]: expected a pair of numbers"):
+        get_config("tiny", ensemble_exponents={"mase": 0.4})
+    with pytest.raises(TypeError, match="ensemble_exponents: expected a mapping"):
+        get_config("tiny", ensemble_exponents=(0.4, 0.8))
+    original = model.config
+    try:
+        model.config = dataclasses.replace(original, ensemble_exponents={"geometric": (0.8, 1.0)})
+        predictor = PosSAMPredictor(model)
+        assert (predictor.geometric.alpha, predictor.geometric.beta) == (0.8, 1.0)
+        assert (predictor.mase.alpha, predictor.mase.beta) == (0.4, 0.8)  # not listed: alpha, beta
+    finally:
+        model.config = original
 
 
 def test_shipped_export_carries_the_exponents(tmp_path: Path) -> None:
@@ -240,14 +263,17 @@ def test_shipped_export_carries_the_exponents(tmp_path: Path) -> None:
 
     model = load_possam(variant="tiny")
     assert model.config is not None
-    model.config = dataclasses.replace(model.config, alpha=0.6, beta=1.0)
+    plain = load_shipped_possam(export_trained_weights(model, tmp_path / "plain.safetensors"))
+    assert plain.config is not None and plain.config.ensemble_exponents is None
+    exponents = {"mase": (1.0, 1.0), "geometric": (0.8, 1.0)}
+    model.config = dataclasses.replace(model.config, ensemble_exponents=exponents)
     loaded = load_shipped_possam(export_trained_weights(model, tmp_path / "w.safetensors"))
-    assert loaded.config is not None and (loaded.config.alpha, loaded.config.beta) == (0.6, 1.0)
-    assert PosSAMPredictor(loaded).mase.beta == 1.0
+    assert loaded.config is not None and loaded.config.ensemble_exponents == exponents
+    assert PosSAMPredictor(loaded).geometric.alpha == 0.8
     with pytest.raises(ValueError, match=f"metadata: '{EXPONENTS_KEY}' is written from model.config"):
         export_trained_weights(model, tmp_path / "x.safetensors", metadata={EXPONENTS_KEY: "{}"})
     state = load_file(str(tmp_path / "w.safetensors"))
-    for header in (json.dumps({"alpha": 0.4}), json.dumps({"alpha": 0.4, "beta": 1.5}), "[1]"):
+    for header in ("not json", json.dumps({"mase": 0.4}), "[1]"):
         bad = tmp_path / "bad.safetensors"
         save_file(state, str(bad), metadata={EXPONENTS_KEY: header})
         with pytest.raises(ValueError, match="malformed calibration"):

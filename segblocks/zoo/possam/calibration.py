@@ -39,6 +39,7 @@ from segblocks.heads import (
 from segblocks.inference.targets import targets_to_panoptic
 from segblocks.metrics import PanopticQuality
 from segblocks.structures import Batch, PanopticResult
+from segblocks.zoo.possam.config import ENSEMBLE_NAMES
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.outputs import CLASSIFIERS, classify_outputs
 from segblocks.zoo.possam.predictor import PosSAMPredictor
@@ -278,8 +279,8 @@ def calibrate(
 ) -> PosSAM:
     """Calibrate on training images; store the results in ``model.config``.
 
-    With a ``proxy`` (the same recipe trained on ``ClassSplit.proxy()``'s seen classes), first the
-    ensembles' exponents: the ``(alpha, beta)`` of MASE's best PQ on the proxy
+    With a ``proxy`` (the same recipe trained on ``ClassSplit.proxy()``'s seen classes), first each
+    ensemble's exponents: the ``(alpha, beta)`` of its best PQ on the proxy
     (:func:`calibrate_exponents`). Then every classifier's object threshold on ``model`` itself.
 
     Args:
@@ -291,7 +292,7 @@ def calibrate(
 
     Returns:
         ``model``, whose ``config.object_mask_thresholds`` now holds ``{classifier: threshold}``
-        (and ``config.alpha`` / ``config.beta`` the proxy's exponents, with a proxy).
+        (and, with a proxy, ``config.ensemble_exponents`` ``{ensemble: (alpha, beta)}``).
 
     Raises:
         ValueError: when a model has no config or the wrong training vocabulary.
@@ -314,10 +315,11 @@ def calibrate(
     batches = calibration_batches(images=images, image_size=image_size, seed=seed)
     if proxy is not None:
         is_thing = [c.is_thing for c in CATEGORIES if c.name in seen]
-        (alpha, beta), _ = calibrate_exponents(
-            PosSAMPredictor(proxy, vocabulary=seen, is_thing=is_thing), batches
-        )
-        model.config = dataclasses.replace(model.config, alpha=alpha, beta=beta)
+        scorer = PosSAMPredictor(proxy, vocabulary=seen, is_thing=is_thing)
+        exponents = {
+            name: calibrate_exponents(scorer, batches, classifier=name)[0] for name in ENSEMBLE_NAMES
+        }
+        model.config = dataclasses.replace(model.config, ensemble_exponents=exponents)
     thresholds = calibrate_object_thresholds(PosSAMPredictor(model), batches)
     model.config = dataclasses.replace(model.config, object_mask_thresholds=thresholds)
     return model

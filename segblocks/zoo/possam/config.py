@@ -32,6 +32,8 @@ WORLD_CLIP_PRETRAINED = "shapes"
 
 #: The classifiers of :class:`~segblocks.zoo.possam.PosSAMPredictor` (exported as ``CLASSIFIERS``).
 CLASSIFIER_NAMES = ("ldp", "clip", "geometric", "mase")
+#: The classifiers that are ensembles of LDP and CLIP (they have exponents).
+ENSEMBLE_NAMES = ("geometric", "mase")
 
 #: FC-CLIP's ConvNeXt-L CLIP, the paper's CLIP ("ConvNext-L backbone for the CLIP architecture").
 PAPER_CLIP_MODEL = "convnext_large_d_320"
@@ -56,6 +58,9 @@ class PosSAMConfig(MaskDecodingConfig):
         alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
         beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
         mase_use_iou: MASE weights masks by their predicted IoU.
+        ensemble_exponents: ``(alpha, beta)`` per ensemble (``{"mase": (1.0, 1.0), "geometric": ...}``),
+            e.g. chosen on a proxy split by :func:`~segblocks.zoo.possam.calibration.calibrate`; an
+            ensemble not listed (and both when None) uses ``alpha`` and ``beta``.
         object_mask_thresholds: panoptic object thresholds per classifier (``{"mase": 0.25, ...}``),
             e.g. calibrated by :func:`~segblocks.zoo.possam.calibration.calibrate_object_thresholds`;
             a classifier not listed (and every one when None) uses ``object_mask_threshold``.
@@ -75,10 +80,13 @@ class PosSAMConfig(MaskDecodingConfig):
     alpha: float = 0.4
     beta: float = 0.8
     mase_use_iou: bool = True
+    ensemble_exponents: Mapping[str, tuple[float, float]] | None = None
     object_mask_thresholds: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.ensemble_exponents is not None:
+            object.__setattr__(self, "ensemble_exponents", check_exponents(self.ensemble_exponents))
         if self.object_mask_thresholds is not None:
             object.__setattr__(  # a plain dict (checkpoints store the config as JSON)
                 self, "object_mask_thresholds", check_thresholds(self.object_mask_thresholds)
@@ -121,6 +129,36 @@ def check_thresholds(value: object, name: str = "object_mask_thresholds") -> dic
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"{name}[{key!r}]: expected a value in [0, 1], got {threshold}")
         out[str(key)] = float(threshold)
+    return out
+
+
+def check_exponents(value: object, name: str = "ensemble_exponents") -> dict[str, tuple[float, float]]:
+    """Validate per-ensemble exponents: ``{"mase" | "geometric": (alpha, beta)}``, each in ``[0, 1]``.
+
+    Args:
+        value: a mapping ``{ensemble: (alpha, beta)}`` (lists are accepted: JSON has no tuples).
+        name: the argument named in errors.
+
+    Returns:
+        The exponents as a plain ``dict`` of float pairs.
+
+    Raises:
+        TypeError: when ``value`` is not a mapping or an entry is not a pair of numbers.
+        ValueError: on an unknown ensemble or an exponent outside ``[0, 1]``.
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a mapping {{ensemble: (alpha, beta)}}, got {type(value).__name__}")
+    unknown = sorted(str(k) for k in value if k not in ENSEMBLE_NAMES)
+    if unknown:
+        raise ValueError(f"{name}: expected ensembles among {ENSEMBLE_NAMES}, got {unknown}")
+    out: dict[str, tuple[float, float]] = {}
+    for key, pair in value.items():
+        numbers = isinstance(pair, (tuple, list)) and len(pair) == 2
+        if not numbers or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair):
+            raise TypeError(f"{name}[{key!r}]: expected a pair of numbers (alpha, beta), got {pair!r}")
+        if not all(0.0 <= float(v) <= 1.0 for v in pair):
+            raise ValueError(f"{name}[{key!r}]: expected exponents in [0, 1], got {tuple(pair)}")
+        out[str(key)] = (float(pair[0]), float(pair[1]))
     return out
 
 

@@ -65,8 +65,11 @@ class PosSAMPredictor:
         cfg = model.config if model.config is not None else PosSAMConfig()
         self.model = model
         self.classifier = classifier
-        self.mase = MaskAwareSelectiveEnsemble(alpha=cfg.alpha, beta=cfg.beta, use_iou=cfg.mase_use_iou)
-        self.geometric = GeometricEnsemble(alpha=cfg.alpha, beta=cfg.beta)
+        exponents = dict(cfg.ensemble_exponents or {})
+        alpha, beta = exponents.get("mase", (cfg.alpha, cfg.beta))
+        self.mase = MaskAwareSelectiveEnsemble(alpha=alpha, beta=beta, use_iou=cfg.mase_use_iou)
+        alpha, beta = exponents.get("geometric", (cfg.alpha, cfg.beta))
+        self.geometric = GeometricEnsemble(alpha=alpha, beta=beta)
         self.object_mask_threshold = (
             cfg.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
         )

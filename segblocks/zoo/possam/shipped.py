@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from segblocks.backbones.checkpoints import read_summary, save_state_dict_file
-from segblocks.zoo.possam.config import check_thresholds
+from segblocks.zoo.possam.config import check_exponents, check_thresholds
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.predict import load_possam
 
@@ -40,7 +40,7 @@ __all__ = [
 FROZEN_PREFIXES = ("sam.image_encoder.", "clip.clip.")
 #: The header key of the calibrated per-classifier object thresholds (JSON ``{classifier: threshold}``).
 THRESHOLDS_KEY = "object_mask_thresholds"
-#: The header key of the ensembles' exponents (JSON ``{"alpha": a, "beta": b}``).
+#: The header key of the calibrated per-ensemble exponents (JSON ``{ensemble: [alpha, beta]}``).
 EXPONENTS_KEY = "ensemble_exponents"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
@@ -55,8 +55,8 @@ def export_trained_weights(
 ) -> Path:
     """Save PosSAM's trained tensors (everything but the frozen SAM encoder and CLIP) as fp16.
 
-    The model's ensemble exponents (``config.alpha``, ``config.beta``) and calibrated object
-    thresholds (``config.object_mask_thresholds``, if any) go into the header, so that
+    The model's calibrated ensemble exponents (``config.ensemble_exponents``) and object thresholds
+    (``config.object_mask_thresholds``), where it has them, go into the header, so that
     :func:`load_shipped_possam` restores them.
 
     Args:
@@ -76,10 +76,10 @@ def export_trained_weights(
         if key in header:
             raise ValueError(f"metadata: {key!r} is written from model.config, not given")
     cfg = model.config
-    if cfg is not None:
-        header[EXPONENTS_KEY] = json.dumps({"alpha": cfg.alpha, "beta": cfg.beta}, sort_keys=True)
-        if cfg.object_mask_thresholds:
-            header[THRESHOLDS_KEY] = json.dumps(dict(cfg.object_mask_thresholds), sort_keys=True)
+    if cfg is not None and cfg.ensemble_exponents:
+        header[EXPONENTS_KEY] = json.dumps(dict(cfg.ensemble_exponents), sort_keys=True)
+    if cfg is not None and cfg.object_mask_thresholds:
+        header[THRESHOLDS_KEY] = json.dumps(dict(cfg.object_mask_thresholds), sort_keys=True)
     return save_state_dict_file(_trained_state(model), path, metadata=header or None)
 
 
@@ -91,8 +91,8 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         device: where to put the model.
 
     Returns:
-        The model in eval mode, with the file's ensemble exponents and calibrated object thresholds
-        in its config (FC-CLIP's 0.4 / 0.8 for a file without exponents); call
+        The model in eval mode, with the file's calibrated ensemble exponents and object thresholds
+        in its config (without them: FC-CLIP's 0.4 / 0.8 and the world's 0.5); call
         ``predict(images, vocabulary=...)`` with any vocabulary.
 
     Raises:
@@ -124,24 +124,17 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
 
 
 def _header_calibration(path: Path) -> dict[str, Any]:
-    """The config fields the header holds: ``alpha``, ``beta``, ``object_mask_thresholds``."""
+    """The config fields the header holds: ``ensemble_exponents``, ``object_mask_thresholds``."""
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata() or {}
     fields: dict[str, Any] = {}
     try:
-        if THRESHOLDS_KEY in header:
-            raw = json.loads(header[THRESHOLDS_KEY])
-            fields["object_mask_thresholds"] = check_thresholds(
-                raw, name=f"{path.name}: header {THRESHOLDS_KEY!r}"
-            )
-        if EXPONENTS_KEY in header:
-            raw = json.loads(header[EXPONENTS_KEY])
-            if not isinstance(raw, dict) or set(raw) != {"alpha", "beta"}:
-                raise TypeError(f"expected {{'alpha': a, 'beta': b}}, got {raw!r}")
-            for name, value in raw.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                    raise TypeError(f"{name}: expected a number in [0, 1], got {value!r}")
-                fields[name] = float(value)
+        for key, field, check in (
+            (THRESHOLDS_KEY, "object_mask_thresholds", check_thresholds),
+            (EXPONENTS_KEY, "ensemble_exponents", check_exponents),
+        ):
+            if key in header:
+                fields[field] = check(json.loads(header[key]), name=f"{path.name}: header {key!r}")
     except (json.JSONDecodeError, TypeError) as err:
         raise ValueError(f"path: {str(path)!r} has malformed calibration in its header ({err})") from None
     return fields
