@@ -138,6 +138,20 @@ def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_unit_grid(name: str, values: Sequence[float], what: str) -> list[float]:
+    """Return a non-empty grid of numbers in ``[0, 1]`` (thresholds, exponents) as floats.
+
+    Raises:
+        ValueError: an empty grid, or a value that is not a number in ``[0, 1]``.
+    """
+    if not values:
+        raise ValueError(f"{name}: expected at least one {what}, got none")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0]
+    if bad:
+        raise ValueError(f"{name}: expected {what}s in [0, 1], got {bad}")
+    return [float(v) for v in values]
+
+
 def check_size(name: str, value: object) -> tuple[int, int]:
     """Return a requested ``(H, W)`` output size; both sides must be positive ints.
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from segblocks._validation import check_dtype, check_ndim
+from segblocks._validation import check_dtype, check_ndim, check_unit_grid
 
 __all__ = [
     "EXPONENT_GRID",
@@ -49,12 +49,8 @@ def exponent_pairs(grid: Sequence[float] = EXPONENT_GRID) -> list[tuple[float, f
     Raises:
         ValueError: on an empty grid or an exponent outside ``[0, 1]``.
     """
-    if not grid:
-        raise ValueError("grid: expected at least one exponent, got none")
-    bad = [t for t in grid if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0]
-    if bad:
-        raise ValueError(f"grid: expected exponents in [0, 1], got {bad}")
-    return [(float(a), float(b)) for a in grid for b in grid]
+    values = check_unit_grid("grid", grid, "exponent")
+    return [(a, b) for a in values for b in values]
 
 
 def best_exponents(scores: Mapping[tuple[float, float], float]) -> tuple[float, float]:

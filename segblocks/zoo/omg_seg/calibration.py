@@ -104,13 +104,11 @@ def calibrate_exponents(
             predictor.ensemble = GeometricEnsemble(alpha=alpha, beta=beta)
             pq = PanopticQuality(categories=categories)
             for image, truth in images:
-                pred = predictor.segment_images(image.to(device), ("panoptic",), vocab, "ensemble")[
-                    0
-                ].panoptic
+                result = predictor.segment_images(image.to(device), ("panoptic",), vocab, "ensemble")[0]
+                pred = result.panoptic
                 assert pred is not None
                 pq.update(PanopticResult(segment_map=pred.segment_map.cpu(), segments=pred.segments), truth)
-            value = pq.compute().all.pq
-            scores[alpha, beta] = float("-inf") if value != value else value  # NaN: nothing to score
+            scores[alpha, beta] = pq.compute().all.pq  # NaN (nothing to score) ranks last
     finally:
         predictor.ensemble = saved
         model.train(was_training)

@@ -11,8 +11,9 @@ training vocabulary), a tie going to the higher threshold.
 **Ensemble exponents.** CLIP's share of the ensembles is ``alpha`` for seen and ``beta`` for unseen
 classes; scoring ``beta`` needs classes the model never trained on, and the unseen ones must stay
 unseen. So the exponents are chosen by cross-validation over classes: a *proxy* model, trained by
-the same recipe with a few more seen classes held out (:meth:`ClassSplit.proxy <segblocks.data.ClassSplit.proxy>`), is scored on training
-images of the seen classes with those few flagged unseen (:func:`calibrate_exponents`).
+the same recipe with a few more seen classes held out
+(:meth:`ClassSplit.proxy <segblocks.data.ClassSplit.proxy>`), is scored on training images of the
+seen classes with those few flagged unseen (:func:`calibrate_exponents`).
 
 :func:`calibrate` stores the results in the model's config, where
 :class:`~segblocks.zoo.possam.PosSAMPredictor` and the shipped-weights export find them.
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 
 import torch
 
-from segblocks._validation import check_positive_int
+from segblocks._validation import check_positive_int, check_unit_grid
 from segblocks.data import CATEGORIES, ClassSplit, ShapesDataset, ShapesWorldConfig
 from segblocks.heads import (
     EXPONENT_GRID,
@@ -97,14 +98,6 @@ def calibration_batches(
         collate_seen([data[i] for i in range(s, min(s + batch_size, images))], seen_ids)
         for s in range(0, images, batch_size)
     ]
-
-
-def _check_grid(name: str, grid: Sequence[float], what: str) -> None:
-    if not grid:
-        raise ValueError(f"{name}: expected at least one {what}, got none")
-    bad = [t for t in grid if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0]
-    if bad:
-        raise ValueError(f"{name}: expected {what}s in [0, 1], got {bad}")
 
 
 def _check_batches(batches: Sequence[Batch]) -> None:
@@ -190,7 +183,7 @@ def calibrate_object_thresholds(
         raise ValueError(
             f"classifiers: expected a non-empty subset of {CLASSIFIERS}, got {list(classifiers)}"
         )
-    _check_grid("grid", grid, "threshold")
+    check_unit_grid("grid", grid, "threshold")
     settings = [(name, predictor.geometric, predictor.mase) for name in classifiers]
     table = _pq_grid(predictor, batches, settings, grid)
     best: dict[str, float] = {}
@@ -217,9 +210,9 @@ def calibrate_exponents(
 ) -> tuple[tuple[float, float], dict[tuple[float, float], float]]:
     """The ensemble exponents ``(alpha, beta)`` of ``grid x grid`` with the highest PQ on ``batches``.
 
-    Meant for a *proxy* model (:meth:`ClassSplit.proxy <segblocks.data.ClassSplit.proxy>`): its vocabulary flags as unseen classes it never
-    trained on but that the batches' targets hold, so ``beta`` is scored without any truly unseen
-    class. Each pair is scored at its best object threshold of ``thresholds``; ties go to the pair
+    Meant for a *proxy* model (:meth:`ClassSplit.proxy <segblocks.data.ClassSplit.proxy>`): its
+    vocabulary flags as unseen classes it never trained on but that the batches' targets hold, so
+    ``beta`` is scored without any truly unseen class. Each pair is scored at its best object threshold of ``thresholds``; ties go to the pair
     nearest FC-CLIP's ``(0.4, 0.8)``.
 
     Args:
@@ -240,7 +233,7 @@ def calibrate_exponents(
     if classifier not in ("mase", "geometric"):
         raise ValueError(f"classifier: expected 'mase' or 'geometric', got {classifier!r}")
     pairs = exponent_pairs(grid)
-    _check_grid("thresholds", thresholds, "threshold")
+    check_unit_grid("thresholds", thresholds, "threshold")
     seen = predictor.vocabulary.seen
     if bool(seen.all()) or not bool(seen.any()):
         raise ValueError(
