@@ -21,7 +21,7 @@ image is ever served with both its masks and its text.
 
 Example (world scale, the one command of the shipped weights)::
 
-    segblocks train uni-ovseg --image-size 128 --batch-size 8 --steps 551 \
+    segblocks train uni-ovseg --image-size 128 --batch-size 8 --steps 1102 \
         --align-steps 200 --align-batch-size 8 --caption clean --val-images 50 \
         --threads 1 --log-every 20 --checkpoint-every 0 --clip-grad 1.0 --warmup-steps 50 \
         --train-images 20000 --text-images 20000 --out runs/uni_ovseg
