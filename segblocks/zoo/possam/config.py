@@ -103,6 +103,18 @@ class PosSAMConfig(MaskDecodingConfig):
             )
 
 
+def _check_keys(
+    value: object, name: str, allowed: tuple[str, ...], key: str, item: str
+) -> Mapping[Any, Any]:
+    """``value`` as a mapping whose keys are all in ``allowed`` (errors name ``key`` and ``item``)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a mapping {{{key}: {item}}}, got {type(value).__name__}")
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        raise ValueError(f"{name}: expected {key}s among {allowed}, got {unknown}")
+    return value
+
+
 def check_thresholds(value: object, name: str = "object_mask_thresholds") -> dict[str, float]:
     """Validate per-classifier object thresholds: names of ``CLASSIFIERS``, values in ``[0, 1]``.
 
@@ -117,11 +129,7 @@ def check_thresholds(value: object, name: str = "object_mask_thresholds") -> dic
         TypeError: when ``value`` is not a mapping or a threshold is not a number.
         ValueError: on an unknown classifier or a threshold outside ``[0, 1]``.
     """
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name}: expected a mapping {{classifier: threshold}}, got {type(value).__name__}")
-    unknown = sorted(str(k) for k in value if k not in CLASSIFIER_NAMES)
-    if unknown:
-        raise ValueError(f"{name}: expected classifiers among {CLASSIFIER_NAMES}, got {unknown}")
+    value = _check_keys(value, name, CLASSIFIER_NAMES, "classifier", "threshold")
     out: dict[str, float] = {}
     for key, threshold in value.items():
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -146,11 +154,7 @@ def check_exponents(value: object, name: str = "ensemble_exponents") -> dict[str
         TypeError: when ``value`` is not a mapping or an entry is not a pair of numbers.
         ValueError: on an unknown ensemble or an exponent outside ``[0, 1]``.
     """
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name}: expected a mapping {{ensemble: (alpha, beta)}}, got {type(value).__name__}")
-    unknown = sorted(str(k) for k in value if k not in ENSEMBLE_NAMES)
-    if unknown:
-        raise ValueError(f"{name}: expected ensembles among {ENSEMBLE_NAMES}, got {unknown}")
+    value = _check_keys(value, name, ENSEMBLE_NAMES, "ensemble", "(alpha, beta)")
     out: dict[str, tuple[float, float]] = {}
     for key, pair in value.items():
         numbers = isinstance(pair, (tuple, list)) and len(pair) == 2
