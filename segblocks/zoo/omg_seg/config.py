@@ -118,7 +118,7 @@ class OMGSegConfig(MaskDecodingConfig):
 #: 8 prompts an image, the world's 0.5 object threshold (its queries are few; see the card), and the
 #: negated training names as class negatives (without them every kept segment is named by a held-out
 #: class on the tiny CLIP) with a learned void prototype (with the zero one, the negatives leave the
-#: background a stiff tie of logits; see the card). Its ensemble exponents (0.8 / 1.0) were chosen
+#: background a stiff tie of logits; see the card). Its ensemble exponents (0.6 / 1.0) were chosen
 #: on a proxy split of the training classes (``segblocks.zoo.omg_seg.calibration``; the card).
 VARIANTS: dict[str, OMGSegConfig] = {
     "convnext_large": OMGSegConfig(),
@@ -131,7 +131,7 @@ VARIANTS: dict[str, OMGSegConfig] = {
         vos_proposals=10,
         class_negatives="opposite",
         class_void="learned",
-        alpha=0.8,
+        alpha=0.6,
         beta=1.0,
     ),
 }

@@ -103,9 +103,7 @@ class PosSAMConfig(MaskDecodingConfig):
             )
 
 
-def _check_keys(
-    value: object, name: str, allowed: tuple[str, ...], key: str, item: str
-) -> Mapping[Any, Any]:
+def _check_keys(value: object, name: str, allowed: tuple[str, ...], key: str, item: str) -> Mapping[Any, Any]:
     """``value`` as a mapping whose keys are all in ``allowed`` (errors name ``key`` and ``item``)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"{name}: expected a mapping {{{key}: {item}}}, got {type(value).__name__}")
