@@ -7,6 +7,7 @@ from segblocks.heads.ensemble import (
     GeometricEnsemble,
     MaskAwareSelectiveEnsemble,
     best_exponents,
+    check_seen_and_unseen,
     exponent_pairs,
 )
 from segblocks.heads.feature_adapter import MultiScaleFeatureAdapter
@@ -35,6 +36,7 @@ __all__ = [
     "MultiScaleFeatureAdapter",
     "OpenVocabClassHead",
     "best_exponents",
+    "check_seen_and_unseen",
     "ensemble_region_embeddings",
     "exponent_pairs",
     "mask_pool",

@@ -32,6 +32,7 @@ __all__ = [
     "GeometricEnsemble",
     "MaskAwareSelectiveEnsemble",
     "best_exponents",
+    "check_seen_and_unseen",
     "exponent_pairs",
 ]
 
@@ -51,6 +52,22 @@ def exponent_pairs(grid: Sequence[float] = EXPONENT_GRID) -> list[tuple[float, f
     """
     values = check_unit_grid("grid", grid, "exponent")
     return [(a, b) for a in values for b in values]
+
+
+def check_seen_and_unseen(seen: Tensor) -> None:
+    """Raise unless a vocabulary's ``seen`` flags ``[C]`` hold both seen and unseen classes.
+
+    Scoring ``beta`` (the unseen classes' exponent) needs both, e.g. a proxy model's vocabulary
+    with classes it did not train on.
+
+    Raises:
+        ValueError: when every class is seen or none is.
+    """
+    if bool(seen.all()) or not bool(seen.any()):
+        raise ValueError(
+            "predictor: expected a vocabulary with seen and unseen classes (a proxy model scored on "
+            f"classes it did not train on), got {int(seen.sum())} seen of {len(seen)}"
+        )
 
 
 def best_exponents(scores: Mapping[tuple[float, float], float]) -> tuple[float, float]:

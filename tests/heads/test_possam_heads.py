@@ -16,6 +16,7 @@ from segblocks.heads import (
     MaskAwareSelectiveEnsemble,
     OpenVocabClassHead,
     best_exponents,
+    check_seen_and_unseen,
     exponent_pairs,
 )
 from segblocks.ops import mask_pool
@@ -219,3 +220,7 @@ def test_exponent_grid_and_choosing_rule() -> None:
         exponent_pairs((0.0, 1.5))
     with pytest.raises(ValueError, match="scores: expected at least one"):
         best_exponents({})
+    check_seen_and_unseen(torch.tensor([True, False]))
+    for flags in ([True, True], [False, False]):
+        with pytest.raises(ValueError, match="expected a vocabulary with seen and unseen classes"):
+            check_seen_and_unseen(torch.tensor(flags))

@@ -19,7 +19,13 @@ import torch
 
 from segblocks._validation import check_positive_int
 from segblocks.data import ClassSplit, ShapesDataset, ShapesExample, ShapesWorldConfig
-from segblocks.heads import EXPONENT_GRID, GeometricEnsemble, best_exponents, exponent_pairs
+from segblocks.heads import (
+    EXPONENT_GRID,
+    GeometricEnsemble,
+    best_exponents,
+    check_seen_and_unseen,
+    exponent_pairs,
+)
 from segblocks.inference.targets import targets_to_panoptic
 from segblocks.metrics import PanopticQuality
 from segblocks.structures import PanopticResult
@@ -88,30 +94,29 @@ def calibrate_exponents(
         raise ValueError("images: expected at least one (image, truth) pair, got none")
     pairs = exponent_pairs(grid)
     vocab = predictor.vocabulary
-    if bool(vocab.seen.all()) or not bool(vocab.seen.any()):
-        raise ValueError(
-            "predictor: expected a vocabulary with seen and unseen classes (a proxy model scored on "
-            f"classes it did not train on), got {int(vocab.seen.sum())} seen of {len(vocab.seen)}"
-        )
+    check_seen_and_unseen(vocab.seen)
     model, saved = predictor.model, predictor.ensemble
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    categories = dict(enumerate(vocab.is_thing))
-    scores: dict[tuple[float, float], float] = {}
+    text = vocab.text_embeddings.to(device)
+    pq = {pair: PanopticQuality(categories=dict(enumerate(vocab.is_thing))) for pair in pairs}
     try:
-        for alpha, beta in pairs:
-            predictor.ensemble = GeometricEnsemble(alpha=alpha, beta=beta)
-            pq = PanopticQuality(categories=categories)
-            for image, truth in images:
-                result = predictor.segment_images(image.to(device), ("panoptic",), vocab, "ensemble")[0]
-                pred = result.panoptic
+        for image, truth in images:  # one forward pass an image; each pair re-classifies its masks
+            final, clip_features = model.forward_with_clip(image.to(device), None, text)
+            size = (int(image.shape[-2]), int(image.shape[-1]))
+            for (alpha, beta), metric in pq.items():
+                predictor.ensemble = GeometricEnsemble(alpha=alpha, beta=beta)
+                logits = predictor.classify(final, clip_features, vocab, "ensemble")
+                pred = predictor.postprocess_images(final, logits, vocab, size, ("panoptic",))[0].panoptic
                 assert pred is not None
-                pq.update(PanopticResult(segment_map=pred.segment_map.cpu(), segments=pred.segments), truth)
-            scores[alpha, beta] = pq.compute().all.pq  # NaN (nothing to score) ranks last
+                metric.update(
+                    PanopticResult(segment_map=pred.segment_map.cpu(), segments=pred.segments), truth
+                )
     finally:
         predictor.ensemble = saved
         model.train(was_training)
+    scores = {pair: metric.compute().all.pq for pair, metric in pq.items()}  # NaN ranks last
     best = best_exponents(scores)
     logger.info(
         "ensemble exponents: alpha %.1f, beta %.1f (PQ %.1f on %d images; FC-CLIP's 0.4 / 0.8: %.1f)",

@@ -224,13 +224,33 @@ class OMGSegPredictor:
             classifier: ``"omg"`` or ``"ensemble"``.
         """
         final, logits = self._run(images, vocabulary, classifier)
-        size = (int(images.shape[-2]), int(images.shape[-1]))
+        return self.postprocess_images(
+            final, logits, vocabulary, (int(images.shape[-2]), int(images.shape[-1])), tasks
+        )
+
+    def postprocess_images(
+        self,
+        predictions: MaskPredictions,
+        class_logits: Tensor,
+        vocabulary: OMGVocabulary,
+        input_size: tuple[int, int],
+        tasks: Sequence[str],
+    ) -> list[SegmentationPrediction]:
+        """Panoptic / instance / semantic results of one decoder prediction and its class scores.
+
+        Args:
+            predictions: the decoder's final prediction (``mask_logits [B, Q, h, w]``).
+            class_logits: ``[B, Q, C + 1]`` from :meth:`classify`.
+            vocabulary: the vocabulary the scores are against (its thing flags).
+            input_size: ``(H, W)`` of the images given to the model (before padding).
+            tasks: any of ``"panoptic"``, ``"semantic"``, ``"instance"``.
+        """
         return postprocess_batch(
-            final.mask_logits,
-            logits,
+            predictions.mask_logits,
+            class_logits,
             vocabulary.is_thing,
-            padded=self._padded(size),
-            image_sizes=[size] * len(images),
+            padded=self._padded(input_size),
+            image_sizes=[input_size] * len(predictions.mask_logits),
             tasks=tasks,
             object_mask_threshold=self.object_mask_threshold,
             overlap_threshold=self.overlap_threshold,

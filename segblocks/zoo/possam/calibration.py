@@ -35,6 +35,7 @@ from segblocks.heads import (
     GeometricEnsemble,
     MaskAwareSelectiveEnsemble,
     best_exponents,
+    check_seen_and_unseen,
     exponent_pairs,
 )
 from segblocks.inference.targets import targets_to_panoptic
@@ -234,12 +235,7 @@ def calibrate_exponents(
         raise ValueError(f"classifier: expected 'mase' or 'geometric', got {classifier!r}")
     pairs = exponent_pairs(grid)
     check_unit_grid("thresholds", thresholds, "threshold")
-    seen = predictor.vocabulary.seen
-    if bool(seen.all()) or not bool(seen.any()):
-        raise ValueError(
-            "predictor: expected a vocabulary with seen and unseen classes (a proxy model scored on "
-            f"classes it did not train on), got {int(seen.sum())} seen of {len(seen)}"
-        )
+    check_seen_and_unseen(predictor.vocabulary.seen)
     use_iou = predictor.mase.use_iou
     settings = [
         (
