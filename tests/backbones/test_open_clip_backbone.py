@@ -96,6 +96,27 @@ def test_pool_masks_is_masked_mean_of_dense_map(convnext_pair: tuple) -> None:
     assert torch.allclose(unit.norm(dim=-1), torch.ones(1, 2), atol=1e-5)
 
 
+def test_region_logits_are_fc_clips_classifier_for_cnn_and_vit(convnext_pair: tuple, vit_pair: tuple) -> None:
+    masks = torch.rand(2, 3, 16, 16) > 0.5
+    masks[0, 0] = False  # an empty mask: zero logits
+    for bb, pool in ((convnext_pair[1], "embed_masks"), (vit_pair[1], "pool_masks")):
+        out = bb(torch.rand(2, 3, 64, 64))
+        text = torch.randn(4, bb.embed_dim)
+        regions = getattr(bb, pool)(out["res5" if pool == "embed_masks" else "clip_dense"], masks)
+        expected = bb.logit_scale * regions @ F.normalize(text, dim=-1).T
+        got = bb.region_logits(out, masks, text)
+        assert got.shape == (2, 3, 4) and got.dtype == torch.float32
+        torch.testing.assert_close(got, expected)
+        if pool == "pool_masks":
+            assert torch.all(got[0, 0] == 0)
+        with pytest.raises(ValueError, match=r"text_embeddings: expected width D="):
+            bb.region_logits(out, masks, text[:, :3])
+        with pytest.raises(ValueError, match=r"text_embeddings: expected 2 dims"):
+            bb.region_logits(out, masks, text[None])
+        with pytest.raises(ValueError, match="features: expected this backbone's"):
+            bb.region_logits({"res2": out["res2"]}, masks, text)
+
+
 def test_vit_parity_with_open_clip(vit_pair: tuple) -> None:
     ref, bb, _ = vit_pair
     images = torch.rand(2, 3, 64, 64)

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from segblocks.heads import GeometricEnsemble
@@ -157,21 +156,16 @@ class OMGSegPredictor:
             mask_logits: ``[B, Q, h, w]`` or tubes ``[B, Q, T, h, w]``.
             text: ``[C, E]`` class embeddings.
         """
-        clip = self.model.clip
-        key = "res5" if clip.kind == "cnn" else "clip_dense"
-        feats = clip_features[key]
         masks = mask_logits > 0
         if masks.ndim == 5:  # frames stacked along H, so one pooling covers the tube
             b, q, t, h, w = masks.shape
-            feats = feats.reshape(b, t, *feats.shape[1:]).transpose(1, 2).flatten(2, 3)
+            clip_features = {
+                k: v.reshape(b, t, *v.shape[1:]).transpose(1, 2).flatten(2, 3)
+                for k, v in clip_features.items()
+                if k in ("res5", "clip_dense")
+            }
             masks = masks.reshape(b, q, t * h, w)
-        if clip.kind == "cnn":  # FC-CLIP / OMG-Seg order: pool the trunk's last map, then the CLIP head
-            regions = clip.embed_masks(feats, masks)
-        else:
-            regions = clip.pool_masks(feats, masks)
-        return clip.logit_scale * torch.einsum(
-            "bqe,ce->bqc", regions.float(), F.normalize(text.float(), dim=-1)
-        )
+        return self.model.clip.region_logits(clip_features, masks, text)
 
     def classify(
         self,

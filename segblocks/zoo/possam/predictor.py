@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from segblocks._validation import check_ndim
@@ -158,12 +157,7 @@ class PosSAMPredictor:
         text = vocab.text_embeddings.to(model.query_feat.weight.device)
         final, clip_features = model.forward_with_clip(images, text)
         binary = final.mask_logits > 0
-        if model.clip.kind == "cnn":  # FC-CLIP's order: pool the trunk's res5, then the CLIP head
-            regions = model.clip.embed_masks(clip_features["res5"], binary)
-        else:
-            regions = model.clip.pool_masks(clip_features["clip_dense"], binary)
-        normalized = F.normalize(text.float(), dim=-1)
-        clip_logits = model.clip.logit_scale * torch.einsum("bqe,ce->bqc", regions.float(), normalized)
+        clip_logits = model.clip.region_logits(clip_features, binary, text)
         assert final.class_logits is not None and final.iou_scores is not None
         return PosSAMOutputs(
             mask_logits=final.mask_logits,
