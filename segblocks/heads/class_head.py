@@ -109,21 +109,29 @@ class OpenVocabClassHead(nn.Module):
         """The logit scale ``1 / temperature`` (a scalar tensor, at most 100)."""
         return self.log_scale.clamp(max=math.log(100.0)).exp()
 
-    def forward(self, queries: Tensor, text_embeddings: Tensor) -> Tensor:
+    def forward(self, queries: Tensor, text_embeddings: Tensor, prior: Tensor | None = None) -> Tensor:
         """Classify every query against a vocabulary.
 
         Args:
             queries: ``[B, Q, D]`` query (or region) embeddings.
             text_embeddings: ``[C, E]`` or ``[B, C, E]`` class embeddings (normalised or not).
+            prior: optional ``[B, Q, E]`` embeddings in the text space (e.g. frozen-CLIP region
+                embeddings) that the projection corrects: the query's embedding becomes
+                ``normalize(MLP(queries) + normalize(prior))``; a zero prior adds nothing.
 
         Returns:
             ``[B, Q, C + 1]`` logits in float32, the last column the void class.
 
         Raises:
-            ValueError: on wrong ranks or widths, or an empty vocabulary.
+            ValueError: on wrong ranks or widths, an empty vocabulary or a prior of another shape.
             TypeError: on non-floating inputs.
         """
         _check_queries(queries, self.dim)
+        if prior is not None:
+            check_dtype("prior", prior, "floating")
+            expected = (*queries.shape[:2], self.embed_dim)
+            if tuple(prior.shape) != expected:
+                raise ValueError(f"prior: expected shape {expected} ([B, Q, E]), got {tuple(prior.shape)}")
         check_dtype("text_embeddings", text_embeddings, "floating")
         if text_embeddings.ndim not in (2, 3) or text_embeddings.shape[-1] != self.embed_dim:
             raise ValueError(
@@ -137,7 +145,10 @@ class OpenVocabClassHead(nn.Module):
             raise ValueError(
                 f"text_embeddings: batch {text_embeddings.shape[0]} does not match queries' batch {b}"
             )
-        emb = F.normalize(self.proj(queries).float(), dim=-1)  # [B, Q, E]
+        emb = self.proj(queries).float()  # [B, Q, E]
+        if prior is not None:
+            emb = emb + F.normalize(prior.float(), dim=-1)
+        emb = F.normalize(emb, dim=-1)
         text = F.normalize(text_embeddings.float(), dim=-1)
         if text.ndim == 2:
             text = text.unsqueeze(0).expand(b, -1, -1)

@@ -11,7 +11,11 @@ concrete layers are our choice; see ``zoo/possam/README.md``):
 5. normalise (a final LayerNorm): the LDP embedding of every mask.
 
 The embeddings are classified by an :class:`~segblocks.heads.OpenVocabClassHead` (cosine with CLIP
-text embeddings, learnable temperature, void class), which the module receives built.
+text embeddings, learnable temperature, void class), which the module receives built. With
+``clip_residual=True`` (our option; the paper only says LDP avoids "overfitting to seen classes")
+the class head corrects the frozen CLIP's own region embedding instead of replacing it: it starts
+as the frozen-CLIP classifier of the mask-pooled dense map and learns a residual from the fused
+tokens, so names it never trained on keep CLIP's evidence.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class LocalDiscriminativePooling(nn.Module):
             ``dim = Ds + E``, ``embed_dim = E``, a learnable temperature (initial 0.07) and a learned
             void embedding.
         attention_backend: backend of :func:`segblocks.ops.masked_attention`.
+        clip_residual: classify ``normalize(head(tokens) + normalize(pooled CLIP))`` with the head's
+            last layer initialised to zero, so LDP starts as the frozen CLIP's mask-pooled
+            classifier (then :meth:`classify` needs ``clip_regions``).
 
     Raises:
         ValueError: on non-positive sizes, ``num_heads`` not dividing ``Ds + E`` or a class head of
@@ -62,6 +69,7 @@ class LocalDiscriminativePooling(nn.Module):
         num_layers: int = 1,
         class_head: OpenVocabClassHead | None = None,
         attention_backend: str = "auto",
+        clip_residual: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -94,6 +102,12 @@ class LocalDiscriminativePooling(nn.Module):
         self.ffns = nn.ModuleList(FFNLayer(dim=dim, hidden_dim=ffn_dim) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim)
         self.class_head = class_head
+        self.clip_residual = bool(clip_residual)
+        if self.clip_residual:  # start from the CLIP embedding: the residual is zero
+            last = class_head.proj.layers[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def pool(self, mask_features: Tensor, clip_features: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
         """Mask-pool both streams (step 1).
@@ -132,8 +146,25 @@ class LocalDiscriminativePooling(nn.Module):
             )
         return mask_pool(mask_features, masks), mask_pool(clip_features.to(mask_features.dtype), masks)
 
+    def fuse(self, sam: Tensor, clip: Tensor) -> Tensor:
+        """Project, concatenate, fuse and normalise pooled features (steps 2-5).
+
+        Args:
+            sam: ``[B, Q, Ds]`` mask-pooled SAM-side features (from :meth:`pool`).
+            clip: ``[B, Q, E]`` mask-pooled CLIP features.
+
+        Returns:
+            ``[B, Q, Ds + E]`` normalised embeddings.
+        """
+        sam_in_clip, clip_in_sam = self.sam_to_clip(sam), self.clip_to_sam(clip)
+        tokens = torch.cat([sam_in_clip, clip_in_sam.to(sam_in_clip.dtype)], dim=-1)  # [B, Q, E + Ds]
+        zeros = tokens.new_zeros(()).expand_as(tokens)
+        for attention, ffn in zip(self.fusion, self.ffns):
+            tokens = ffn(attention(tokens, zeros, None))
+        return self.norm(tokens)
+
     def forward(self, mask_features: Tensor, clip_features: Tensor, masks: Tensor) -> Tensor:
-        """The LDP embedding of every mask.
+        """The LDP embedding of every mask: :meth:`fuse` of :meth:`pool`.
 
         Args:
             mask_features: ``[B, Ds, H, W]`` SAM-side mask features (stride 4).
@@ -147,25 +178,29 @@ class LocalDiscriminativePooling(nn.Module):
             ValueError: on wrong ranks, channel counts or batch sizes.
             TypeError: on non-floating features.
         """
-        sam, clip = self.pool(mask_features, clip_features, masks)
-        sam_in_clip, clip_in_sam = self.sam_to_clip(sam), self.clip_to_sam(clip)
-        tokens = torch.cat([sam_in_clip, clip_in_sam.to(sam_in_clip.dtype)], dim=-1)  # [B, Q, E + Ds]
-        zeros = tokens.new_zeros(()).expand_as(tokens)
-        for attention, ffn in zip(self.fusion, self.ffns):
-            tokens = ffn(attention(tokens, zeros, None))
-        return self.norm(tokens)
+        return self.fuse(*self.pool(mask_features, clip_features, masks))
 
-    def classify(self, embeddings: Tensor, text_embeddings: Tensor) -> Tensor:
+    def classify(
+        self, embeddings: Tensor, text_embeddings: Tensor, clip_regions: Tensor | None = None
+    ) -> Tensor:
         """Class logits of LDP embeddings against a vocabulary.
 
         Args:
             embeddings: ``[B, Q, Ds + E]`` from :meth:`forward`.
             text_embeddings: ``[C, E]`` or ``[B, C, E]`` CLIP text embeddings.
+            clip_regions: ``[B, Q, E]`` the mask-pooled CLIP features (:meth:`pool`'s second output);
+                required with ``clip_residual=True``, refused without it.
 
         Returns:
             ``[B, Q, C + 1]`` float32 logits, the last column void.
 
         Raises:
-            ValueError, TypeError: see :class:`OpenVocabClassHead`.
+            ValueError: on ``clip_regions`` missing or given against ``clip_residual``, and as
+                :class:`OpenVocabClassHead`.
+            TypeError: see :class:`OpenVocabClassHead`.
         """
-        return self.class_head(embeddings, text_embeddings)
+        if self.clip_residual and clip_regions is None:
+            raise ValueError("clip_regions: required by an LDP built with clip_residual=True")
+        if not self.clip_residual and clip_regions is not None:
+            raise ValueError("clip_regions: given, but this LDP was built with clip_residual=False")
+        return self.class_head(embeddings, text_embeddings, prior=clip_regions)

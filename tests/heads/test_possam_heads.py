@@ -96,6 +96,39 @@ def test_ldp_rejects_bad_inputs_clearly() -> None:
         )
 
 
+def test_ldp_with_a_clip_residual_starts_as_the_frozen_clip_classifier_and_then_learns() -> None:
+    ldp = tiny_ldp(clip_residual=True)
+    feats, clip, masks = ldp_inputs()
+    masks[0, 0] = False  # an empty mask: no CLIP evidence, the head alone
+    text = torch.randn(3, 6)
+    sam, pooled = ldp.pool(feats, clip, masks)
+    logits = ldp.classify(ldp.fuse(sam, pooled), text, pooled)
+    cosine = torch.nn.functional.normalize(pooled, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    torch.testing.assert_close(logits[0, 1:, :3], ldp.class_head.scale * cosine[0, 1:])
+    torch.testing.assert_close(logits[1, :, :3], ldp.class_head.scale * cosine[1])
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(ldp(feats, clip, masks), ldp.fuse(sam, pooled))
+    logits.logsumexp(-1).sum().backward()  # the residual's zero-initialised layer still learns
+    last = ldp.class_head.proj.layers[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+
+
+def test_ldp_refuses_clip_regions_that_do_not_match_how_it_was_built() -> None:
+    feats, clip, masks = ldp_inputs()
+    text = torch.randn(3, 6)
+    residual = tiny_ldp(clip_residual=True)
+    sam, pooled = residual.pool(feats, clip, masks)
+    emb = residual.fuse(sam, pooled)
+    with pytest.raises(ValueError, match="clip_regions: required"):
+        residual.classify(emb, text)
+    with pytest.raises(ValueError, match=r"prior: expected shape \(2, 5, 6\)"):
+        residual.classify(emb, text, pooled[:, :3])
+    with pytest.raises(TypeError, match="prior: expected a floating dtype"):
+        residual.classify(emb, text, pooled.to(torch.int64))
+    with pytest.raises(ValueError, match="clip_regions: given, but"):
+        tiny_ldp().classify(emb, text, pooled)
+
+
 # --------------------------------------------------------------------------------------------------
 # ensembles
 # --------------------------------------------------------------------------------------------------

@@ -90,8 +90,10 @@ def test_forward_outputs_and_losses(batch) -> None:
     assert model.sam.image_encoder.training is False and model.clip.clip.training is False
 
 
-def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(batch) -> None:
-    model = tiny_possam()
+@pytest.mark.parametrize("clip_residual", [False, True])
+def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(batch, clip_residual) -> None:
+    model = tiny_possam(ldp_clip_residual=clip_residual)
+    assert model.ldp.clip_residual is clip_residual
     targets = seen_targets(batch.extras["samples"], SEEN)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     history = []
@@ -294,6 +296,15 @@ def test_recipe_trains_on_another_split(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main([*recipe_args(tmp_path), "--unseen-classes", "heart,dragon"])
     assert "--unseen-classes: unknown class name 'dragon'" in capsys.readouterr().err
+
+
+def test_a_checkpoint_keeps_ldp_clip_residual(tmp_path) -> None:
+    from segblocks.zoo.possam.predict import load_possam
+    from segblocks.zoo.possam.train import main
+
+    assert main([*recipe_args(tmp_path), "ldp_clip_residual=true", "--steps", "1"]) == 0  # joins --set
+    model = load_possam(weights=tmp_path)
+    assert model.ldp.clip_residual and model.config is not None and model.config.ldp_clip_residual
 
 
 def test_seen_world_draws_no_unseen_class() -> None:

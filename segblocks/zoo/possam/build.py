@@ -15,7 +15,7 @@ from segblocks.heads import (
     OpenVocabClassHead,
 )
 from segblocks.zoo.common.build import build_criterion, build_mask_decoder, build_pixel_decoder
-from segblocks.zoo.possam.config import get_config
+from segblocks.zoo.possam.config import PosSAMConfig, get_config
 from segblocks.zoo.possam.model import PosSAM
 from segblocks.zoo.possam.vocabulary import encode_vocabulary, placeholder_vocabulary
 
@@ -30,7 +30,7 @@ Weights = str | os.PathLike[str] | None
 
 
 def build_possam(
-    variant: str = "vit_b",
+    variant: str | PosSAMConfig = "vit_b",
     *,
     vocabulary: Sequence[str],
     is_thing: Sequence[bool] | None = None,
@@ -116,6 +116,7 @@ def build_possam(
             num_layers=cfg.ldp_layers,
             class_head=class_head,
             attention_backend=attention_backend,
+            clip_residual=cfg.ldp_clip_residual,
         )
         model = PosSAM(
             sam=sam,

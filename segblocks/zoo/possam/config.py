@@ -55,6 +55,9 @@ class PosSAMConfig(MaskDecodingConfig):
         ldp_heads: heads of LDP's fusing self-attention.
         ldp_ffn_dim: FFN width of LDP's fusing layers.
         ldp_layers: LDP fusing layers.
+        ldp_clip_residual: LDP's class head corrects the frozen CLIP's mask-pooled embedding
+            instead of replacing it (:class:`~segblocks.heads.LocalDiscriminativePooling`'s
+            ``clip_residual``; our option, off in the paper's configurations).
         alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
         beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
         mase_use_iou: MASE weights masks by their predicted IoU.
@@ -77,6 +80,7 @@ class PosSAMConfig(MaskDecodingConfig):
     ldp_heads: int = 8
     ldp_ffn_dim: int = 2048
     ldp_layers: int = 3
+    ldp_clip_residual: bool = False
     alpha: float = 0.4
     beta: float = 0.8
     mase_use_iou: bool = True

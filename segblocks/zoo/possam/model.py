@@ -146,11 +146,15 @@ class PosSAM(nn.Module):
             clip_features = self.clip(images)
         predictions = []
         for embeddings, masks in zip(decoded.queries, decoded.mask_logits):
-            pooled = self.ldp(pixels.mask_features, clip_features["clip_dense"], masks.detach() > 0)
+            sam_regions, clip_regions = self.ldp.pool(
+                pixels.mask_features, clip_features["clip_dense"], masks.detach() > 0
+            )
+            embedded = self.ldp.fuse(sam_regions, clip_regions)
+            prior = clip_regions if self.ldp.clip_residual else None
             predictions.append(
                 MaskPredictions(
                     mask_logits=masks,
-                    class_logits=self.ldp.classify(pooled, text_embeddings),
+                    class_logits=self.ldp.classify(embedded, text_embeddings, prior),
                     iou_scores=self.iou_head(embeddings),
                     query_embeddings=embeddings,
                 )

@@ -53,7 +53,7 @@ def load_possam(
     sam_checkpoint: PathLike | None = None,
     clip_pretrained: PathLike | None = None,
     weights: PathLike | None = None,
-    variant: str = "tiny",
+    variant: str | PosSAMConfig = "tiny",
     device: str | torch.device = "cpu",
 ) -> PosSAM:
     """Build PosSAM (trained on the shapes world's seen classes by default) and load trained weights.
@@ -65,7 +65,7 @@ def load_possam(
         weights: a trained model: a ``model.safetensors`` file, a checkpoint directory written by
             ``segblocks train possam`` or its run directory (the newest checkpoint); its saved
             config and training vocabulary are used. None: untrained decoders (random init).
-        variant: the variant when ``weights`` carries no config.
+        variant: the variant (a name or a :class:`PosSAMConfig`) when ``weights`` carries no config.
         device: where to put the model.
 
     Returns:
