@@ -109,15 +109,24 @@ class OpenVocabClassHead(nn.Module):
         """The logit scale ``1 / temperature`` (a scalar tensor, at most 100)."""
         return self.log_scale.clamp(max=math.log(100.0)).exp()
 
-    def forward(self, queries: Tensor, text_embeddings: Tensor, prior: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        queries: Tensor,
+        text_embeddings: Tensor,
+        prior: Tensor | None = None,
+        prior_gate: Tensor | None = None,
+    ) -> Tensor:
         """Classify every query against a vocabulary.
 
         Args:
             queries: ``[B, Q, D]`` query (or region) embeddings.
             text_embeddings: ``[C, E]`` or ``[B, C, E]`` class embeddings (normalised or not).
             prior: optional ``[B, Q, E]`` embeddings in the text space (e.g. frozen-CLIP region
-                embeddings) that the projection corrects: the query's embedding becomes
-                ``normalize(MLP(queries) + normalize(prior))``; a zero prior adds nothing.
+                embeddings) that the projection corrects: the embedding compared with the class
+                texts becomes ``normalize(prior_gate * MLP(queries) + normalize(prior))``, while the
+                void logit still reads ``MLP(queries)`` alone (whether a query is an object is not
+                the prior's to say); a zero prior adds nothing.
+            prior_gate: scalar weight of the correction (default 1; with a prior only).
 
         Returns:
             ``[B, Q, C + 1]`` logits in float32, the last column the void class.
@@ -145,16 +154,22 @@ class OpenVocabClassHead(nn.Module):
             raise ValueError(
                 f"text_embeddings: batch {text_embeddings.shape[0]} does not match queries' batch {b}"
             )
-        emb = self.proj(queries).float()  # [B, Q, E]
+        head = self.proj(queries).float()  # [B, Q, E]
+        emb = F.normalize(head, dim=-1)
+        void_emb = emb
         if prior is not None:
-            emb = emb + F.normalize(prior.float(), dim=-1)
-        emb = F.normalize(emb, dim=-1)
+            gate = 1.0 if prior_gate is None else prior_gate.float()
+            emb = F.normalize(gate * head + F.normalize(prior.float(), dim=-1), dim=-1)
+        elif prior_gate is not None:
+            raise ValueError("prior_gate: given without a prior")
         text = F.normalize(text_embeddings.float(), dim=-1)
         if text.ndim == 2:
             text = text.unsqueeze(0).expand(b, -1, -1)
         if self.void_embedding is not None:
-            void = F.normalize(self.void_embedding.float(), dim=-1).expand(b, 1, -1)
-            logits = torch.einsum("bqe,bce->bqc", emb, torch.cat([text, void], dim=1))
+            void = F.normalize(self.void_embedding.float(), dim=-1)
+            logits = torch.cat(
+                [torch.einsum("bqe,bce->bqc", emb, text), (void_emb @ void)[..., None]], dim=-1
+            )
         else:
             logits = torch.einsum("bqe,bce->bqc", emb, text)
             logits = torch.cat([logits, logits.new_zeros(*logits.shape[:2], 1)], dim=-1)

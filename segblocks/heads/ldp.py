@@ -13,9 +13,10 @@ concrete layers are our choice; see ``zoo/possam/README.md``):
 The embeddings are classified by an :class:`~segblocks.heads.OpenVocabClassHead` (cosine with CLIP
 text embeddings, learnable temperature, void class), which the module receives built. With
 ``clip_residual=True`` (our option; the paper only says LDP avoids "overfitting to seen classes")
-the class head corrects the frozen CLIP's own region embedding instead of replacing it: it starts
-as the frozen-CLIP classifier of the mask-pooled dense map and learns a residual from the fused
-tokens, so names it never trained on keep CLIP's evidence.
+the class head corrects the frozen CLIP's own region embedding instead of replacing it: it names
+classes by the mask-pooled CLIP embedding plus a gated correction from the fused tokens (the gate
+starts at 0, so LDP starts as the frozen-CLIP classifier), and names it never trained on keep
+CLIP's evidence; whether a mask is an object at all (the void logit) is the fused tokens' alone.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class LocalDiscriminativePooling(nn.Module):
             ``dim = Ds + E``, ``embed_dim = E``, a learnable temperature (initial 0.07) and a learned
             void embedding.
         attention_backend: backend of :func:`segblocks.ops.masked_attention`.
-        clip_residual: classify ``normalize(head(tokens) + normalize(pooled CLIP))`` with the head's
-            last layer initialised to zero, so LDP starts as the frozen CLIP's mask-pooled
-            classifier (then :meth:`classify` needs ``clip_regions``).
+        clip_residual: name classes by ``normalize(g * head(tokens) + normalize(pooled CLIP))`` with a
+            learned gate ``g`` starting at 0, so LDP starts as the frozen CLIP's mask-pooled
+            classifier; the void logit reads ``head(tokens)`` alone (then :meth:`classify` needs
+            ``clip_regions``).
 
     Raises:
         ValueError: on non-positive sizes, ``num_heads`` not dividing ``Ds + E`` or a class head of
@@ -103,11 +105,9 @@ class LocalDiscriminativePooling(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.class_head = class_head
         self.clip_residual = bool(clip_residual)
-        if self.clip_residual:  # start from the CLIP embedding: the residual is zero
-            last = class_head.proj.layers[-1]
-            assert isinstance(last, nn.Linear)
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+        self.residual_gate: nn.Parameter | None = None
+        if self.clip_residual:  # the correction's weight starts at zero: LDP starts as CLIP
+            self.residual_gate = nn.Parameter(torch.zeros(()))
 
     def pool(self, mask_features: Tensor, clip_features: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
         """Mask-pool both streams (step 1).
@@ -203,4 +203,4 @@ class LocalDiscriminativePooling(nn.Module):
             raise ValueError("clip_regions: required by an LDP built with clip_residual=True")
         if not self.clip_residual and clip_regions is not None:
             raise ValueError("clip_regions: given, but this LDP was built with clip_residual=False")
-        return self.class_head(embeddings, text_embeddings, prior=clip_regions)
+        return self.class_head(embeddings, text_embeddings, prior=clip_regions, prior_gate=self.residual_gate)

@@ -99,18 +99,23 @@ def test_ldp_rejects_bad_inputs_clearly() -> None:
 def test_ldp_with_a_clip_residual_starts_as_the_frozen_clip_classifier_and_then_learns() -> None:
     ldp = tiny_ldp(clip_residual=True)
     feats, clip, masks = ldp_inputs()
-    masks[0, 0] = False  # an empty mask: no CLIP evidence, the head alone
+    masks[0, 0] = False  # an empty mask: no CLIP evidence
     text = torch.randn(3, 6)
     sam, pooled = ldp.pool(feats, clip, masks)
     logits = ldp.classify(ldp.fuse(sam, pooled), text, pooled)
     cosine = torch.nn.functional.normalize(pooled, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
     torch.testing.assert_close(logits[0, 1:, :3], ldp.class_head.scale * cosine[0, 1:])
     torch.testing.assert_close(logits[1, :, :3], ldp.class_head.scale * cosine[1])
+    plain = tiny_ldp()  # same seed, same weights: the void logit is the fused tokens' alone
+    torch.testing.assert_close(logits[..., -1], plain.classify(plain(feats, clip, masks), text)[..., -1])
     assert torch.isfinite(logits).all()
     torch.testing.assert_close(ldp(feats, clip, masks), ldp.fuse(sam, pooled))
-    logits.logsumexp(-1).sum().backward()  # the residual's zero-initialised layer still learns
-    last = ldp.class_head.proj.layers[-1]
-    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+    logits.logsumexp(-1).sum().backward()  # the gate and, through the void logit, the head learn
+    assert ldp.residual_gate is not None and ldp.residual_gate.grad is not None
+    assert ldp.residual_gate.grad.abs() > 0
+    assert ldp.class_head.proj.layers[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="prior_gate: given without a prior"):
+        ldp.class_head(ldp(feats, clip, masks), text, prior_gate=torch.ones(()))
 
 
 def test_ldp_refuses_clip_regions_that_do_not_match_how_it_was_built() -> None:

@@ -172,7 +172,7 @@ def test_shipped_export_carries_the_thresholds(tmp_path: Path) -> None:
         export_trained_weights(model, tmp_path / "x.safetensors", metadata={THRESHOLDS_KEY: "{}"})
     state = load_file(str(path))
     for header, match in (
-        ("not json", "malformed header entry"),
+        ("not json", "malformed calibration"),
         (json.dumps({"mase": 2.0}), r"expected a value in \[0, 1\]"),
     ):
         bad = tmp_path / "bad.safetensors"
@@ -181,26 +181,21 @@ def test_shipped_export_carries_the_thresholds(tmp_path: Path) -> None:
             load_shipped_possam(bad)
 
 
-def test_shipped_export_carries_the_ldp_residual_flag(tmp_path: Path) -> None:
+def test_shipped_file_keeps_the_ldp_residual(tmp_path: Path) -> None:
     from segblocks.zoo.possam import load_possam
     from segblocks.zoo.possam.config import get_config
-    from segblocks.zoo.possam.shipped import RESIDUAL_KEY, export_trained_weights, load_shipped_possam
+    from segblocks.zoo.possam.shipped import RESIDUAL_GATE, export_trained_weights, load_shipped_possam
 
     plain = export_trained_weights(load_possam(variant="tiny"), tmp_path / "plain.safetensors")
     assert not load_shipped_possam(plain).ldp.clip_residual
     model = load_possam(variant=get_config("tiny", ldp_clip_residual=True))
+    assert model.ldp.residual_gate is not None
+    with torch.no_grad():
+        model.ldp.residual_gate.fill_(0.5)
     loaded = load_shipped_possam(export_trained_weights(model, tmp_path / "w.safetensors"))
     assert loaded.ldp.clip_residual and loaded.config is not None and loaded.config.ldp_clip_residual
-    with pytest.raises(ValueError, match=f"metadata: '{RESIDUAL_KEY}' is written from model.config"):
-        export_trained_weights(model, tmp_path / "x.safetensors", metadata={RESIDUAL_KEY: "true"})
-    state = load_file(str(tmp_path / "w.safetensors"))
-    save_file(state, str(tmp_path / "old.safetensors"))  # a file written before the flag: no residual
-    assert not load_shipped_possam(tmp_path / "old.safetensors").ldp.clip_residual
-    for header in ("yes", "1", '"true"'):
-        bad = tmp_path / "bad.safetensors"
-        save_file(state, str(bad), metadata={RESIDUAL_KEY: header})
-        with pytest.raises(ValueError, match="malformed header entry"):
-            load_shipped_possam(bad)
+    assert loaded.ldp.residual_gate is not None and float(loaded.ldp.residual_gate.detach()) == 0.5
+    assert RESIDUAL_GATE in load_file(str(tmp_path / "w.safetensors"))
 
 
 def _mixed_vocabulary(model: PosSAM) -> tuple[list[str], list[bool]]:
@@ -298,5 +293,5 @@ def test_shipped_export_carries_the_exponents(tmp_path: Path) -> None:
     for header in ("not json", json.dumps({"mase": 0.4}), "[1]"):
         bad = tmp_path / "bad.safetensors"
         save_file(state, str(bad), metadata={EXPONENTS_KEY: header})
-        with pytest.raises(ValueError, match="malformed header entry"):
+        with pytest.raises(ValueError, match="malformed calibration"):
             load_shipped_possam(bad)

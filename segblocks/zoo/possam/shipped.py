@@ -5,8 +5,8 @@ included. The package ships those two once (``shapes-sam-tiny``, ``shapes-clip-t
 PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and mask decoders, the
 queries, the IoU head and LDP — in fp16, and in its header the ensembles' exponents and the
 per-classifier object thresholds calibrated on training images
-(:mod:`segblocks.zoo.possam.calibration`), if the model has them, and whether its LDP corrects the
-CLIP embedding (``ldp_clip_residual``, which has no tensor of its own);
+(:mod:`segblocks.zoo.possam.calibration`), if the model has them (an LDP that corrects the CLIP
+embedding, ``ldp_clip_residual``, is known by its gate, ``ldp.residual_gate``);
 :func:`load_shipped_possam` builds the world-scale model on the shipped foundation models and fills
 in the rest.
 """
@@ -30,7 +30,6 @@ from segblocks.zoo.possam.predict import load_possam
 __all__ = [
     "EXPONENTS_KEY",
     "FROZEN_PREFIXES",
-    "RESIDUAL_KEY",
     "SHIPPED_WEIGHTS",
     "THRESHOLDS_KEY",
     "export_trained_weights",
@@ -43,8 +42,8 @@ FROZEN_PREFIXES = ("sam.image_encoder.", "clip.clip.")
 THRESHOLDS_KEY = "object_mask_thresholds"
 #: The header key of the calibrated per-ensemble exponents (JSON ``{ensemble: [alpha, beta]}``).
 EXPONENTS_KEY = "ensemble_exponents"
-#: The header key of the LDP architecture flag (JSON ``true`` / ``false``; a file without it: false).
-RESIDUAL_KEY = "ldp_clip_residual"
+#: The tensor that only an LDP with ``clip_residual=True`` has.
+RESIDUAL_GATE = "ldp.residual_gate"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
 
@@ -59,8 +58,8 @@ def export_trained_weights(
     """Save PosSAM's trained tensors (everything but the frozen SAM encoder and CLIP) as fp16.
 
     The model's calibrated ensemble exponents (``config.ensemble_exponents``) and object thresholds
-    (``config.object_mask_thresholds``), where it has them, and its ``config.ldp_clip_residual``
-    go into the header, so that :func:`load_shipped_possam` restores them.
+    (``config.object_mask_thresholds``), where it has them, go into the header, so that
+    :func:`load_shipped_possam` restores them.
 
     Args:
         model: a trained world-scale PosSAM.
@@ -75,11 +74,10 @@ def export_trained_weights(
             from the config.
     """
     header = dict(metadata or {})
-    for key in (THRESHOLDS_KEY, EXPONENTS_KEY, RESIDUAL_KEY):
+    for key in (THRESHOLDS_KEY, EXPONENTS_KEY):
         if key in header:
             raise ValueError(f"metadata: {key!r} is written from model.config, not given")
     cfg = model.config
-    header[RESIDUAL_KEY] = json.dumps(model.ldp.clip_residual)
     if cfg is not None and cfg.ensemble_exponents:
         header[EXPONENTS_KEY] = json.dumps(dict(cfg.ensemble_exponents), sort_keys=True)
     if cfg is not None and cfg.object_mask_thresholds:
@@ -95,15 +93,15 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         device: where to put the model.
 
     Returns:
-        The model in eval mode, built with the file's ``ldp_clip_residual`` and with its calibrated
-        ensemble exponents and object thresholds in its config (without them: FC-CLIP's 0.4 / 0.8
-        and the world's 0.5); call
+        The model in eval mode (its LDP with ``clip_residual`` when the file holds the gate), with
+        the file's calibrated ensemble exponents and object thresholds in its config (without them:
+        FC-CLIP's 0.4 / 0.8 and the world's 0.5); call
         ``predict(images, vocabulary=...)`` with any vocabulary.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
         ValueError: when the file does not hold exactly the trained tensors of the world-scale model,
-            or its header's thresholds, exponents or LDP flag are malformed.
+            or its header's thresholds or exponents are malformed.
     """
     path = Path(path)
     if not path.is_file():
@@ -112,8 +110,9 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         state = load_file(str(path))
     except SafetensorError as err:  # a truncated or corrupt file: say which, not the library's words
         raise ValueError(f"path: {str(path)!r} is not a readable safetensors weights file ({err})") from None
-    # shipped tiny SAM and CLIP, the seen-class vocabulary, the header's calibration and LDP flag
-    model = load_possam(variant=get_config("tiny", **_header_config(path)))
+    # shipped tiny SAM and CLIP, the seen-class vocabulary, the header's calibration
+    residual = RESIDUAL_GATE in state
+    model = load_possam(variant=get_config("tiny", ldp_clip_residual=residual, **_header_calibration(path)))
     expected = _trained_state(model)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
@@ -127,15 +126,8 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
     return model.to(device).eval()
 
 
-def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected true or false, got {value!r}")
-    return value
-
-
-def _header_config(path: Path) -> dict[str, Any]:
-    """The config fields the header holds: ``ensemble_exponents``, ``object_mask_thresholds``,
-    ``ldp_clip_residual``."""
+def _header_calibration(path: Path) -> dict[str, Any]:
+    """The config fields the header holds: ``ensemble_exponents``, ``object_mask_thresholds``."""
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata() or {}
     fields: dict[str, Any] = {}
@@ -143,12 +135,11 @@ def _header_config(path: Path) -> dict[str, Any]:
         for key, field, check in (
             (THRESHOLDS_KEY, "object_mask_thresholds", check_thresholds),
             (EXPONENTS_KEY, "ensemble_exponents", check_exponents),
-            (RESIDUAL_KEY, "ldp_clip_residual", _check_flag),
         ):
             if key in header:
                 fields[field] = check(json.loads(header[key]), name=f"{path.name}: header {key!r}")
     except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"path: {str(path)!r} has a malformed header entry ({err})") from None
+        raise ValueError(f"path: {str(path)!r} has malformed calibration in its header ({err})") from None
     return fields
 
 
