@@ -294,13 +294,10 @@ class OpenCLIPBackbone(Backbone):
             raise ValueError(
                 f"text_embeddings: expected width D={self.embed_dim}, got shape {tuple(text_embeddings.shape)}"
             )
-        key = "res5" if self.kind == "cnn" else "clip_dense"
+        key, embed = ("res5", self.embed_masks) if self.kind == "cnn" else ("clip_dense", self.pool_masks)
         if key not in features:
             raise ValueError(f"features: expected this backbone's {key!r} map, got keys {sorted(features)}")
-        if self.kind == "cnn":
-            regions = self.embed_masks(features[key], masks)
-        else:
-            regions = self.pool_masks(features[key], masks)
+        regions = embed(features[key], masks)
         text = F.normalize(text_embeddings.float(), dim=-1)
         return self.logit_scale * torch.einsum("bne,ce->bnc", regions.float(), text)
 
