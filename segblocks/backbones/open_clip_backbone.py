@@ -271,36 +271,6 @@ class OpenCLIPBackbone(Backbone):
         emb = visual.head(visual.trunk.forward_head(pooled.reshape(b * n, c, 1, 1))).reshape(b, n, -1)
         return F.normalize(emb, dim=-1) if normalize else emb
 
-    def region_logits(self, features: dict[str, Tensor], masks: Tensor, text_embeddings: Tensor) -> Tensor:
-        """The frozen-CLIP classifier of FC-CLIP and its followers: each mask's region against class texts.
-
-        A CNN CLIP pools its ``res5`` map and then applies its head (:meth:`embed_masks`, FC-CLIP's
-        order); a ViT CLIP pools ``clip_dense`` (:meth:`pool_masks`). The logits are the cosines
-        with the text embeddings times CLIP's own :attr:`logit_scale`.
-
-        Args:
-            features: this backbone's outputs for the images (``res5`` or ``clip_dense`` used).
-            masks: ``[B, N, H', W']`` bool or probabilities (empty masks give zero logits).
-            text_embeddings: ``[C, D]`` class embeddings (normalised or not).
-
-        Returns:
-            ``[B, N, C]`` float32 logits.
-
-        Raises:
-            ValueError: on text embeddings of the wrong shape, a missing map or bad mask shapes.
-        """
-        check_ndim("text_embeddings", text_embeddings, 2, "[C, D]")
-        if text_embeddings.shape[1] != self.embed_dim:
-            raise ValueError(
-                f"text_embeddings: expected width D={self.embed_dim}, got shape {tuple(text_embeddings.shape)}"
-            )
-        key, embed = ("res5", self.embed_masks) if self.kind == "cnn" else ("clip_dense", self.pool_masks)
-        if key not in features:
-            raise ValueError(f"features: expected this backbone's {key!r} map, got keys {sorted(features)}")
-        regions = embed(features[key], masks)
-        text = F.normalize(text_embeddings.float(), dim=-1)
-        return self.logit_scale * torch.einsum("bne,ce->bnc", regions.float(), text)
-
     # ------------------------------------------------------------------------------------- text
     @property
     def logit_scale(self) -> Tensor:

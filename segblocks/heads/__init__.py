@@ -18,6 +18,7 @@ from segblocks.heads.region_embeddings import (
     DenseCLIP,
     ensemble_region_embeddings,
     multiscale_region_embeddings,
+    region_logits,
 )
 from segblocks.layers.mask_head import MaskHead
 from segblocks.layers.mlp import MLP
@@ -41,4 +42,5 @@ __all__ = [
     "exponent_pairs",
     "mask_pool",
     "multiscale_region_embeddings",
+    "region_logits",
 ]

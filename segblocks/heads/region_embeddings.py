@@ -1,4 +1,5 @@
-"""Region embeddings of masks from a frozen CLIP, and their multi-scale ensemble (Uni-OVSeg, Eqs. 5 and 7).
+"""Region embeddings of masks from a frozen CLIP, their multi-scale ensemble (Uni-OVSeg, Eqs. 5 and 7), and
+the frozen-CLIP classifier of FC-CLIP and its followers (:func:`region_logits`).
 
 A mask's region embedding is the CLIP's dense embedding map mask-pooled (optionally after the
 multi-scale feature adapter). The *multi-scale ensemble* runs the CLIP on the image resized to several
@@ -18,7 +19,7 @@ from torch import Tensor
 from segblocks._validation import check_dtype, check_ndim
 from segblocks.heads.feature_adapter import MultiScaleFeatureAdapter
 
-__all__ = ["DenseCLIP", "ensemble_region_embeddings", "multiscale_region_embeddings"]
+__all__ = ["DenseCLIP", "ensemble_region_embeddings", "multiscale_region_embeddings", "region_logits"]
 
 
 class DenseCLIP(Protocol):
@@ -36,6 +37,25 @@ class DenseCLIP(Protocol):
     def pool_masks(self, dense: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
         """Region embeddings ``[B, N, E]`` of ``masks [B, N, h, w]`` pooled from ``dense [B, E, h', w']``
         (unit norm with ``normalize``)."""
+        ...
+
+    def embed_masks(self, features: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
+        """CNN CLIPs: region embeddings ``[B, N, E]`` pooled from ``res5``, then the CLIP head."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """``"cnn"`` or ``"vit"``."""
+        ...
+
+    @property
+    def embed_dim(self) -> int:
+        """``E``, the width of the joint embedding space."""
+        ...
+
+    @property
+    def logit_scale(self) -> Tensor:
+        """CLIP's learned temperature ``exp(logit_scale)``."""
         ...
 
 
@@ -98,3 +118,36 @@ def ensemble_region_embeddings(per_scale: Tensor) -> Tensor:
     """
     check_ndim("per_scale", per_scale, 4, "[S, B, N, E]")
     return F.normalize(per_scale.mean(0), dim=-1)
+
+
+def region_logits(
+    clip: DenseCLIP, features: dict[str, Tensor], masks: Tensor, text_embeddings: Tensor
+) -> Tensor:
+    """The frozen-CLIP classifier of FC-CLIP and its followers: each mask's region against class texts.
+
+    A CNN CLIP pools its ``res5`` map and then applies its head (``embed_masks``, FC-CLIP's order);
+    a ViT CLIP pools ``clip_dense`` (``pool_masks``). Logits: cosine x CLIP's own ``logit_scale``.
+
+    Args:
+        clip: the frozen CLIP backbone.
+        features: its outputs for the images (``res5`` or ``clip_dense`` is read).
+        masks: ``[B, N, H', W']`` bool or probabilities (empty masks give zero logits).
+        text_embeddings: ``[C, E]`` class embeddings (normalised or not).
+
+    Returns:
+        ``[B, N, C]`` float32 logits.
+
+    Raises:
+        ValueError: on text embeddings of the wrong shape, a missing map or bad mask shapes.
+    """
+    check_ndim("text_embeddings", text_embeddings, 2, "[C, E]")
+    if text_embeddings.shape[1] != clip.embed_dim:
+        raise ValueError(
+            f"text_embeddings: expected width E={clip.embed_dim}, got shape {tuple(text_embeddings.shape)}"
+        )
+    key, embed = ("res5", clip.embed_masks) if clip.kind == "cnn" else ("clip_dense", clip.pool_masks)
+    if key not in features:
+        raise ValueError(f"features: expected the CLIP's {key!r} map, got keys {sorted(features)}")
+    regions = embed(features[key], masks)
+    text = F.normalize(text_embeddings.float(), dim=-1)
+    return clip.logit_scale * torch.einsum("bne,ce->bnc", regions.float(), text)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from segblocks.backbones import OpenCLIPBackbone
+from segblocks.heads import region_logits
 from tests.backbones.conftest import CONVNEXT, VIT, clip_checkpoint, normalize
 
 TOL = 1e-5
@@ -104,17 +105,17 @@ def test_region_logits_are_fc_clips_classifier_for_cnn_and_vit(convnext_pair: tu
         text = torch.randn(4, bb.embed_dim)
         regions = getattr(bb, pool)(out["res5" if pool == "embed_masks" else "clip_dense"], masks)
         expected = bb.logit_scale * regions @ F.normalize(text, dim=-1).T
-        got = bb.region_logits(out, masks, text)
+        got = region_logits(bb, out, masks, text)
         assert got.shape == (2, 3, 4) and got.dtype == torch.float32
         torch.testing.assert_close(got, expected)
         if pool == "pool_masks":
             assert torch.all(got[0, 0] == 0)
-        with pytest.raises(ValueError, match=r"text_embeddings: expected width D="):
-            bb.region_logits(out, masks, text[:, :3])
+        with pytest.raises(ValueError, match=r"text_embeddings: expected width E="):
+            region_logits(bb, out, masks, text[:, :3])
         with pytest.raises(ValueError, match=r"text_embeddings: expected 2 dims"):
-            bb.region_logits(out, masks, text[None])
-        with pytest.raises(ValueError, match="features: expected this backbone's"):
-            bb.region_logits({"res2": out["res2"]}, masks, text)
+            region_logits(bb, out, masks, text[None])
+        with pytest.raises(ValueError, match="features: expected the CLIP's"):
+            region_logits(bb, {"res2": out["res2"]}, masks, text)
 
 
 def test_vit_parity_with_open_clip(vit_pair: tuple) -> None:

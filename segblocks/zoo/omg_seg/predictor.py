@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from segblocks.heads import GeometricEnsemble
+from segblocks.heads import GeometricEnsemble, region_logits
 from segblocks.inference import (
     ClipPrediction,
     PromptPrediction,
@@ -165,7 +165,7 @@ class OMGSegPredictor:
                 if k in ("res5", "clip_dense")
             }
             masks = masks.reshape(b, q, t * h, w)
-        return self.model.clip.region_logits(clip_features, masks, text)
+        return region_logits(self.model.clip, clip_features, masks, text)
 
     def classify(
         self,

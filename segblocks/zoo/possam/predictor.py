@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from segblocks._validation import check_ndim
-from segblocks.heads import GeometricEnsemble, MaskAwareSelectiveEnsemble
+from segblocks.heads import GeometricEnsemble, MaskAwareSelectiveEnsemble, region_logits
 from segblocks.inference import TASKS, padded_size, postprocess_batch
 from segblocks.zoo.possam.config import PosSAMConfig
 from segblocks.zoo.possam.outputs import CLASSIFIERS, PosSAMOutputs, PosSAMPrediction, classify_outputs
@@ -157,7 +157,7 @@ class PosSAMPredictor:
         text = vocab.text_embeddings.to(model.query_feat.weight.device)
         final, clip_features = model.forward_with_clip(images, text)
         binary = final.mask_logits > 0
-        clip_logits = model.clip.region_logits(clip_features, binary, text)
+        clip_logits = region_logits(model.clip, clip_features, binary, text)
         assert final.class_logits is not None and final.iou_scores is not None
         return PosSAMOutputs(
             mask_logits=final.mask_logits,
