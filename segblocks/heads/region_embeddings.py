@@ -40,7 +40,8 @@ class DenseCLIP(Protocol):
         ...
 
     def embed_masks(self, features: Tensor, masks: Tensor, *, normalize: bool = True) -> Tensor:
-        """CNN CLIPs: region embeddings ``[B, N, E]`` pooled from ``res5``, then the CLIP head."""
+        """CNN CLIPs: region embeddings ``[B, N, E]`` of ``masks [B, N, h, w]`` pooled from the ``res5``
+        map ``features``, then the CLIP head (unit norm with ``normalize``)."""
         ...
 
     @property
