@@ -213,8 +213,8 @@ def calibrate_exponents(
 
     Meant for a *proxy* model (:meth:`ClassSplit.proxy <segblocks.data.ClassSplit.proxy>`): its
     vocabulary flags as unseen classes it never trained on but that the batches' targets hold, so
-    ``beta`` is scored without any truly unseen class. Each pair is scored at its best object threshold of ``thresholds``; ties go to the pair
-    nearest FC-CLIP's ``(0.4, 0.8)``.
+    ``beta`` is scored without any truly unseen class. Each pair is scored at its best object
+    threshold of ``thresholds``; ties go to the pair nearest FC-CLIP's ``(0.4, 0.8)``.
 
     Args:
         predictor: a predictor of the proxy model whose vocabulary the targets' labels index.
