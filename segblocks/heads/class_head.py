@@ -60,18 +60,20 @@ class LinearClassHead(nn.Module):
 class OpenVocabClassHead(nn.Module):
     """Open-vocabulary classification: scaled cosine between projected queries and text embeddings.
 
-    ``logits[b, q, c] = scale * cos(MLP(queries[b, q]), text[c])``; the void logit is the cosine with a
-    learned void embedding (``void="learned"``, FC-CLIP) or a constant 0 (``void="zero"``, a zero
-    prototype as in OMG-Seg). ``scale = 1 / temperature``, learnable (stored as its logarithm and
-    clamped at 100, CLIP's rule) or fixed (OMG-Seg: fixed 100). The vocabulary is an input, so the
-    same trained head classifies any class list.
+    ``logits[b, q, c] = scale * cos(MLP(queries[b, q]), text[c])``; the void logit is the scaled
+    cosine with a learned void embedding (``void="learned"``, FC-CLIP), a constant 0
+    (``void="zero"``, a zero prototype as in OMG-Seg) or a linear function of the queries, not
+    scaled and so not bounded by the temperature (``void="linear"``, our option; it starts at 0).
+    ``scale = 1 / temperature``, learnable (stored as its logarithm and clamped at 100, CLIP's rule)
+    or fixed (OMG-Seg: fixed 100). The vocabulary is an input, so the same trained head classifies
+    any class list.
 
     Args:
         dim: query width ``D``.
         embed_dim: text-embedding width ``E``.
         temperature: initial (or fixed) temperature, > 0.
         learnable_temperature: learn the temperature.
-        void: ``"learned"`` or ``"zero"``.
+        void: ``"learned"``, ``"zero"`` or ``"linear"``.
         num_layers: depth of the query projection MLP (1 = a linear layer).
     """
 
@@ -88,8 +90,8 @@ class OpenVocabClassHead(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature: expected a positive number, got {temperature}")
-        if void not in ("learned", "zero"):
-            raise ValueError(f"void: expected 'learned' or 'zero', got {void!r}")
+        if void not in ("learned", "zero", "linear"):
+            raise ValueError(f"void: expected 'learned', 'zero' or 'linear', got {void!r}")
         self.dim = dim
         self.embed_dim = embed_dim
         self.void = void
@@ -101,8 +103,13 @@ class OpenVocabClassHead(nn.Module):
         else:
             self.register_buffer("log_scale", log_scale)
         self.void_embedding: nn.Parameter | None = None
+        self.void_linear: nn.Linear | None = None
         if void == "learned":
             self.void_embedding = nn.Parameter(torch.randn(embed_dim) / math.sqrt(embed_dim))
+        elif void == "linear":  # starts at logit 0, the zero prototype's
+            self.void_linear = nn.Linear(dim, 1)
+            nn.init.zeros_(self.void_linear.weight)
+            nn.init.zeros_(self.void_linear.bias)
 
     @property
     def scale(self) -> Tensor:
@@ -124,7 +131,7 @@ class OpenVocabClassHead(nn.Module):
             prior: optional ``[B, Q, E]`` embeddings in the text space (e.g. frozen-CLIP region
                 embeddings) that the projection corrects: the embedding compared with the class
                 texts becomes ``normalize(prior_gate * MLP(queries) + normalize(prior))``, while the
-                void logit still reads ``MLP(queries)`` alone (whether a query is an object is not
+                void logit still reads the queries alone (whether a query is an object is not
                 the prior's to say); a zero prior adds nothing.
             prior_gate: scalar weight of the correction (default 1; with a prior only).
 
@@ -165,12 +172,11 @@ class OpenVocabClassHead(nn.Module):
         text = F.normalize(text_embeddings.float(), dim=-1)
         if text.ndim == 2:
             text = text.unsqueeze(0).expand(b, -1, -1)
+        logits = torch.einsum("bqe,bce->bqc", emb, text) * self.scale
         if self.void_embedding is not None:
-            void = F.normalize(self.void_embedding.float(), dim=-1)
-            logits = torch.cat(
-                [torch.einsum("bqe,bce->bqc", emb, text), (void_emb @ void)[..., None]], dim=-1
-            )
+            void = (void_emb @ F.normalize(self.void_embedding.float(), dim=-1))[..., None] * self.scale
+        elif self.void_linear is not None:
+            void = self.void_linear(queries).float()
         else:
-            logits = torch.einsum("bqe,bce->bqc", emb, text)
-            logits = torch.cat([logits, logits.new_zeros(*logits.shape[:2], 1)], dim=-1)
-        return logits * self.scale
+            void = logits.new_zeros(*logits.shape[:2], 1)
+        return torch.cat([logits, void], dim=-1)

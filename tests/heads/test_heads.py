@@ -52,6 +52,22 @@ def test_open_vocab_head_is_equivariant_to_the_vocabulary(perm: list[int], norm:
     torch.testing.assert_close(permuted[..., 6], base[..., 6])
 
 
+def test_open_vocab_linear_void_starts_at_zero_and_is_not_bounded_by_the_temperature() -> None:
+    torch.manual_seed(2)
+    head = OpenVocabClassHead(dim=8, embed_dim=4, temperature=0.5, void="linear")
+    q, text = torch.randn(2, 3, 8), torch.randn(5, 4)
+    logits = head(q, text)
+    assert torch.equal(logits[..., 5], torch.zeros(2, 3)), "starts as the zero prototype"
+    assert head.void_linear is not None and head.void_embedding is None
+    with torch.no_grad():
+        head.void_linear.bias.fill_(50.0)  # far past the class logits' bound, 1 / temperature = 2
+    logits = head(q, text)
+    assert torch.equal(logits[..., 5], torch.full((2, 3), 50.0))
+    assert float(logits[..., :5].abs().max()) <= 2.0 + 1e-5, "class logits stay scaled cosines"
+    logits.sum().backward()
+    assert head.void_linear.weight.grad is not None and head.void_linear.weight.grad.abs().sum() > 0
+
+
 def test_open_vocab_temperature_learnable_or_fixed() -> None:
     learn = OpenVocabClassHead(dim=8, embed_dim=4, temperature=0.07)
     fixed = OpenVocabClassHead(dim=8, embed_dim=4, temperature=0.01, learnable_temperature=False, void="zero")

@@ -90,10 +90,12 @@ def test_forward_outputs_and_losses(batch) -> None:
     assert model.sam.image_encoder.training is False and model.clip.clip.training is False
 
 
-@pytest.mark.parametrize("clip_residual", [False, True])
-def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(batch, clip_residual) -> None:
-    model = tiny_possam(ldp_clip_residual=clip_residual)
-    assert model.ldp.clip_residual is clip_residual
+@pytest.mark.parametrize(("clip_residual", "void"), [(False, "learned"), (True, "learned"), (True, "linear")])
+def test_trains_and_gradients_reach_every_trainable_parameter_but_no_frozen_one(
+    batch, clip_residual, void
+) -> None:
+    model = tiny_possam(ldp_clip_residual=clip_residual, ldp_void=void)
+    assert model.ldp.clip_residual is clip_residual and model.ldp.class_head.void == void
     targets = seen_targets(batch.extras["samples"], SEEN)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     history = []
@@ -298,13 +300,21 @@ def test_recipe_trains_on_another_split(tmp_path, capsys) -> None:
     assert "--unseen-classes: unknown class name 'dragon'" in capsys.readouterr().err
 
 
-def test_a_checkpoint_keeps_ldp_clip_residual(tmp_path) -> None:
+def test_a_checkpoint_keeps_the_ldp_options(tmp_path) -> None:
     from segblocks.zoo.possam.predict import load_possam
     from segblocks.zoo.possam.train import main
 
-    assert main([*recipe_args(tmp_path), "ldp_clip_residual=true", "--steps", "1"]) == 0  # joins --set
-    model = load_possam(weights=tmp_path)
+    assert main([*recipe_args(tmp_path), "ldp_clip_residual=true", "ldp_void=linear", "--steps", "1"]) == 0
+    model = load_possam(weights=tmp_path)  # the recipe's args end in --set, which the options join
     assert model.ldp.clip_residual and model.config is not None and model.config.ldp_clip_residual
+    assert model.config.ldp_void == "linear" and model.ldp.class_head.void_linear is not None
+
+
+def test_config_rejects_an_unknown_ldp_void() -> None:
+    from segblocks.zoo.possam.config import get_config
+
+    with pytest.raises(ValueError, match="ldp_void: expected 'learned' or 'linear'"):
+        get_config("tiny", ldp_void="zero")
 
 
 def test_seen_world_draws_no_unseen_class() -> None:

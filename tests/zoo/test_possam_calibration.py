@@ -181,21 +181,29 @@ def test_shipped_export_carries_the_thresholds(tmp_path: Path) -> None:
             load_shipped_possam(bad)
 
 
-def test_shipped_file_keeps_the_ldp_residual(tmp_path: Path) -> None:
+def test_shipped_file_keeps_the_ldp_options(tmp_path: Path) -> None:
     from segblocks.zoo.possam import load_possam
     from segblocks.zoo.possam.config import get_config
-    from segblocks.zoo.possam.shipped import RESIDUAL_GATE, export_trained_weights, load_shipped_possam
+    from segblocks.zoo.possam.shipped import (
+        LINEAR_VOID,
+        RESIDUAL_GATE,
+        export_trained_weights,
+        load_shipped_possam,
+    )
 
-    plain = export_trained_weights(load_possam(variant="tiny"), tmp_path / "plain.safetensors")
-    assert not load_shipped_possam(plain).ldp.clip_residual
-    model = load_possam(variant=get_config("tiny", ldp_clip_residual=True))
+    plain = load_shipped_possam(
+        export_trained_weights(load_possam(variant="tiny"), tmp_path / "plain.safetensors")
+    )
+    assert not plain.ldp.clip_residual and plain.ldp.class_head.void == "learned"
+    model = load_possam(variant=get_config("tiny", ldp_clip_residual=True, ldp_void="linear"))
     assert model.ldp.residual_gate is not None
     with torch.no_grad():
         model.ldp.residual_gate.fill_(0.5)
     loaded = load_shipped_possam(export_trained_weights(model, tmp_path / "w.safetensors"))
     assert loaded.ldp.clip_residual and loaded.config is not None and loaded.config.ldp_clip_residual
     assert loaded.ldp.residual_gate is not None and float(loaded.ldp.residual_gate.detach()) == 0.5
-    assert RESIDUAL_GATE in load_file(str(tmp_path / "w.safetensors"))
+    assert loaded.config.ldp_void == "linear" and loaded.ldp.class_head.void_linear is not None
+    assert {RESIDUAL_GATE, LINEAR_VOID} <= set(load_file(str(tmp_path / "w.safetensors")))
 
 
 def _mixed_vocabulary(model: PosSAM) -> tuple[list[str], list[bool]]:

@@ -107,6 +107,7 @@ def build_possam(
             embed_dim=embed_dim,
             temperature=cfg.temperature,
             learnable_temperature=cfg.learnable_temperature,
+            void=cfg.ldp_void,
         )
         ldp = LocalDiscriminativePooling(
             sam_dim=cfg.mask_dim,

@@ -58,6 +58,9 @@ class PosSAMConfig(MaskDecodingConfig):
         ldp_clip_residual: LDP's class head corrects the frozen CLIP's mask-pooled embedding
             instead of replacing it (:class:`~segblocks.heads.LocalDiscriminativePooling`'s
             ``clip_residual``; our option, off in the paper's configurations).
+        ldp_void: how LDP's class head scores void (:class:`~segblocks.heads.OpenVocabClassHead`'s
+            ``void``): ``"learned"`` (FC-CLIP's cosine with a learned embedding, the paper's) or
+            ``"linear"`` (a linear function of LDP's tokens, not bounded by the temperature; ours).
         alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
         beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
         mase_use_iou: MASE weights masks by their predicted IoU.
@@ -81,6 +84,7 @@ class PosSAMConfig(MaskDecodingConfig):
     ldp_ffn_dim: int = 2048
     ldp_layers: int = 3
     ldp_clip_residual: bool = False
+    ldp_void: str = "learned"
     alpha: float = 0.4
     beta: float = 0.8
     mase_use_iou: bool = True
@@ -98,6 +102,8 @@ class PosSAMConfig(MaskDecodingConfig):
         for name in ("fpn_channels", "iou_layers", "ldp_heads", "ldp_ffn_dim", "ldp_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        if self.ldp_void not in ("learned", "linear"):
+            raise ValueError(f"ldp_void: expected 'learned' or 'linear', got {self.ldp_void!r}")
         for name in ("alpha", "beta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")

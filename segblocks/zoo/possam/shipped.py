@@ -5,8 +5,9 @@ included. The package ships those two once (``shapes-sam-tiny``, ``shapes-clip-t
 PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and mask decoders, the
 queries, the IoU head and LDP — in fp16, and in its header the ensembles' exponents and the
 per-classifier object thresholds calibrated on training images
-(:mod:`segblocks.zoo.possam.calibration`), if the model has them (an LDP that corrects the CLIP
-embedding, ``ldp_clip_residual``, is known by its gate, ``ldp.residual_gate``);
+(:mod:`segblocks.zoo.possam.calibration`), if the model has them (LDP's options are known by
+their tensors: ``ldp_clip_residual`` by its gate ``ldp.residual_gate``, ``ldp_void="linear"`` by
+``ldp.class_head.void_linear.weight``);
 :func:`load_shipped_possam` builds the world-scale model on the shipped foundation models and fills
 in the rest.
 """
@@ -44,6 +45,8 @@ THRESHOLDS_KEY = "object_mask_thresholds"
 EXPONENTS_KEY = "ensemble_exponents"
 #: The tensor that only an LDP with ``clip_residual=True`` has.
 RESIDUAL_GATE = "ldp.residual_gate"
+#: The tensor that only an LDP with a linear void logit (``ldp_void="linear"``) has.
+LINEAR_VOID = "ldp.class_head.void_linear.weight"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
 
@@ -93,7 +96,7 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
         device: where to put the model.
 
     Returns:
-        The model in eval mode (its LDP with ``clip_residual`` when the file holds the gate), with
+        The model in eval mode (its LDP's options as the file's tensors say), with
         the file's calibrated ensemble exponents and object thresholds in its config (without them:
         FC-CLIP's 0.4 / 0.8 and the world's 0.5); call
         ``predict(images, vocabulary=...)`` with any vocabulary.
@@ -111,8 +114,11 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
     except SafetensorError as err:  # a truncated or corrupt file: say which, not the library's words
         raise ValueError(f"path: {str(path)!r} is not a readable safetensors weights file ({err})") from None
     # shipped tiny SAM and CLIP, the seen-class vocabulary, the header's calibration
-    residual = RESIDUAL_GATE in state
-    model = load_possam(variant=get_config("tiny", ldp_clip_residual=residual, **_header_calibration(path)))
+    options = {
+        "ldp_clip_residual": RESIDUAL_GATE in state,
+        "ldp_void": "linear" if LINEAR_VOID in state else "learned",
+    }
+    model = load_possam(variant=get_config("tiny", **options, **_header_calibration(path)))
     expected = _trained_state(model)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
