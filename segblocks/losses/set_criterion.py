@@ -10,7 +10,8 @@ e.g. by construction for prompts or many-to-many for multi-granularity outputs),
   importance sampling (oversample 3.0, importance 0.75), normalised by the number of target masks;
 * optional objectness loss: sigmoid focal loss on ``iou_scores`` (matched = 1, unmatched = 0);
 * or optional IoU loss (PosSAM, SAM): ``sigmoid(iou_scores)`` of the matched queries regresses (MSE)
-  the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask.
+  the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask (and, with
+  ``iou_unmatched_weight``, that of the unmatched queries 0).
 
 Everything is computed in float32 outside autocast. The number of classes is read from the class
 logits, so the same criterion serves closed-set and open-vocabulary heads. Mask tubes of clips
@@ -47,6 +48,9 @@ class SetCriterion(nn.Module):
         objectness_weight: weight of the objectness focal loss on ``iou_scores`` (0 = off).
         iou_weight: weight of the IoU regression loss on ``iou_scores`` (0 = off; PosSAM: 1.0). At
             most one of ``objectness_weight`` and ``iou_weight`` may be non-zero.
+        iou_unmatched_weight: weight, relative to a matched query's, with which the IoU loss also
+            pulls every unmatched query's ``sigmoid(iou_scores)`` towards 0 (its mask matches no
+            segment); 0 = the paper's, unmatched queries unsupervised. Needs ``iou_weight``.
         no_object_weight: cross-entropy weight of the void class (0.1).
         num_points: points per mask (12,544 at paper scale).
         oversample_ratio: candidate points per kept point (3.0).
@@ -63,6 +67,7 @@ class SetCriterion(nn.Module):
         dice_weight: float = 5.0,
         objectness_weight: float = 0.0,
         iou_weight: float = 0.0,
+        iou_unmatched_weight: float = 0.0,
         no_object_weight: float = 0.1,
         num_points: int = 12544,
         oversample_ratio: float = 3.0,
@@ -70,7 +75,15 @@ class SetCriterion(nn.Module):
         deep_supervision: bool = True,
     ) -> None:
         super().__init__()
-        weights = (class_weight, mask_weight, dice_weight, objectness_weight, iou_weight, no_object_weight)
+        weights = (
+            class_weight,
+            mask_weight,
+            dice_weight,
+            objectness_weight,
+            iou_weight,
+            iou_unmatched_weight,
+            no_object_weight,
+        )
         if min(weights) < 0:
             raise ValueError(f"loss weights: expected non-negative values, got {weights}")
         if objectness_weight and iou_weight:
@@ -78,6 +91,8 @@ class SetCriterion(nn.Module):
                 "objectness_weight, iou_weight: both read iou_scores; give at most one non-zero, got "
                 f"{objectness_weight} and {iou_weight}"
             )
+        if iou_unmatched_weight and not iou_weight:
+            raise ValueError(f"iou_unmatched_weight: {iou_unmatched_weight} needs a non-zero iou_weight")
         if num_points <= 0:
             raise ValueError(f"num_points: expected a positive int, got {num_points}")
         self.matcher = matcher
@@ -86,6 +101,7 @@ class SetCriterion(nn.Module):
         self.dice_weight = dice_weight
         self.objectness_weight = objectness_weight
         self.iou_weight = iou_weight
+        self.iou_unmatched_weight = iou_unmatched_weight
         self.no_object_weight = no_object_weight
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
@@ -234,7 +250,8 @@ class SetCriterion(nn.Module):
 
         The true IoU compares the predicted binary mask (``logit > 0``) with the matched target mask
         resized to the prediction's resolution (area interpolation, ``>= 0.5``); it is a constant
-        (no gradient flows into the masks). Unmatched queries are not supervised.
+        (no gradient flows into the masks). Unmatched queries are not supervised, unless
+        ``iou_unmatched_weight`` is set: then their squared error against 0 is added, that weighted.
 
         Args:
             iou_scores: ``[B, Q]`` IoU logits.
@@ -244,15 +261,18 @@ class SetCriterion(nn.Module):
             num_masks: normaliser.
 
         Returns:
-            Unweighted scalar float32 loss (zero, still connected to the graph, when nothing matched).
+            Unweighted scalar float32 loss (zero, still connected to the graph, when no query is
+            supervised).
         """
         device = iou_scores.device
         h, w = mask_logits.shape[-2:]
         preds, truths = [], []
+        unmatched = torch.ones_like(iou_scores, dtype=torch.bool)
         for i, (src, tgt) in enumerate(matching):
             if not src.numel():
                 continue
             src = src.to(device)
+            unmatched[i, src] = False
             with torch.no_grad():
                 masks = targets[i].masks[tgt.to(targets[i].masks.device)].to(device, torch.float32)
                 frames = masks.reshape(1, -1, *masks.shape[-2:])  # [1, M (* T), H, W]
@@ -264,9 +284,12 @@ class SetCriterion(nn.Module):
                 union = (pred | masks).flatten(1).sum(-1).float()
                 truths.append(inter / union.clamp_min(1.0))
             preds.append(iou_scores[i, src].float().sigmoid())
-        if not preds:
-            return iou_scores.float().sum() * 0.0
-        return F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum") / num_masks
+        loss = iou_scores.float().sum() * 0.0  # zero, still connected to the graph
+        if preds:
+            loss = loss + F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum")
+        if self.iou_unmatched_weight:
+            loss = loss + self.iou_unmatched_weight * iou_scores[unmatched].float().sigmoid().square().sum()
+        return loss / num_masks
 
     def match(
         self,

@@ -172,6 +172,27 @@ def test_iou_loss_regresses_the_true_iou_of_matched_masks() -> None:
     assert "loss_iou" in losses and "loss_objectness" not in losses
 
 
+def test_iou_loss_can_pull_unmatched_queries_towards_zero() -> None:
+    tgt = targets_for(1, size=32)
+    small = F.interpolate(tgt.masks[None].float(), size=(16, 16), mode="area")[0] >= 0.5
+    logits = torch.full((1, 3, 16, 16), -10.0)
+    logits[0, 0][small[0]] = 10.0  # query 0 is target 0 exactly; queries 1 and 2 are unmatched
+    iou_scores = torch.tensor([[0.0, 1.0, -2.0]], requires_grad=True)
+    crit = criterion(iou_weight=1.0, iou_unmatched_weight=0.5)
+    matching = [(torch.tensor([0]), torch.tensor([0]))]
+    loss = crit.iou_loss(iou_scores, logits, [tgt], matching, 1.0)
+    unmatched = torch.tensor([1.0, -2.0]).sigmoid().square().sum()
+    torch.testing.assert_close(loss, (0.5 - 1.0) ** 2 + 0.5 * unmatched)
+    loss.backward()
+    assert iou_scores.grad is not None and bool((iou_scores.grad[0, 1:] > 0).all()), "pushed down"
+    nothing = crit.iou_loss(iou_scores, logits, [tgt], [(torch.tensor([], dtype=torch.int64),) * 2], 1.0)
+    torch.testing.assert_close(nothing, 0.5 * torch.tensor([0.0, 1.0, -2.0]).sigmoid().square().sum())
+    with pytest.raises(ValueError, match=r"iou_unmatched_weight: 1\.0 needs a non-zero iou_weight"):
+        criterion(iou_unmatched_weight=1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        criterion(iou_weight=1.0, iou_unmatched_weight=-1.0)
+
+
 def test_iou_loss_with_deep_supervision_and_empty_targets() -> None:
     preds = predictions(aux=1)
     empty = Targets(masks=torch.zeros(0, 32, 32, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.int64))

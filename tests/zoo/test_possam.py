@@ -310,11 +310,24 @@ def test_a_checkpoint_keeps_the_ldp_options(tmp_path) -> None:
     assert model.config.ldp_void == "linear" and model.ldp.class_head.void_linear is not None
 
 
-def test_config_rejects_an_unknown_ldp_void() -> None:
+def test_config_rejects_an_unknown_ldp_void_or_a_negative_iou_unmatched_weight() -> None:
     from segblocks.zoo.possam.config import get_config
 
     with pytest.raises(ValueError, match="ldp_void: expected 'learned' or 'linear'"):
         get_config("tiny", ldp_void="zero")
+    with pytest.raises(ValueError, match="iou_unmatched_weight: expected a non-negative value"):
+        get_config("tiny", iou_unmatched_weight=-0.5)
+
+
+def test_iou_unmatched_weight_reaches_the_criterion(batch) -> None:
+    model = tiny_possam(iou_unmatched_weight=1.0)
+    assert model.criterion.iou_unmatched_weight == 1.0
+    targets = seen_targets(batch.extras["samples"], SEEN)
+    out = model(batch.images)
+    plain = tiny_possam()  # the same criterion but for the option
+    with_unmatched = model.losses(out, targets, torch.Generator().manual_seed(0))["loss_iou"]
+    without = plain.losses(out, targets, torch.Generator().manual_seed(0))["loss_iou"]
+    assert float(with_unmatched) > float(without), "unmatched queries add their squared IoU"
 
 
 def test_seen_world_draws_no_unseen_class() -> None:

@@ -126,7 +126,9 @@ def build_possam(
             mask_decoder=mask_decoder,
             iou_head=IoUHead(dim=cfg.hidden_dim, num_layers=cfg.iou_layers),
             ldp=ldp,
-            criterion=build_criterion(cfg, iou_weight=cfg.iou_weight),
+            criterion=build_criterion(
+                cfg, iou_weight=cfg.iou_weight, iou_unmatched_weight=cfg.iou_unmatched_weight
+            ),
             num_queries=cfg.num_queries,
             vocabulary=vocab,
             pad_inputs=pad_inputs,

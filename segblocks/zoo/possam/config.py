@@ -51,6 +51,8 @@ class PosSAMConfig(MaskDecodingConfig):
         clip_pretrained: default CLIP weights (an open_clip tag, a file, a registered tag or None).
         fpn_channels: channels of the trainable FPN on SAM's image embedding (``res2..res5``).
         iou_weight: IoU loss weight (paper: 1.0).
+        iou_unmatched_weight: the IoU loss also pulls unmatched queries' predicted IoU towards 0,
+            with this weight relative to a matched query's (0 = the paper: only matched queries).
         iou_layers: depth of the IoU head's MLP.
         ldp_heads: heads of LDP's fusing self-attention.
         ldp_ffn_dim: FFN width of LDP's fusing layers.
@@ -79,6 +81,7 @@ class PosSAMConfig(MaskDecodingConfig):
     clip_pretrained: str | None = PAPER_CLIP_PRETRAINED
     fpn_channels: int = 256
     iou_weight: float = 1.0
+    iou_unmatched_weight: float = 0.0
     iou_layers: int = 3
     ldp_heads: int = 8
     ldp_ffn_dim: int = 2048
