@@ -8,10 +8,9 @@ e.g. by construction for prompts or many-to-many for multi-granularity outputs),
   weighted by ``no_object_weight`` (Mask2Former: 0.1);
 * mask losses: BCE and Dice on ``num_points`` points per matched mask, chosen by uncertainty
   importance sampling (oversample 3.0, importance 0.75), normalised by the number of target masks;
-* optional objectness loss: sigmoid focal loss on ``iou_scores`` (matched = 1, unmatched = 0);
-* or optional IoU loss (PosSAM, SAM): ``sigmoid(iou_scores)`` of the matched queries regresses (MSE)
-  the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask (and, with
-  ``iou_unmatched_weight``, that of the unmatched queries 0).
+* optional objectness loss on ``iou_scores`` (:func:`~segblocks.losses.objectness_loss`), or the
+  IoU loss (PosSAM, SAM; :func:`~segblocks.losses.matched_iou_loss`, with ``iou_unmatched_weight``
+  also pulling unmatched queries' predicted IoU towards 0).
 
 Everything is computed in float32 outside autocast. The number of classes is read from the class
 logits, so the same criterion serves closed-set and open-vocabulary heads. Mask tubes of clips
@@ -29,7 +28,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss
+from segblocks.losses.query_scores import matched_iou_loss, objectness_loss
 from segblocks.matchers.hungarian import HungarianMatcher, Matcher, Matching, check_mask_logits
 from segblocks.ops import point_sample, sample_points_by_uncertainty
 from segblocks.structures import MaskPredictions, Targets
@@ -220,77 +220,6 @@ class SetCriterion(nn.Module):
             dice_loss(point_logits, point_labels, num_masks),
         )
 
-    def objectness_loss(self, iou_scores: Tensor, matching: Matching, num_masks: float) -> Tensor:
-        """Sigmoid focal loss: matched queries are positives, the others negatives.
-
-        Args:
-            iou_scores: ``[B, Q]`` objectness logits.
-            matching: the matcher's index pairs per image.
-            num_masks: normaliser.
-
-        Returns:
-            Unweighted scalar float32 loss.
-        """
-        device = iou_scores.device
-        target = torch.zeros_like(iou_scores, dtype=torch.float32)
-        for i, (src, _) in enumerate(matching):
-            if src.numel():
-                target[i, src.to(device)] = 1.0
-        return sigmoid_focal_loss(iou_scores, target, num_masks)
-
-    def iou_loss(
-        self,
-        iou_scores: Tensor,
-        mask_logits: Tensor,
-        targets: Sequence[Targets],
-        matching: Matching,
-        num_masks: float,
-    ) -> Tensor:
-        """MSE between ``sigmoid(iou_scores)`` of matched queries and their masks' true IoU.
-
-        The true IoU compares the predicted binary mask (``logit > 0``) with the matched target mask
-        resized to the prediction's resolution (area interpolation, ``>= 0.5``); it is a constant
-        (no gradient flows into the masks). Unmatched queries are not supervised, unless
-        ``iou_unmatched_weight`` is set: then their squared error against 0 is added, that weighted.
-
-        Args:
-            iou_scores: ``[B, Q]`` IoU logits.
-            mask_logits: ``[B, Q, H, W]`` mask logits (tubes ``[B, Q, T, H, W]``: IoU over the tube).
-            targets: the batch's targets.
-            matching: the matcher's index pairs per image.
-            num_masks: normaliser.
-
-        Returns:
-            Unweighted scalar float32 loss (zero, still connected to the graph, when no query is
-            supervised).
-        """
-        device = iou_scores.device
-        h, w = mask_logits.shape[-2:]
-        preds, truths = [], []
-        unmatched = torch.ones_like(iou_scores, dtype=torch.bool)
-        for i, (src, tgt) in enumerate(matching):
-            if not src.numel():
-                continue
-            src = src.to(device)
-            unmatched[i, src] = False
-            with torch.no_grad():
-                masks = targets[i].masks[tgt.to(targets[i].masks.device)].to(device, torch.float32)
-                frames = masks.reshape(1, -1, *masks.shape[-2:])  # [1, M (* T), H, W]
-                masks = (F.interpolate(frames, size=(h, w), mode="area") >= 0.5).reshape(
-                    *masks.shape[:-2], h, w
-                )
-                pred = mask_logits[i, src].detach() > 0
-                inter = (pred & masks).flatten(1).sum(-1).float()
-                union = (pred | masks).flatten(1).sum(-1).float()
-                truths.append(inter / union.clamp_min(1.0))
-            preds.append(iou_scores[i, src].float().sigmoid())
-        loss = iou_scores.float().sum() * 0.0  # zero, still connected to the graph
-        if preds:
-            loss = loss + F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum")
-        if self.iou_unmatched_weight:
-            loss = loss + self.iou_unmatched_weight * iou_scores[unmatched].float().sigmoid().square().sum()
-        return loss / num_masks
-
     def match(
         self,
         predictions: MaskPredictions,
@@ -345,12 +274,17 @@ class SetCriterion(nn.Module):
         losses["loss_mask"] = self.mask_weight * loss_mask
         losses["loss_dice"] = self.dice_weight * loss_dice
         if predictions.iou_scores is not None and self.objectness_weight:
-            losses["loss_objectness"] = self.objectness_weight * self.objectness_loss(
+            losses["loss_objectness"] = self.objectness_weight * objectness_loss(
                 predictions.iou_scores, matching, num_masks
             )
         if predictions.iou_scores is not None and self.iou_weight:
-            losses["loss_iou"] = self.iou_weight * self.iou_loss(
-                predictions.iou_scores, predictions.mask_logits, targets, matching, num_masks
+            losses["loss_iou"] = self.iou_weight * matched_iou_loss(
+                predictions.iou_scores,
+                predictions.mask_logits,
+                targets,
+                matching,
+                num_masks,
+                unmatched_weight=self.iou_unmatched_weight,
             )
         return losses
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss as tv_focal
 
-from segblocks.losses import SetCriterion, dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from segblocks.losses import SetCriterion, dice_loss, matched_iou_loss, sigmoid_ce_loss, sigmoid_focal_loss
 from segblocks.matchers import HungarianMatcher
 from segblocks.structures import MaskPredictions, Targets
 
@@ -164,7 +164,7 @@ def test_iou_loss_regresses_the_true_iou_of_matched_masks() -> None:
     assert matching[0][0].tolist() == [0, 1] and matching[0][1].tolist() == [0, 1]
     true_iou = torch.tensor([1.0, half.sum().item() / small[1].sum().item()])
     expected = ((0.5 - true_iou) ** 2).sum() / 2.0  # sigmoid(0) = 0.5, normalised by 2 target masks
-    loss = crit.iou_loss(iou_scores, logits, [tgt], matching, 2.0)
+    loss = matched_iou_loss(iou_scores, logits, [tgt], matching, 2.0)
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert iou_scores.grad is not None and iou_scores.grad[0, 2] == 0, "unmatched queries are not supervised"
@@ -178,15 +178,19 @@ def test_iou_loss_can_pull_unmatched_queries_towards_zero() -> None:
     logits = torch.full((1, 3, 16, 16), -10.0)
     logits[0, 0][small[0]] = 10.0  # query 0 is target 0 exactly; queries 1 and 2 are unmatched
     iou_scores = torch.tensor([[0.0, 1.0, -2.0]], requires_grad=True)
-    crit = criterion(iou_weight=1.0, iou_unmatched_weight=0.5)
     matching = [(torch.tensor([0]), torch.tensor([0]))]
-    loss = crit.iou_loss(iou_scores, logits, [tgt], matching, 1.0)
+    loss = matched_iou_loss(iou_scores, logits, [tgt], matching, 1.0, unmatched_weight=0.5)
     unmatched = torch.tensor([1.0, -2.0]).sigmoid().square().sum()
     torch.testing.assert_close(loss, (0.5 - 1.0) ** 2 + 0.5 * unmatched)
     loss.backward()
     assert iou_scores.grad is not None and bool((iou_scores.grad[0, 1:] > 0).all()), "pushed down"
-    nothing = crit.iou_loss(iou_scores, logits, [tgt], [(torch.tensor([], dtype=torch.int64),) * 2], 1.0)
+    nothing = matched_iou_loss(
+        iou_scores, logits, [tgt], [(torch.tensor([], dtype=torch.int64),) * 2], 1.0, unmatched_weight=0.5
+    )
     torch.testing.assert_close(nothing, 0.5 * torch.tensor([0.0, 1.0, -2.0]).sigmoid().square().sum())
+    preds = MaskPredictions(mask_logits=logits, class_logits=torch.zeros(1, 3, 5), iou_scores=iou_scores)
+    with_unmatched = criterion(iou_weight=1.0, iou_unmatched_weight=0.5)(preds, [tgt])["loss_iou"]
+    assert float(with_unmatched) > float(criterion(iou_weight=1.0)(preds, [tgt])["loss_iou"])
     with pytest.raises(ValueError, match=r"iou_unmatched_weight: 1\.0 needs a non-zero iou_weight"):
         criterion(iou_unmatched_weight=1.0)
     with pytest.raises(ValueError, match="non-negative"):
