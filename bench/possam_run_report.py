@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
 from segblocks.zoo.possam import CLASSIFIERS, PosSAM, PosSAMPredictor, evaluate, load_possam
 from segblocks.zoo.possam.calibration import calibrate, calibrate_object_thresholds, calibration_batches
-from segblocks.zoo.possam.shipped import EXPONENTS_KEY, export_trained_weights
+from segblocks.zoo.possam.shipped import export_trained_weights, load_shipped_possam
 
 
 def _val_rows(
@@ -119,9 +118,9 @@ def main() -> None:
     model = load_possam(weights=args.run)
     assert model.config is not None
     if args.exponents_from is not None:
-        with safe_open(str(args.exponents_from), framework="pt") as f:
-            exponents = json.loads((f.metadata() or {})[EXPONENTS_KEY])
-        model.config = dataclasses.replace(model.config, ensemble_exponents=exponents)
+        source = load_shipped_possam(args.exponents_from).config  # its header, validated
+        assert source is not None
+        model.config = dataclasses.replace(model.config, ensemble_exponents=source.ensemble_exponents)
     proxy = None if args.proxy is None else load_possam(weights=args.proxy)
     model = calibrate(model, proxy=proxy, seed=args.seed)
     assert model.config is not None

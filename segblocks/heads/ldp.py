@@ -53,7 +53,7 @@ class LocalDiscriminativePooling(nn.Module):
         attention_backend: backend of :func:`segblocks.ops.masked_attention`.
         clip_residual: name classes by ``normalize(g * head(tokens) + normalize(pooled CLIP))`` with a
             learned gate ``g`` starting at 0, so LDP starts as the frozen CLIP's mask-pooled
-            classifier; the void logit reads ``head(tokens)`` alone (then :meth:`classify` needs
+            classifier; the void logit reads the tokens alone (then :meth:`classify` needs
             ``clip_regions``).
 
     Raises:
