@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from segblocks._validation import check_ndim
+from segblocks.losses.query_scores import binary_mask_ious
 from segblocks.structures import Targets
 
 __all__ = ["eligible_iou_loss"]
@@ -46,7 +47,7 @@ def eligible_iou_loss(
         ValueError: on mismatched shapes.
     """
     check_ndim("mask_logits", mask_logits, 4, "[B, P * k, h, w]")
-    b, q, h, w = mask_logits.shape
+    b, q = mask_logits.shape[:2]
     k = outputs_per_prompt
     if k < 1 or q % k or tuple(iou_scores.shape) != (b, q):
         raise ValueError(
@@ -67,15 +68,10 @@ def eligible_iou_loss(
         rows = allowed.any(1)
         if not bool(rows.any()):
             continue
-        with torch.no_grad():
-            masks = t.masks.to(mask_logits.device, torch.float32)[None]
-            masks = (F.interpolate(masks, size=(h, w), mode="area") >= 0.5)[0].flatten(1).float()  # [N, hw]
-            pred = (mask_logits[i, : p * k].detach() > 0).flatten(1).float()  # [P*k, hw]
-            inter = pred @ masks.T
-            iou = inter / (pred.sum(1, keepdim=True) + masks.sum(1)[None] - inter).clamp_min(1.0)
-            ok = allowed.to(iou.device).repeat_interleave(k, dim=0)
-            best = torch.where(ok, iou, torch.zeros_like(iou)).max(1).values  # [P*k]
-            keep = rows.to(iou.device).repeat_interleave(k)
+        iou = binary_mask_ious(mask_logits[i, : p * k], t.masks)  # [P*k, N], no gradient
+        ok = allowed.to(iou.device).repeat_interleave(k, dim=0)
+        best = torch.where(ok, iou, torch.zeros_like(iou)).max(1).values  # [P*k]
+        keep = rows.to(iou.device).repeat_interleave(k)
         preds.append(iou_scores[i, : p * k][keep].float().sigmoid())
         truths.append(best[keep])
     if not preds:

@@ -3,8 +3,9 @@
 * :func:`objectness_loss` (OMG-Seg): sigmoid focal loss, matched queries positive, the rest negative.
 * :func:`matched_iou_loss` (PosSAM, SAM): ``sigmoid(iou_scores)`` of the matched queries regresses
   (MSE) the true IoU of the predicted binary mask (``logit > 0``) with its matched target mask;
-  optionally, every unmatched query's towards 0 (our option; the paper supervises matched queries
-  only).
+  optionally every unmatched query's too (our option; the paper supervises matched queries only),
+  towards 0 or towards its mask's best IoU with any target segment, as SAM scores every output.
+* :func:`binary_mask_ious`: those true IoUs, every predicted mask against every target mask.
 
 Both take the matcher's index pairs and the criterion's normaliser (the number of target masks), as
 :class:`~segblocks.losses.SetCriterion` calls them.
@@ -22,7 +23,10 @@ from segblocks.losses.mask_losses import sigmoid_focal_loss
 from segblocks.matchers.hungarian import Matching
 from segblocks.structures import Targets
 
-__all__ = ["matched_iou_loss", "objectness_loss"]
+__all__ = ["UNMATCHED_IOU_TARGETS", "binary_mask_ious", "matched_iou_loss", "objectness_loss"]
+
+#: What an unmatched query's predicted IoU regresses (``matched_iou_loss(unmatched_target=...)``).
+UNMATCHED_IOU_TARGETS = ("zero", "best_segment")
 
 
 def objectness_loss(iou_scores: Tensor, matching: Matching, num_masks: float) -> Tensor:
@@ -44,6 +48,30 @@ def objectness_loss(iou_scores: Tensor, matching: Matching, num_masks: float) ->
     return sigmoid_focal_loss(iou_scores, target, num_masks)
 
 
+def binary_mask_ious(mask_logits: Tensor, masks: Tensor) -> Tensor:
+    """IoU of every binary predicted mask (``logit > 0``) with every target mask, without gradient.
+
+    The targets are resized to the prediction's resolution (area interpolation, ``>= 0.5``).
+
+    Args:
+        mask_logits: ``[Q, *lead, h, w]`` one image's mask logits (``lead`` e.g. the frames of a tube).
+        masks: ``[N, *lead, H, W]`` its target masks (bool or float).
+
+    Returns:
+        ``[Q, N]`` float32 IoUs (0 where both masks are empty).
+    """
+    h, w = mask_logits.shape[-2:]
+    if not masks.shape[0]:
+        return mask_logits.new_zeros(mask_logits.shape[0], 0, dtype=torch.float32)
+    with torch.no_grad():
+        frames = masks.to(mask_logits.device, torch.float32).reshape(1, -1, *masks.shape[-2:])
+        truth = (F.interpolate(frames, size=(h, w), mode="area") >= 0.5).reshape(masks.shape[0], -1).float()
+        pred = (mask_logits.detach() > 0).reshape(mask_logits.shape[0], -1).float()
+        inter = pred @ truth.T
+        union = pred.sum(1, keepdim=True) + truth.sum(1)[None] - inter
+        return inter / union.clamp_min(1.0)
+
+
 def matched_iou_loss(
     iou_scores: Tensor,
     mask_logits: Tensor,
@@ -52,13 +80,16 @@ def matched_iou_loss(
     num_masks: float,
     *,
     unmatched_weight: float = 0.0,
+    unmatched_target: str = "zero",
 ) -> Tensor:
     """MSE between ``sigmoid(iou_scores)`` of matched queries and their masks' true IoU.
 
     The true IoU compares the predicted binary mask (``logit > 0``) with the matched target mask
-    resized to the prediction's resolution (area interpolation, ``>= 0.5``); it is a constant (no
-    gradient flows into the masks). Unmatched queries are not supervised unless ``unmatched_weight``
-    is set: then their squared ``sigmoid(iou_scores)`` (the error against 0) is added, that weighted.
+    (:func:`binary_mask_ious`); it is a constant (no gradient flows into the masks). Unmatched
+    queries are not supervised unless ``unmatched_weight`` is set: then each one's squared error is
+    added, that weighted, against 0 (``unmatched_target="zero"``) or against the best IoU its mask
+    reaches with any target of its image (``"best_segment"``, SAM's way of scoring every output: a
+    duplicate of a segment keeps a high target, an empty or stray mask a low one).
 
     Args:
         iou_scores: ``[B, Q]`` IoU logits.
@@ -67,32 +98,38 @@ def matched_iou_loss(
         matching: the matcher's index pairs per image.
         num_masks: normaliser.
         unmatched_weight: weight of an unmatched query's error, relative to a matched one's.
+        unmatched_target: ``"zero"`` or ``"best_segment"`` (see above).
 
     Returns:
         Unweighted scalar float32 loss (zero, still connected to the graph, when no query is
         supervised).
+
+    Raises:
+        ValueError: on an unknown ``unmatched_target``.
     """
+    if unmatched_target not in UNMATCHED_IOU_TARGETS:
+        raise ValueError(
+            f"unmatched_target: expected one of {UNMATCHED_IOU_TARGETS}, got {unmatched_target!r}"
+        )
     device = iou_scores.device
-    h, w = mask_logits.shape[-2:]
-    preds, truths = [], []
-    unmatched = torch.ones_like(iou_scores, dtype=torch.bool)
+    matched: list[tuple[Tensor, Tensor]] = []  # (predicted, true) IoUs
+    unmatched: list[tuple[Tensor, Tensor]] = []
     for i, (src, tgt) in enumerate(matching):
-        if not src.numel():
-            continue
         src = src.to(device)
-        unmatched[i, src] = False
-        with torch.no_grad():
-            masks = targets[i].masks[tgt.to(targets[i].masks.device)].to(device, torch.float32)
-            frames = masks.reshape(1, -1, *masks.shape[-2:])  # [1, M (* T), H, W]
-            masks = (F.interpolate(frames, size=(h, w), mode="area") >= 0.5).reshape(*masks.shape[:-2], h, w)
-            pred = mask_logits[i, src].detach() > 0
-            inter = (pred & masks).flatten(1).sum(-1).float()
-            union = (pred | masks).flatten(1).sum(-1).float()
-            truths.append(inter / union.clamp_min(1.0))
-        preds.append(iou_scores[i, src].float().sigmoid())
+        if not src.numel() and not unmatched_weight:
+            continue
+        ious = binary_mask_ious(mask_logits[i], targets[i].masks)  # [Q, N]
+        if src.numel():
+            matched.append((iou_scores[i, src].float().sigmoid(), ious[src, tgt.to(device)]))
+        if unmatched_weight:
+            rest = torch.ones(iou_scores.shape[1], dtype=torch.bool, device=device)
+            rest[src] = False
+            best = ious[rest].max(1).values if ious.shape[1] else ious.new_zeros(int(rest.sum()))
+            target = best if unmatched_target == "best_segment" else torch.zeros_like(best)
+            unmatched.append((iou_scores[i, rest].float().sigmoid(), target))
     loss = iou_scores.float().sum() * 0.0  # zero, still connected to the graph
-    if preds:
-        loss = loss + F.mse_loss(torch.cat(preds), torch.cat(truths), reduction="sum")
-    if unmatched_weight:
-        loss = loss + unmatched_weight * iou_scores[unmatched].float().sigmoid().square().sum()
+    for pairs, weight in ((matched, 1.0), (unmatched, unmatched_weight)):
+        if pairs:
+            pred, true = (torch.cat(x) for x in zip(*pairs))
+            loss = loss + weight * F.mse_loss(pred, true, reduction="sum")
     return loss / num_masks

@@ -10,7 +10,7 @@ e.g. by construction for prompts or many-to-many for multi-granularity outputs),
   importance sampling (oversample 3.0, importance 0.75), normalised by the number of target masks;
 * optional objectness loss on ``iou_scores`` (:func:`~segblocks.losses.objectness_loss`), or the
   IoU loss (PosSAM, SAM; :func:`~segblocks.losses.matched_iou_loss`, with ``iou_unmatched_weight``
-  also pulling unmatched queries' predicted IoU towards 0).
+  also supervising unmatched queries' predicted IoU, towards 0 or their mask's best segment).
 
 Everything is computed in float32 outside autocast. The number of classes is read from the class
 logits, so the same criterion serves closed-set and open-vocabulary heads. Mask tubes of clips
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss
-from segblocks.losses.query_scores import matched_iou_loss, objectness_loss
+from segblocks.losses.query_scores import UNMATCHED_IOU_TARGETS, matched_iou_loss, objectness_loss
 from segblocks.matchers.hungarian import HungarianMatcher, Matcher, Matching, check_mask_logits
 from segblocks.ops import point_sample, sample_points_by_uncertainty
 from segblocks.structures import MaskPredictions, Targets
@@ -49,8 +49,10 @@ class SetCriterion(nn.Module):
         iou_weight: weight of the IoU regression loss on ``iou_scores`` (0 = off; PosSAM: 1.0). At
             most one of ``objectness_weight`` and ``iou_weight`` may be non-zero.
         iou_unmatched_weight: weight, relative to a matched query's, with which the IoU loss also
-            pulls every unmatched query's ``sigmoid(iou_scores)`` towards 0 (its mask matches no
-            segment); 0 = the paper's, unmatched queries unsupervised. Needs ``iou_weight``.
+            pulls every unmatched query's ``sigmoid(iou_scores)`` towards ``iou_unmatched_target``;
+            0 = the paper's, unmatched queries unsupervised. Needs ``iou_weight``.
+        iou_unmatched_target: ``"zero"`` (its mask matches no segment) or ``"best_segment"`` (its
+            mask's best IoU with any segment of the image, as SAM scores every output).
         no_object_weight: cross-entropy weight of the void class (0.1).
         num_points: points per mask (12,544 at paper scale).
         oversample_ratio: candidate points per kept point (3.0).
@@ -68,6 +70,7 @@ class SetCriterion(nn.Module):
         objectness_weight: float = 0.0,
         iou_weight: float = 0.0,
         iou_unmatched_weight: float = 0.0,
+        iou_unmatched_target: str = "zero",
         no_object_weight: float = 0.1,
         num_points: int = 12544,
         oversample_ratio: float = 3.0,
@@ -93,6 +96,10 @@ class SetCriterion(nn.Module):
             )
         if iou_unmatched_weight and not iou_weight:
             raise ValueError(f"iou_unmatched_weight: {iou_unmatched_weight} needs a non-zero iou_weight")
+        if iou_unmatched_target not in UNMATCHED_IOU_TARGETS:
+            raise ValueError(
+                f"iou_unmatched_target: expected one of {UNMATCHED_IOU_TARGETS}, got {iou_unmatched_target!r}"
+            )
         if num_points <= 0:
             raise ValueError(f"num_points: expected a positive int, got {num_points}")
         self.matcher = matcher
@@ -102,6 +109,7 @@ class SetCriterion(nn.Module):
         self.objectness_weight = objectness_weight
         self.iou_weight = iou_weight
         self.iou_unmatched_weight = iou_unmatched_weight
+        self.iou_unmatched_target = iou_unmatched_target
         self.no_object_weight = no_object_weight
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
@@ -285,6 +293,7 @@ class SetCriterion(nn.Module):
                 matching,
                 num_masks,
                 unmatched_weight=self.iou_unmatched_weight,
+                unmatched_target=self.iou_unmatched_target,
             )
         return losses
 

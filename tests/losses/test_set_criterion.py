@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss as tv_focal
 
 from segblocks.losses import SetCriterion, dice_loss, matched_iou_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from segblocks.losses.query_scores import binary_mask_ious
 from segblocks.matchers import HungarianMatcher
 from segblocks.structures import MaskPredictions, Targets
 
@@ -195,6 +196,50 @@ def test_iou_loss_can_pull_unmatched_queries_towards_zero() -> None:
         criterion(iou_unmatched_weight=1.0)
     with pytest.raises(ValueError, match="non-negative"):
         criterion(iou_weight=1.0, iou_unmatched_weight=-1.0)
+
+
+def test_iou_loss_can_pull_unmatched_queries_towards_their_best_segment() -> None:
+    masks = torch.zeros(2, 32, 32, dtype=torch.bool)
+    masks[0, :8, :8] = True
+    masks[1, 16:, 16:] = True  # apart, so each query's best segment is known
+    tgt = Targets(masks=masks, labels=torch.tensor([0, 1]))
+    small = masks[:, ::2, ::2]
+    logits = torch.full((1, 4, 16, 16), -10.0)
+    logits[0, 0][small[0]] = 10.0  # matched to target 0
+    logits[0, 1][small[0]] = 10.0  # a duplicate of target 0: its best segment is target 0, IoU 1
+    half = small[1].clone()
+    rows = half.any(-1).nonzero().flatten()
+    half[rows[: len(rows) // 2]] = False
+    logits[0, 2][half] = 10.0  # half of target 1; query 3 is empty (best IoU 0)
+    iou_scores = torch.zeros(1, 4, requires_grad=True)
+    matching = [(torch.tensor([0]), torch.tensor([0]))]
+    loss = matched_iou_loss(
+        iou_scores, logits, [tgt], matching, 1.0, unmatched_weight=0.5, unmatched_target="best_segment"
+    )
+    best = torch.tensor([1.0, half.sum().item() / small[1].sum().item(), 0.0])
+    torch.testing.assert_close(loss, (0.5 - 1.0) ** 2 + 0.5 * ((0.5 - best) ** 2).sum())
+    loss.backward()
+    grad = iou_scores.grad[0]
+    assert grad[1] < 0 and grad[3] > 0, "the duplicate is pulled up, the empty mask down"
+    assert torch.equal(binary_mask_ious(logits[0], tgt.masks)[:, 0], torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    assert binary_mask_ious(logits[0], tgt.masks[:0]).shape == (4, 0)
+    no_targets = Targets(masks=masks[:0], labels=torch.tensor([], dtype=torch.int64))
+    none = [(torch.tensor([], dtype=torch.int64),) * 2]
+    torch.testing.assert_close(
+        matched_iou_loss(
+            iou_scores, logits, [no_targets], none, 1.0, unmatched_weight=1.0, unmatched_target="best_segment"
+        ),
+        torch.tensor(4 * 0.25),
+    )
+    preds = MaskPredictions(mask_logits=logits, class_logits=torch.zeros(1, 4, 5), iou_scores=iou_scores)
+    crit = criterion(iou_weight=1.0, iou_unmatched_weight=1.0, iou_unmatched_target="best_segment")
+    assert crit.iou_unmatched_target == "best_segment" and "loss_iou" in crit(preds, [tgt])
+    with pytest.raises(ValueError, match="unmatched_target: expected one of"):
+        matched_iou_loss(
+            iou_scores, logits, [tgt], matching, 1.0, unmatched_weight=1.0, unmatched_target="one"
+        )
+    with pytest.raises(ValueError, match="iou_unmatched_target: expected one of"):
+        criterion(iou_weight=1.0, iou_unmatched_target="best")
 
 
 def test_iou_loss_with_deep_supervision_and_empty_targets() -> None:

@@ -310,18 +310,22 @@ def test_a_checkpoint_keeps_the_ldp_options(tmp_path) -> None:
     assert model.config.ldp_void == "linear" and model.ldp.class_head.void_linear is not None
 
 
-def test_config_rejects_an_unknown_ldp_void_or_a_negative_iou_unmatched_weight() -> None:
+def test_config_rejects_an_unknown_ldp_void_or_iou_unmatched_target_or_a_negative_weight() -> None:
     from segblocks.zoo.possam.config import get_config
 
     with pytest.raises(ValueError, match="ldp_void: expected 'learned' or 'linear'"):
         get_config("tiny", ldp_void="zero")
     with pytest.raises(ValueError, match="iou_unmatched_weight: expected a non-negative value"):
         get_config("tiny", iou_unmatched_weight=-0.5)
+    with pytest.raises(ValueError, match="iou_unmatched_target: expected one of"):
+        get_config("tiny", iou_unmatched_target="best")
 
 
-def test_iou_unmatched_weight_reaches_the_criterion(batch) -> None:
+def test_iou_unmatched_weight_and_target_reach_the_criterion(batch) -> None:
+    best = tiny_possam(iou_unmatched_weight=1.0, iou_unmatched_target="best_segment")
+    assert best.criterion.iou_unmatched_target == "best_segment"
     model = tiny_possam(iou_unmatched_weight=1.0)
-    assert model.criterion.iou_unmatched_weight == 1.0
+    assert model.criterion.iou_unmatched_weight == 1.0 and model.criterion.iou_unmatched_target == "zero"
     targets = seen_targets(batch.extras["samples"], SEEN)
     out = model(batch.images)
     plain = tiny_possam()  # the same criterion but for the option

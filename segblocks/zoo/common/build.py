@@ -85,14 +85,19 @@ def build_mask_decoder(cfg: MaskDecodingConfig, *, attention_backend: str = "aut
 
 
 def build_criterion(
-    cfg: MaskDecodingConfig, *, iou_weight: float = 0.0, iou_unmatched_weight: float = 0.0
+    cfg: MaskDecodingConfig,
+    *,
+    iou_weight: float = 0.0,
+    iou_unmatched_weight: float = 0.0,
+    iou_unmatched_target: str = "zero",
 ) -> SetCriterion:
     """The Hungarian matcher and set criterion of a configuration.
 
     Args:
         cfg: the configuration (loss/cost weights, point sampling).
         iou_weight: weight of the IoU regression loss (PosSAM: 1.0; 0 = off).
-        iou_unmatched_weight: the IoU loss's weight on unmatched queries, pulled towards 0 (0 = off).
+        iou_unmatched_weight: the IoU loss's weight on unmatched queries (0 = off).
+        iou_unmatched_target: what their predicted IoU regresses: ``"zero"`` or ``"best_segment"``.
 
     Returns:
         A :class:`~segblocks.losses.SetCriterion` with deep supervision.
@@ -110,6 +115,7 @@ def build_criterion(
         dice_weight=cfg.dice_weight,
         iou_weight=iou_weight,
         iou_unmatched_weight=iou_unmatched_weight,
+        iou_unmatched_target=iou_unmatched_target,
         no_object_weight=cfg.no_object_weight,
         num_points=cfg.num_points,
         oversample_ratio=cfg.oversample_ratio,

@@ -127,7 +127,10 @@ def build_possam(
             iou_head=IoUHead(dim=cfg.hidden_dim, num_layers=cfg.iou_layers),
             ldp=ldp,
             criterion=build_criterion(
-                cfg, iou_weight=cfg.iou_weight, iou_unmatched_weight=cfg.iou_unmatched_weight
+                cfg,
+                iou_weight=cfg.iou_weight,
+                iou_unmatched_weight=cfg.iou_unmatched_weight,
+                iou_unmatched_target=cfg.iou_unmatched_target,
             ),
             num_queries=cfg.num_queries,
             vocabulary=vocab,

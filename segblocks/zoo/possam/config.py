@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from segblocks.losses.query_scores import UNMATCHED_IOU_TARGETS
 from segblocks.zoo.common.config import WORLD_DECODING, MaskDecodingConfig
 
 __all__ = [
@@ -51,8 +52,10 @@ class PosSAMConfig(MaskDecodingConfig):
         clip_pretrained: default CLIP weights (an open_clip tag, a file, a registered tag or None).
         fpn_channels: channels of the trainable FPN on SAM's image embedding (``res2..res5``).
         iou_weight: IoU loss weight (paper: 1.0).
-        iou_unmatched_weight: the IoU loss also pulls unmatched queries' predicted IoU towards 0,
-            with this weight relative to a matched query's (0 = the paper: only matched queries).
+        iou_unmatched_weight: the IoU loss also supervises unmatched queries' predicted IoU, with
+            this weight relative to a matched query's (0 = the paper: only matched queries).
+        iou_unmatched_target: what an unmatched query's predicted IoU regresses: ``"zero"`` or
+            ``"best_segment"``, its mask's best IoU with any segment (SAM's way; ours).
         iou_layers: depth of the IoU head's MLP.
         ldp_heads: heads of LDP's fusing self-attention.
         ldp_ffn_dim: FFN width of LDP's fusing layers.
@@ -82,6 +85,7 @@ class PosSAMConfig(MaskDecodingConfig):
     fpn_channels: int = 256
     iou_weight: float = 1.0
     iou_unmatched_weight: float = 0.0
+    iou_unmatched_target: str = "zero"
     iou_layers: int = 3
     ldp_heads: int = 8
     ldp_ffn_dim: int = 2048
@@ -105,6 +109,10 @@ class PosSAMConfig(MaskDecodingConfig):
         for name in ("fpn_channels", "iou_layers", "ldp_heads", "ldp_ffn_dim", "ldp_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        if self.iou_unmatched_target not in UNMATCHED_IOU_TARGETS:
+            raise ValueError(
+                f"iou_unmatched_target: expected one of {UNMATCHED_IOU_TARGETS}, got {self.iou_unmatched_target!r}"
+            )
         if self.ldp_void not in ("learned", "linear"):
             raise ValueError(f"ldp_void: expected 'learned' or 'linear', got {self.ldp_void!r}")
         for name in ("alpha", "beta"):
