@@ -64,6 +64,9 @@ class OpenVocabClassHead(nn.Module):
     cosine with a learned void embedding (``void="learned"``, FC-CLIP), a constant 0
     (``void="zero"``, a zero prototype as in OMG-Seg) or a linear function of the queries, not
     scaled and so not bounded by the temperature (``void="linear"``, our option; it starts at 0).
+    The linear void may read another input than the queries (``void_dim`` wide, given to
+    :meth:`forward` as ``void_input``): e.g. a mask decoder's query when the head names mask-pooled
+    regions, which two near-identical masks share, while their queries differ.
     ``scale = 1 / temperature``, learnable (stored as its logarithm and clamped at 100, CLIP's rule)
     or fixed (OMG-Seg: fixed 100). The vocabulary is an input, so the same trained head classifies
     any class list.
@@ -75,6 +78,7 @@ class OpenVocabClassHead(nn.Module):
         learnable_temperature: learn the temperature.
         void: ``"learned"``, ``"zero"`` or ``"linear"``.
         num_layers: depth of the query projection MLP (1 = a linear layer).
+        void_dim: width of the linear void's input (default ``dim``: the queries); ``"linear"`` only.
     """
 
     def __init__(
@@ -86,15 +90,23 @@ class OpenVocabClassHead(nn.Module):
         learnable_temperature: bool = True,
         void: str = "learned",
         num_layers: int = 1,
+        void_dim: int | None = None,
     ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature: expected a positive number, got {temperature}")
         if void not in ("learned", "zero", "linear"):
             raise ValueError(f"void: expected 'learned', 'zero' or 'linear', got {void!r}")
+        if void_dim is not None and (void != "linear" or void_dim <= 0):
+            raise ValueError(
+                f"void_dim: expected a positive width with void='linear', got {void_dim} with {void!r}"
+            )
         self.dim = dim
         self.embed_dim = embed_dim
         self.void = void
+        self.void_dim = dim if void_dim is None else void_dim
+        #: the linear void reads ``forward``'s ``void_input``, not the queries (``void_dim`` was given)
+        self.void_reads_input = void_dim is not None
         self.proj = MLP(in_dim=dim, hidden_dim=dim, out_dim=embed_dim, num_layers=num_layers)
         log_scale = torch.tensor(math.log(1.0 / temperature))
         self.log_scale: Tensor
@@ -107,7 +119,7 @@ class OpenVocabClassHead(nn.Module):
         if void == "learned":
             self.void_embedding = nn.Parameter(torch.randn(embed_dim) / math.sqrt(embed_dim))
         elif void == "linear":  # starts at logit 0, the zero prototype's
-            self.void_linear = nn.Linear(dim, 1)
+            self.void_linear = nn.Linear(self.void_dim, 1)
             nn.init.zeros_(self.void_linear.weight)
             nn.init.zeros_(self.void_linear.bias)
 
@@ -122,6 +134,7 @@ class OpenVocabClassHead(nn.Module):
         text_embeddings: Tensor,
         prior: Tensor | None = None,
         prior_gate: Tensor | None = None,
+        void_input: Tensor | None = None,
     ) -> Tensor:
         """Classify every query against a vocabulary.
 
@@ -134,6 +147,8 @@ class OpenVocabClassHead(nn.Module):
                 void logit still reads the queries alone (whether a query is an object is not
                 the prior's to say); a zero prior adds nothing.
             prior_gate: scalar weight of the correction (default 1; with a prior only).
+            void_input: ``[B, Q, void_dim]`` what the linear void reads instead of ``queries``;
+                required when ``void_dim`` was given, refused by the other voids.
 
         Returns:
             ``[B, Q, C + 1]`` logits in float32, the last column the void class.
@@ -157,6 +172,19 @@ class OpenVocabClassHead(nn.Module):
         if text_embeddings.shape[-2] == 0:
             raise ValueError("text_embeddings: expected at least one class, got an empty vocabulary")
         b = queries.shape[0]
+        if void_input is not None:
+            if self.void_linear is None:
+                raise ValueError(f"void_input: given, but this head's void is {self.void!r}, not 'linear'")
+            check_dtype("void_input", void_input, "floating")
+            expected = (*queries.shape[:2], self.void_dim)
+            if tuple(void_input.shape) != expected:
+                raise ValueError(
+                    f"void_input: expected shape {expected} ([B, Q, void_dim]), got {tuple(void_input.shape)}"
+                )
+        elif self.void_reads_input:
+            raise ValueError(
+                f"void_input: required, this head's void reads a separate [B, Q, {self.void_dim}] input"
+            )
         if text_embeddings.ndim == 3 and text_embeddings.shape[0] != b:
             raise ValueError(
                 f"text_embeddings: batch {text_embeddings.shape[0]} does not match queries' batch {b}"
@@ -176,7 +204,7 @@ class OpenVocabClassHead(nn.Module):
         if self.void_embedding is not None:
             void = (void_emb @ F.normalize(self.void_embedding.float(), dim=-1))[..., None] * self.scale
         elif self.void_linear is not None:
-            void = self.void_linear(queries).float()
+            void = self.void_linear(queries if void_input is None else void_input).float()
         else:
             void = logits.new_zeros(*logits.shape[:2], 1)
         return torch.cat([logits, void], dim=-1)

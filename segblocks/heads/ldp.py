@@ -181,7 +181,11 @@ class LocalDiscriminativePooling(nn.Module):
         return self.fuse(*self.pool(mask_features, clip_features, masks))
 
     def classify(
-        self, embeddings: Tensor, text_embeddings: Tensor, clip_regions: Tensor | None = None
+        self,
+        embeddings: Tensor,
+        text_embeddings: Tensor,
+        clip_regions: Tensor | None = None,
+        void_input: Tensor | None = None,
     ) -> Tensor:
         """Class logits of LDP embeddings against a vocabulary.
 
@@ -190,6 +194,9 @@ class LocalDiscriminativePooling(nn.Module):
             text_embeddings: ``[C, E]`` or ``[B, C, E]`` CLIP text embeddings.
             clip_regions: ``[B, Q, E]`` the mask-pooled CLIP features (:meth:`pool`'s second output);
                 required with ``clip_residual=True``, refused without it.
+            void_input: ``[B, Q, void_dim]`` what a class head with a linear void reads instead of
+                the embeddings (e.g. the decoder's queries: two near-identical masks pool the same
+                features, so only their queries can tell the duplicate from the match).
 
         Returns:
             ``[B, Q, C + 1]`` float32 logits, the last column void.
@@ -203,4 +210,10 @@ class LocalDiscriminativePooling(nn.Module):
             raise ValueError("clip_regions: required by an LDP built with clip_residual=True")
         if not self.clip_residual and clip_regions is not None:
             raise ValueError("clip_regions: given, but this LDP was built with clip_residual=False")
-        return self.class_head(embeddings, text_embeddings, prior=clip_regions, prior_gate=self.residual_gate)
+        return self.class_head(
+            embeddings,
+            text_embeddings,
+            prior=clip_regions,
+            prior_gate=self.residual_gate,
+            void_input=void_input,
+        )

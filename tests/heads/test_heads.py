@@ -68,6 +68,32 @@ def test_open_vocab_linear_void_starts_at_zero_and_is_not_bounded_by_the_tempera
     assert head.void_linear.weight.grad is not None and head.void_linear.weight.grad.abs().sum() > 0
 
 
+def test_open_vocab_linear_void_can_read_another_input() -> None:
+    torch.manual_seed(3)
+    head = OpenVocabClassHead(dim=8, embed_dim=4, void="linear", void_dim=6)
+    q, text, other = torch.randn(2, 3, 8), torch.randn(5, 4), torch.randn(2, 3, 6, requires_grad=True)
+    with torch.no_grad():
+        head.void_linear.weight.normal_()
+    logits = head(q, text, void_input=other)
+    expected = other @ head.void_linear.weight[0] + head.void_linear.bias
+    torch.testing.assert_close(logits[..., 5], expected)
+    same = head(q.flip(1), text, void_input=other)  # the names follow the queries, the void its input
+    torch.testing.assert_close(same[..., 5], logits[..., 5])
+    same.sum().backward()
+    assert other.grad is not None and other.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="void_input: required"):
+        head(q, text)
+    with pytest.raises(ValueError, match=r"void_input: expected shape \(2, 3, 6\)"):
+        head(q, text, void_input=torch.randn(2, 3, 8))
+    with pytest.raises(TypeError, match="void_input"):
+        head(q, text, void_input=torch.ones(2, 3, 6, dtype=torch.int64))
+    with pytest.raises(ValueError, match="void_input: given, but this head's void is 'learned'"):
+        OpenVocabClassHead(dim=8, embed_dim=4)(q, text, void_input=other)
+    for bad in ({"void_dim": 0, "void": "linear"}, {"void_dim": 6, "void": "learned"}):
+        with pytest.raises(ValueError, match="void_dim: expected a positive width"):
+            OpenVocabClassHead(dim=8, embed_dim=4, **bad)
+
+
 def test_open_vocab_temperature_learnable_or_fixed() -> None:
     learn = OpenVocabClassHead(dim=8, embed_dim=4, temperature=0.07)
     fixed = OpenVocabClassHead(dim=8, embed_dim=4, temperature=0.01, learnable_temperature=False, void="zero")

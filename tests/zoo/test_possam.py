@@ -310,10 +310,25 @@ def test_a_checkpoint_keeps_the_ldp_options(tmp_path) -> None:
     assert model.config.ldp_void == "linear" and model.ldp.class_head.void_linear is not None
 
 
+def test_a_query_void_reads_the_decoders_queries(batch) -> None:
+    model = tiny_possam(ldp_void="query")
+    head = model.ldp.class_head
+    assert head.void_reads_input and head.void_linear is not None
+    assert head.void_linear.in_features == model.mask_decoder.dim
+    with torch.no_grad():
+        head.void_linear.weight.normal_()
+    out = model(batch.images)
+    expected = out.query_embeddings @ head.void_linear.weight[0] + head.void_linear.bias
+    torch.testing.assert_close(out.class_logits[..., -1], expected)
+    targets = seen_targets(batch.extras["samples"], SEEN)
+    model.losses(out, targets, torch.Generator().manual_seed(0))["loss_class"].backward()
+    assert model.query_feat.weight.grad is not None, "the void's loss reaches the decoder's queries"
+
+
 def test_config_rejects_an_unknown_ldp_void_or_iou_unmatched_target_or_a_negative_weight() -> None:
     from segblocks.zoo.possam.config import get_config
 
-    with pytest.raises(ValueError, match="ldp_void: expected 'learned' or 'linear'"):
+    with pytest.raises(ValueError, match=r"ldp_void: expected one of \('learned', 'linear', 'query'\)"):
         get_config("tiny", ldp_void="zero")
     with pytest.raises(ValueError, match="iou_unmatched_weight: expected a non-negative value"):
         get_config("tiny", iou_unmatched_weight=-0.5)

@@ -204,6 +204,16 @@ def test_shipped_file_keeps_the_ldp_options(tmp_path: Path) -> None:
     assert loaded.ldp.residual_gate is not None and float(loaded.ldp.residual_gate.detach()) == 0.5
     assert loaded.config.ldp_void == "linear" and loaded.ldp.class_head.void_linear is not None
     assert {RESIDUAL_GATE, LINEAR_VOID} <= set(load_file(str(tmp_path / "w.safetensors")))
+    query = load_shipped_possam(
+        export_trained_weights(
+            load_possam(variant=get_config("tiny", ldp_void="query")), tmp_path / "q.safetensors"
+        )
+    )
+    assert (
+        query.config is not None
+        and query.config.ldp_void == "query"
+        and query.ldp.class_head.void_reads_input
+    )
 
 
 def _mixed_vocabulary(model: PosSAM) -> tuple[list[str], list[bool]]:

@@ -107,7 +107,8 @@ def build_possam(
             embed_dim=embed_dim,
             temperature=cfg.temperature,
             learnable_temperature=cfg.learnable_temperature,
-            void=cfg.ldp_void,
+            void="learned" if cfg.ldp_void == "learned" else "linear",
+            void_dim=cfg.hidden_dim if cfg.ldp_void == "query" else None,
         )
         ldp = LocalDiscriminativePooling(
             sam_dim=cfg.mask_dim,

@@ -15,6 +15,7 @@ from segblocks.losses.query_scores import UNMATCHED_IOU_TARGETS
 from segblocks.zoo.common.config import WORLD_DECODING, MaskDecodingConfig
 
 __all__ = [
+    "LDP_VOIDS",
     "VARIANTS",
     "WORLD_CLIP_MODEL",
     "WORLD_CLIP_PRETRAINED",
@@ -41,6 +42,10 @@ PAPER_CLIP_MODEL = "convnext_large_d_320"
 PAPER_CLIP_PRETRAINED = "laion2b_s29b_b131k_ft_soup"
 
 
+#: How LDP's class head may score void (``PosSAMConfig.ldp_void``).
+LDP_VOIDS = ("learned", "linear", "query")
+
+
 @dataclass(frozen=True)
 class PosSAMConfig(MaskDecodingConfig):
     """Every size and weight of a PosSAM build (defaults: the paper with SAM ViT-B).
@@ -65,7 +70,9 @@ class PosSAMConfig(MaskDecodingConfig):
             ``clip_residual``; our option, off in the paper's configurations).
         ldp_void: how LDP's class head scores void (:class:`~segblocks.heads.OpenVocabClassHead`'s
             ``void``): ``"learned"`` (FC-CLIP's cosine with a learned embedding, the paper's) or
-            ``"linear"`` (a linear function of LDP's tokens, not bounded by the temperature; ours).
+            ``"linear"`` (a linear function of LDP's tokens, not bounded by the temperature; ours) or
+            ``"query"`` (a linear function of the mask decoder's query, which, unlike the pooled
+            tokens, differs between a segment's match and its near-duplicate; ours).
         alpha: ensembles: CLIP's exponent for seen classes (FC-CLIP: 0.4).
         beta: ensembles: CLIP's exponent for unseen classes (FC-CLIP: 0.8).
         mase_use_iou: MASE weights masks by their predicted IoU.
@@ -113,8 +120,8 @@ class PosSAMConfig(MaskDecodingConfig):
             raise ValueError(
                 f"iou_unmatched_target: expected one of {UNMATCHED_IOU_TARGETS}, got {self.iou_unmatched_target!r}"
             )
-        if self.ldp_void not in ("learned", "linear"):
-            raise ValueError(f"ldp_void: expected 'learned' or 'linear', got {self.ldp_void!r}")
+        if self.ldp_void not in LDP_VOIDS:
+            raise ValueError(f"ldp_void: expected one of {LDP_VOIDS}, got {self.ldp_void!r}")
         for name in ("alpha", "beta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")

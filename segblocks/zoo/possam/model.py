@@ -151,10 +151,11 @@ class PosSAM(nn.Module):
             )
             embedded = self.ldp.fuse(sam_regions, clip_regions)
             prior = clip_regions if self.ldp.clip_residual else None
+            void_input = embeddings if self.ldp.class_head.void_reads_input else None  # ldp_void="query"
             predictions.append(
                 MaskPredictions(
                     mask_logits=masks,
-                    class_logits=self.ldp.classify(embedded, text_embeddings, prior),
+                    class_logits=self.ldp.classify(embedded, text_embeddings, prior, void_input),
                     iou_scores=self.iou_head(embeddings),
                     query_embeddings=embeddings,
                 )

@@ -6,8 +6,8 @@ PosSAM file keeps only what PosSAM trained — the SAM-side FPN, the pixel and m
 queries, the IoU head and LDP — in fp16, and in its header the ensembles' exponents and the
 per-classifier object thresholds calibrated on training images
 (:mod:`segblocks.zoo.possam.calibration`), if the model has them (LDP's options are known by
-their tensors: ``ldp_clip_residual`` by its gate ``ldp.residual_gate``, ``ldp_void="linear"`` by
-``ldp.class_head.void_linear.weight``);
+their tensors: ``ldp_clip_residual`` by its gate ``ldp.residual_gate``, ``ldp_void="linear"`` and
+``"query"`` by ``ldp.class_head.void_linear.weight``, as wide as LDP's tokens or as the queries);
 :func:`load_shipped_possam` builds the world-scale model on the shipped foundation models and fills
 in the rest.
 """
@@ -45,7 +45,7 @@ THRESHOLDS_KEY = "object_mask_thresholds"
 EXPONENTS_KEY = "ensemble_exponents"
 #: The tensor that only an LDP with ``clip_residual=True`` has.
 RESIDUAL_GATE = "ldp.residual_gate"
-#: The tensor that only an LDP with a linear void logit (``ldp_void="linear"``) has.
+#: The tensor that only an LDP with a linear void logit (``ldp_void="linear"`` or ``"query"``) has.
 LINEAR_VOID = "ldp.class_head.void_linear.weight"
 #: The world-scale weights trained by ``segblocks train possam`` (see ``zoo/possam/README.md``).
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "shapes.safetensors"
@@ -88,6 +88,13 @@ def export_trained_weights(
     return save_state_dict_file(_trained_state(model), path, metadata=header or None)
 
 
+def _ldp_void(state: dict[str, Tensor]) -> str:
+    """The ``ldp_void`` of a trained state: the linear void's width tells the queries from LDP's tokens."""
+    if LINEAR_VOID not in state:
+        return "learned"
+    return "query" if state[LINEAR_VOID].shape[-1] == get_config("tiny").hidden_dim else "linear"
+
+
 def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | torch.device = "cpu") -> PosSAM:
     """The world-scale PosSAM with the shipped weights (trained on the shapes world's seen classes).
 
@@ -116,7 +123,7 @@ def load_shipped_possam(path: str | Path = SHIPPED_WEIGHTS, *, device: str | tor
     # shipped tiny SAM and CLIP, the seen-class vocabulary, the header's calibration
     options = {
         "ldp_clip_residual": RESIDUAL_GATE in state,
-        "ldp_void": "linear" if LINEAR_VOID in state else "learned",
+        "ldp_void": _ldp_void(state),
     }
     model = load_possam(variant=get_config("tiny", **options, **_header_calibration(path)))
     expected = _trained_state(model)
