@@ -4,7 +4,7 @@ from segblocks.losses.alignment import ALIGNMENT_LOSSES, region_text_alignment_l
 from segblocks.losses.grouped_criterion import ExtraLoss, GroupedCriterion
 from segblocks.losses.mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 from segblocks.losses.prompt_iou import eligible_iou_loss
-from segblocks.losses.query_scores import matched_iou_loss, objectness_loss
+from segblocks.losses.query_scores import binary_mask_ious, matched_iou_loss, objectness_loss
 from segblocks.losses.selection import CandidateSelectionLoss
 from segblocks.losses.set_criterion import SetCriterion
 
@@ -14,6 +14,7 @@ __all__ = [
     "ExtraLoss",
     "GroupedCriterion",
     "SetCriterion",
+    "binary_mask_ious",
     "dice_loss",
     "eligible_iou_loss",
     "matched_iou_loss",

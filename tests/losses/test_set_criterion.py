@@ -8,8 +8,14 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss as tv_focal
 
-from segblocks.losses import SetCriterion, dice_loss, matched_iou_loss, sigmoid_ce_loss, sigmoid_focal_loss
-from segblocks.losses.query_scores import binary_mask_ious
+from segblocks.losses import (
+    SetCriterion,
+    binary_mask_ious,
+    dice_loss,
+    matched_iou_loss,
+    sigmoid_ce_loss,
+    sigmoid_focal_loss,
+)
 from segblocks.matchers import HungarianMatcher
 from segblocks.structures import MaskPredictions, Targets
 
