@@ -53,13 +53,13 @@ def test_shipped_weights_are_small_and_load() -> None:
 def test_shipped_weights_keep_their_measured_accuracy() -> None:
     """Regression guard: open-vocabulary PQ of the shipped model on the first 16 val images.
 
-    Measured when the weights were shipped (runs/possam_v13: 2,400 steps on the tiny CLIP clip_v13;
-    calibrated on training images, see zoo/possam/README.md: ensemble exponents chosen on a proxy
-    split, MASE 1.0 / 1.0 and geometric 0.8 / 1.0; object thresholds LDP 0.20, CLIP, geometric and
-    MASE 0.30): PQ LDP 41.9, CLIP 61.3, geometric 60.1, MASE 57.2; MASE's unseen-class PQ 47.5, its
-    PQ things 39.9. With FC-CLIP's 0.4 / 0.8 the same weights scored geometric 49.5, MASE 48.9 and
-    MASE unseen 22.2. The frozen CLIP alone still leads MASE (issue 19's MASE-leads target is not
-    met; the card says why), so the guard holds each classifier to its own level.
+    Measured when the weights were shipped (runs/possam_v21: 2,400 steps on the tiny CLIP clip_v13
+    with LDP's void read from the decoder's queries and the IoU loss on every query towards its
+    mask's best segment; calibrated on training images, see zoo/possam/README.md: ensemble exponents
+    chosen on a proxy split, MASE 0.8 / 1.0 and geometric 1.0 / 0.8; object thresholds LDP 0.25,
+    CLIP and geometric 0.40, MASE 0.30): PQ LDP 50.1, CLIP 61.4, geometric 61.0, MASE 65.0; MASE's
+    unseen-class PQ 56.0, its PQ things 48.5. MASE leads every other classifier (issue 19's target;
+    on 100 val images 63.8 against 63.4 / 62.6 / 53.2, and over two seeds).
     """
     from segblocks.data import CATEGORIES, ShapesDataset, ShapesWorldConfig, collate_batch
     from segblocks.zoo.possam import PosSAMPredictor
@@ -71,14 +71,14 @@ def test_shipped_weights_keep_their_measured_accuracy() -> None:
     thresholds = predictor.object_mask_thresholds  # calibrated, carried by the file's header
     assert set(thresholds) == {"ldp", "clip", "geometric", "mase"}, thresholds
     assert set(thresholds.values()) <= set(THRESHOLD_GRID), thresholds
-    assert (predictor.mase.alpha, predictor.mase.beta) == (1.0, 1.0)  # calibrated, in the header too
-    assert (predictor.geometric.alpha, predictor.geometric.beta) == (0.8, 1.0)
+    assert (predictor.mase.alpha, predictor.mase.beta) == (0.8, 1.0)  # calibrated, in the header too
+    assert (predictor.geometric.alpha, predictor.geometric.beta) == (1.0, 0.8)
     data = ShapesDataset(ShapesWorldConfig(image_size=(128, 128), seed=0), split="val", length=16)
     batches = [collate_batch([data[i] for i in range(j, j + 8)]) for j in (0, 8)]
     results = evaluate(predictor, batches)
-    assert results["mase"].pq >= 53.0, results["mase"]
-    assert results["mase"].pq_unseen >= 40.0, results["mase"]
-    assert results["mase"].pq_things >= 35.0, results["mase"]
-    assert results["geometric"].pq >= 56.0, results["geometric"]
-    assert results["clip"].pq >= 57.0 and results["clip"].pq_things >= 42.0, results["clip"]
-    assert results["mase"].pq >= results["ldp"].pq + 10.0, results
+    assert results["mase"].pq >= 61.0, results["mase"]
+    assert results["mase"].pq_unseen >= 50.0, results["mase"]
+    assert results["mase"].pq_things >= 44.0, results["mase"]
+    assert results["geometric"].pq >= 57.0, results["geometric"]
+    assert results["clip"].pq >= 57.0 and results["clip"].pq_things >= 39.0, results["clip"]
+    assert results["mase"].pq >= max(results[c].pq for c in ("ldp", "clip", "geometric")) + 2.0, results
