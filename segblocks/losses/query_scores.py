@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segblocks._validation import check_dtype
 from segblocks.losses.mask_losses import sigmoid_focal_loss
 from segblocks.matchers.hungarian import Matching
 from segblocks.structures import Targets
@@ -59,7 +60,17 @@ def binary_mask_ious(mask_logits: Tensor, masks: Tensor) -> Tensor:
 
     Returns:
         ``[Q, N]`` float32 IoUs (0 where both masks are empty).
+
+    Raises:
+        ValueError: when the two do not have the same rank and leading dimensions.
+        TypeError: on non-floating ``mask_logits``.
     """
+    check_dtype("mask_logits", mask_logits, "floating")
+    if mask_logits.ndim < 3 or masks.ndim != mask_logits.ndim or masks.shape[1:-2] != mask_logits.shape[1:-2]:
+        raise ValueError(
+            f"mask_logits, masks: expected [Q, *lead, h, w] and [N, *lead, H, W], got "
+            f"{tuple(mask_logits.shape)} and {tuple(masks.shape)}"
+        )
     h, w = mask_logits.shape[-2:]
     if not masks.shape[0]:
         return mask_logits.new_zeros(mask_logits.shape[0], 0, dtype=torch.float32)

@@ -229,6 +229,10 @@ def test_iou_loss_can_pull_unmatched_queries_towards_their_best_segment() -> Non
     assert grad[1] < 0 and grad[3] > 0, "the duplicate is pulled up, the empty mask down"
     assert torch.equal(binary_mask_ious(logits[0], tgt.masks)[:, 0], torch.tensor([1.0, 1.0, 0.0, 0.0]))
     assert binary_mask_ious(logits[0], tgt.masks[:0]).shape == (4, 0)
+    with pytest.raises(ValueError, match=r"mask_logits, masks: expected \[Q, \*lead, h, w\]"):
+        binary_mask_ious(logits[0], tgt.masks[None])
+    with pytest.raises(TypeError, match="mask_logits"):
+        binary_mask_ious(logits[0] > 0, tgt.masks)
     no_targets = Targets(masks=masks[:0], labels=torch.tensor([], dtype=torch.int64))
     none = [(torch.tensor([], dtype=torch.int64),) * 2]
     torch.testing.assert_close(
