@@ -129,9 +129,13 @@ def matched_iou_loss(
         src = src.to(device)
         if not src.numel() and not unmatched_weight:
             continue
-        ious = binary_mask_ious(mask_logits[i], targets[i].masks)  # [Q, N]
+        if not unmatched_weight:  # the matched masks alone: [M, N], row k = query src[k]
+            ious = binary_mask_ious(mask_logits[i, src], targets[i].masks)
+            rows = torch.arange(src.numel(), device=device)
+        else:  # every query's: [Q, N]
+            ious, rows = binary_mask_ious(mask_logits[i], targets[i].masks), src
         if src.numel():
-            matched.append((iou_scores[i, src].float().sigmoid(), ious[src, tgt.to(device)]))
+            matched.append((iou_scores[i, src].float().sigmoid(), ious[rows, tgt.to(device)]))
         if unmatched_weight:
             rest = torch.ones(iou_scores.shape[1], dtype=torch.bool, device=device)
             rest[src] = False
