@@ -337,13 +337,15 @@ def test_config_rejects_an_unknown_ldp_void_or_iou_unmatched_target_or_a_negativ
 
 
 def test_iou_unmatched_weight_and_target_reach_the_criterion(batch) -> None:
-    best = tiny_possam(iou_unmatched_weight=1.0, iou_unmatched_target="best_segment")
-    assert best.criterion.iou_unmatched_target == "best_segment"
-    model = tiny_possam(iou_unmatched_weight=1.0)
+    best = tiny_possam()  # the world-scale default: every query towards its best segment
+    assert (
+        best.criterion.iou_unmatched_weight == 1.0 and best.criterion.iou_unmatched_target == "best_segment"
+    )
+    model = tiny_possam(iou_unmatched_target="zero")
     assert model.criterion.iou_unmatched_weight == 1.0 and model.criterion.iou_unmatched_target == "zero"
     targets = seen_targets(batch.extras["samples"], SEEN)
     out = model(batch.images)
-    plain = tiny_possam()  # the same criterion but for the option
+    plain = tiny_possam(iou_unmatched_weight=0.0)  # the same criterion but for the option
     with_unmatched = model.losses(out, targets, torch.Generator().manual_seed(0))["loss_iou"]
     without = plain.losses(out, targets, torch.Generator().manual_seed(0))["loss_iou"]
     assert float(with_unmatched) > float(without), "unmatched queries add their squared IoU"

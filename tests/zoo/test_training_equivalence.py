@@ -31,6 +31,8 @@ ARGS = {
         "--sam-model", "vit_tiny", "--sam-checkpoint", "none", "--clip-model", TINY_CLIP,
         "--clip-pretrained", "none", "--lr", "2e-3", "--warmup-steps", "0", *COMMON,
         "--set", *[f"{k}={v}" for k, v in POSSAM_TINY.items()],
+        # the options of the recording's time (the world-scale defaults since differ)
+        "ldp_void=learned", "iou_unmatched_weight=0.0", "iou_unmatched_target=zero",
     ],
 }  # fmt: skip
 MAINS: dict[str, Callable[[list[str]], int]] = {"mask2former": mask2former_main, "possam": possam_main}

@@ -211,6 +211,11 @@ VARIANTS: dict[str, PosSAMConfig] = {
         fpn_channels=64,
         ldp_heads=4,
         ldp_ffn_dim=256,
+        # measured on the shapes world (the card's possam_v19-v21): LDP's void read from the decoder's
+        # queries, and the IoU loss on every query towards its mask's best segment
+        ldp_void="query",
+        iou_unmatched_weight=1.0,
+        iou_unmatched_target="best_segment",
     ),
 }
 
