@@ -152,6 +152,7 @@ def clip_losses(
     crop_statistics: bool = False,
     phrase_matching: bool = False,
     class_targets: str = "labels",
+    region_labels: bool = False,
 ) -> dict[str, Tensor]:
     """The three training losses of the tiny CLIP on one batch (see the module docstring).
 
@@ -182,19 +183,26 @@ def clip_losses(
             ``"phrases"`` the class its own phrase names, for every class -- each of the 18
             class-name texts judged true or false of the object by :func:`phrase_relations`, like
             any other phrase, so no label reaches the loss.
+        region_labels: also apply ``label_head`` to the mask-pooled segments of the whole images
+            (loss ``"region_label"``, seen classes only, as for the crops), so the label signal
+            reaches the dense map, not only the crops' pooled embedding. Needs ``label_head``.
 
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
-        fp32 losses, and ``"crop_label"`` with a ``label_head``. ``name_uniformity`` (Wang &
+        fp32 losses, and ``"crop_label"`` with a ``label_head`` (and ``"region_label"`` with
+        ``region_labels``). ``name_uniformity`` (Wang &
         Isola's uniformity of the 18 class-name embeddings, a text-only term) is logged always and
         weighted by the recipe's ``--uniformity-weight``; ``"crop_phrase"`` and ``"region_phrase"``
         with ``phrase_matching``.
 
     Raises:
-        ValueError: on an unseen id that is not a category id, or an unknown ``class_targets``.
+        ValueError: on an unseen id that is not a category id, an unknown ``class_targets``, or
+            ``region_labels`` without a ``label_head``.
     """
     if class_targets not in ("labels", "phrases"):
         raise ValueError(f"class_targets: expected 'labels' or 'phrases', got {class_targets!r}")
+    if region_labels and label_head is None:
+        raise ValueError("region_labels: needs a label_head to apply to the mask-pooled segments")
     bad = sorted(i for i in unseen_ids if not 0 <= i < len(CATEGORIES))
     if bad:
         raise ValueError(f"unseen_ids: expected category ids in [0, {len(CATEGORIES)}), got {bad}")
@@ -209,7 +217,8 @@ def clip_losses(
         feats = backbone(batch.images)
     crops = F.normalize(crop_embeddings, dim=-1)
     images = F.normalize(feats["clip_global"], dim=-1)
-    regions = backbone.pool_masks(feats["clip_dense"], batch.masks)  # [B, S, D]
+    pooled = backbone.pool_masks(feats["clip_dense"], batch.masks, normalize=False)  # [B, S, D]
+    regions = F.normalize(pooled, dim=-1)
     valid = batch.mask_labels >= 0
     extra: dict[str, Tensor] = {}
     if phrase_matching:
@@ -253,6 +262,13 @@ def clip_losses(
     }
     if label_head is not None:
         losses["crop_label"] = _seen_cross_entropy(label_head(crop_embeddings), batch.crop_labels, unseen)
+    if region_labels:
+        # mask pooling commutes with the tower's linear head, so the pooled dense map lives where the
+        # crops' ``clip_global`` does and the same head reads both
+        assert label_head is not None
+        losses["region_label"] = _seen_cross_entropy(
+            label_head(pooled[valid]), batch.mask_labels[valid], unseen
+        )
     return losses
 
 

@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--label-weight", type=float, default=2.0, help="weight of the label head's cross-entropy")
     p.add_argument(
+        "--region-label-weight",
+        type=float,
+        default=0.0,
+        help="weight of the label head's cross-entropy on the mask-pooled segments of the whole "
+        "images (seen classes; 0: off)",
+    )
+    p.add_argument(
         "--label-head",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -229,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         if not value > 0:
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive learning rate, got {value}")
+    if not args.region_label_weight >= 0:
+        raise ValueError(f"--region-label-weight: expected a weight >= 0, got {args.region_label_weight}")
+    if args.region_label_weight > 0 and not args.label_head:
+        raise ValueError("--region-label-weight: needs the label head (drop --no-label-head)")
     torch.set_num_threads(args.threads)
     dist = setup_distributed(device="cpu")
     seed_everything(args.seed)
@@ -296,12 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             crop_statistics=args.crop_statistics,
             phrase_matching=args.phrase_matching,
             class_targets=args.class_targets,
+            region_labels=args.region_label_weight > 0,
         )
         weights = {
             "caption": args.phrase_weight,
             "crop_phrase": args.phrase_weight,
             "region_phrase": args.phrase_weight,
             "crop_label": args.label_weight,
+            "region_label": args.region_label_weight,
             "name_uniformity": args.uniformity_weight,
             "crop_class": args.class_weight,
             "region_class": args.class_weight,

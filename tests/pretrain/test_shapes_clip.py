@@ -11,6 +11,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 
 from segblocks.backbones import OpenCLIPBackbone
@@ -287,6 +288,37 @@ def test_class_name_losses_never_see_the_labels_of_unseen_classes() -> None:
         clip_losses.clip_losses(backbone, batch, np.random.default_rng(0), unseen_ids={99})
 
 
+def test_region_labels_apply_the_label_head_to_seen_segments_only() -> None:
+    """``region_labels`` is the label head's cross-entropy on the mask-pooled (unnormalised) segments
+    of the whole images, over seen classes only; its gradient reaches the dense map's tower."""
+    world = ShapesWorld(SMALL_WORLD)
+    index = next(i for i in range(200) if any(g.category_id in UNSEEN for g in world.sample(i).segments))
+    batch = make_clip_batch(world, [index, index + 1], np.random.default_rng(0), crop_size=32)
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).eval()
+    head = torch.nn.Linear(backbone.embed_dim, len(CATEGORIES))
+    losses = clip_losses.clip_losses(
+        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, label_head=head, region_labels=True
+    )
+    with torch.no_grad():
+        dense = backbone(batch.images)["clip_dense"]
+        pooled = backbone.pool_masks(dense, batch.masks, normalize=False)
+        keep = (batch.mask_labels >= 0) & ~torch.isin(batch.mask_labels, torch.tensor(sorted(UNSEEN)))
+        expected = F.cross_entropy(head(pooled[keep]), batch.mask_labels[keep])
+    assert bool(torch.isin(batch.mask_labels, torch.tensor(sorted(UNSEEN))).any())  # some are left out
+    torch.testing.assert_close(losses["region_label"], expected)
+    losses["region_label"].backward()
+    assert all(p.grad is not None for p in backbone.clip.visual.trunk.parameters())
+    without = clip_losses.clip_losses(
+        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, label_head=head
+    )
+    assert "region_label" not in without
+    with pytest.raises(ValueError, match="region_labels: needs a label_head"):
+        clip_losses.clip_losses(
+            backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, region_labels=True
+        )
+
+
 def test_class_names_can_take_their_targets_from_the_phrases() -> None:
     """With ``class_targets="phrases"`` every class's crops and segments meet the class names, judged
     by what their own phrases say: labels never reach the loss, phrases do."""
@@ -363,6 +395,8 @@ def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
             ["--images-per-step", "4", "--full-images", "5"],
             "--full-images: expected an int in \\[0, --images-per-step=4\\]",
         ),
+        (["--region-label-weight", "-1"], "--region-label-weight: expected a weight >= 0"),
+        (["--region-label-weight", "1", "--no-label-head"], "--region-label-weight: needs the label head"),
     ],
 )
 def test_recipe_option_errors(argv: list[str], match: str, tmp_path: Path) -> None:
