@@ -6,6 +6,12 @@ evaluation: ``{"thing_crops_seen": ..., "thing_top1": ..., ...}``. One polyline 
     python bench/plot_curves.py --out zoo/shapes-clip-tiny/curves.png \
         --run "lr 1e-2, 64 px=runs/probe_a/curve.jsonl" --run "shipped=runs/clip/curve.jsonl" \
         --metric thing_top1 --metric mask_pool_top1
+
+A run may name its own metric after ``@`` (records without it, such as a recipe's training-loss
+lines in ``metrics.jsonl``, are skipped), so one file can give several curves::
+
+    python bench/plot_curves.py --out curves.png --x step --y-label "PQ (%)" \
+        --run "MASE=runs/possam/metrics.jsonl@val/mase/pq" --run "LDP=runs/possam/metrics.jsonl@val/ldp/pq"
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def _tick_step(x_max: float) -> float:
 
 
 def plot_curves(
-    runs: Sequence[tuple[str, Path]],
+    runs: Sequence[tuple[str, Path] | tuple[str, Path, str]],
     metrics: Sequence[str],
     out: Path,
     x_key: str = "thing_crops_seen",
@@ -68,7 +74,8 @@ def plot_curves(
     """Draw every run's ``metrics`` (times ``y_scale``, percent 0-100) against ``x_key`` and save a PNG.
 
     Args:
-        runs: ``(label, curve.jsonl path)`` pairs.
+        runs: ``(label, curve.jsonl path)`` pairs, or ``(label, path, metric)`` for a run drawn with
+            its own metric instead of ``metrics``.
         metrics: keys of the curve records to draw (at most three: solid, dashed, dotted).
         out: the PNG to write.
         x_key: the record key of the x axis.
@@ -88,12 +95,14 @@ def plot_curves(
     if not y_scale > 0:
         raise ValueError(f"y_scale: expected a positive factor, got {y_scale!r}")
     data = []
-    for label, path in runs:
+    for label, path, *own in runs:
         records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        keys = list(own) or list(metrics)
+        records = [r for r in records if x_key in r and any(k in r for k in keys)]
         if not records:
-            raise ValueError(f"runs: {str(path)!r} holds no curve records")
-        data.append((label, records))
-    x_max = max(r[x_key] for _, records in data for r in records) * 1.05
+            raise ValueError(f"runs: {str(path)!r} holds no curve records with {x_key!r} and {keys}")
+        data.append((label, records, keys))
+    x_max = max(r[x_key] for _, records, _ in data for r in records) * 1.05
     img = Image.new("RGB", (_W, _H), "white")
     draw = ImageDraw.Draw(img)
     x0, x1, y0, y1 = _LEFT, _W - _RIGHT, _H - _BOTTOM, _TOP
@@ -114,9 +123,9 @@ def plot_curves(
     draw.text(((x0 + x1) / 2 - 60, y0 + 30), f"{x_key} (training)", fill="black")
     draw.text((x0, 8), y_label, fill="black")
     legend_y = _TOP
-    for i, (label, records) in enumerate(data):
+    for i, (label, records, keys) in enumerate(data):
         colour = _COLOURS[i % len(_COLOURS)]
-        for metric, dash in zip(metrics, _DASHES):
+        for metric, dash in zip(keys, _DASHES):
             points = [to_px(r[x_key], r[metric] * y_scale) for r in records if metric in r]
             for p, q in itertools.pairwise(points):
                 _dashed(draw, p, q, dash, colour)
@@ -133,19 +142,25 @@ def plot_curves(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``--run LABEL=PATH`` (repeatable), ``--metric NAME`` (repeatable), ``--out``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", action="append", required=True, help="LABEL=path/to/curve.jsonl")
+    p.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="LABEL=path/to/curve.jsonl[@METRIC] (METRIC: this run's own)",
+    )
     p.add_argument("--metric", action="append", default=None, help="record key to plot (default thing_top1)")
     p.add_argument("--x", default="thing_crops_seen", help="record key of the x axis")
     p.add_argument("--y-scale", type=float, default=1.0, help="factor to percent (100 for fractions)")
     p.add_argument("--y-label", default="val top-1 (%)", help="title of the y axis")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = p.parse_args(argv)
-    runs = []
+    runs: list[tuple[str, Path] | tuple[str, Path, str]] = []
     for spec in args.run:
         if "=" not in spec:
-            raise ValueError(f"--run: expected LABEL=PATH, got {spec!r}")
+            raise ValueError(f"--run: expected LABEL=PATH[@METRIC], got {spec!r}")
         label, path = spec.split("=", 1)
-        runs.append((label, Path(path)))
+        path, at, metric = path.partition("@")
+        runs.append((label, Path(path), metric) if at else (label, Path(path)))
     plot_curves(
         runs,
         args.metric or ["thing_top1"],

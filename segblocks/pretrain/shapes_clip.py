@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         "images (seen classes; 0: off)",
     )
     p.add_argument(
+        "--region-crop-weight",
+        type=float,
+        default=0.0,
+        help="weight of the pull of each thing's mask-pooled embedding towards its crops' (0: off)",
+    )
+    p.add_argument(
         "--label-head",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -236,8 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         if not value > 0:
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive learning rate, got {value}")
-    if not args.region_label_weight >= 0:
-        raise ValueError(f"--region-label-weight: expected a weight >= 0, got {args.region_label_weight}")
+    for name in ("region_label_weight", "region_crop_weight"):
+        if not getattr(args, name) >= 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected a weight >= 0, got {getattr(args, name)}")
     if args.region_label_weight > 0 and not args.label_head:
         raise ValueError("--region-label-weight: needs the label head (drop --no-label-head)")
     torch.set_num_threads(args.threads)
@@ -308,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             phrase_matching=args.phrase_matching,
             class_targets=args.class_targets,
             region_labels=args.region_label_weight > 0,
+            region_crop=args.region_crop_weight > 0,
         )
         weights = {
             "caption": args.phrase_weight,
@@ -315,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "region_phrase": args.phrase_weight,
             "crop_label": args.label_weight,
             "region_label": args.region_label_weight,
+            "region_crop": args.region_crop_weight,
             "name_uniformity": args.uniformity_weight,
             "crop_class": args.class_weight,
             "region_class": args.class_weight,

@@ -319,6 +319,44 @@ def test_region_labels_apply_the_label_head_to_seen_segments_only() -> None:
         )
 
 
+def test_region_crop_pulls_each_things_segment_towards_its_own_crops() -> None:
+    """``region_crop``: one minus the cosine between a thing's mask-pooled embedding and the mean of its
+    crops' embeddings (detached); the segments' things are the first crops' things, in order."""
+    world = ShapesWorld(SMALL_WORLD)
+    batch = make_clip_batch(world, [0, 1, 2], np.random.default_rng(0), crop_size=32, views=2, full_images=2)
+    labels = batch.mask_labels[batch.mask_labels >= 0]
+    things = [p for p, c in zip(batch.mask_phrases, labels.tolist()) if CATEGORIES[c].is_thing]
+    assert 0 < len(things) < len(batch.thing_phrases)  # the third image's things have crops only
+    assert all(a is b for a, b in zip(things, batch.thing_phrases))  # the same objects, in order
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).eval()
+    losses = clip_losses.clip_losses(
+        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, region_crop=True
+    )
+    with torch.no_grad():
+        crops = F.normalize(backbone(batch.crops)["clip_global"], dim=-1)
+        n = len(batch.thing_phrases)
+        target = F.normalize(crops[:n] + crops[n : 2 * n], dim=-1)[: len(things)]
+        regions = backbone.pool_masks(backbone(batch.images)["clip_dense"], batch.masks)
+        is_thing = torch.tensor([CATEGORIES[c].is_thing for c in labels.tolist()])
+        expected = (1 - (regions[batch.mask_labels >= 0][is_thing] * target).sum(-1)).mean()
+    torch.testing.assert_close(losses["region_crop"], expected)
+    crops_in = batch.crops.clone().requires_grad_()
+    images_in = batch.images.clone().requires_grad_()
+    again = clip_losses.clip_losses(
+        backbone,
+        dataclasses.replace(batch, crops=crops_in, images=images_in),
+        np.random.default_rng(0),
+        unseen_ids=UNSEEN,
+        region_crop=True,
+    )["region_crop"]
+    to_crops, to_images = torch.autograd.grad(again, [crops_in, images_in], allow_unused=True)
+    assert to_crops is None and to_images is not None and to_images.abs().sum() > 0  # crops detached
+    assert "region_crop" not in clip_losses.clip_losses(
+        backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN
+    )
+
+
 def test_class_names_can_take_their_targets_from_the_phrases() -> None:
     """With ``class_targets="phrases"`` every class's crops and segments meet the class names, judged
     by what their own phrases say: labels never reach the loss, phrases do."""
@@ -397,6 +435,7 @@ def test_recipe_writes_weights_that_load_by_path(tmp_path: Path) -> None:
         ),
         (["--region-label-weight", "-1"], "--region-label-weight: expected a weight >= 0"),
         (["--region-label-weight", "1", "--no-label-head"], "--region-label-weight: needs the label head"),
+        (["--region-crop-weight", "-0.5"], "--region-crop-weight: expected a weight >= 0"),
     ],
 )
 def test_recipe_option_errors(argv: list[str], match: str, tmp_path: Path) -> None:
