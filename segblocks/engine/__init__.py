@@ -38,7 +38,7 @@ from .precision import PRECISIONS, autocast, backward_step, clip_grad_norm, fp32
 from .resume import load_checkpoint, resume
 from .run import TrainingRun, training_step_fn
 from .samplers import InfiniteSampler, ShardedSampler, build_eval_loader, build_train_loader
-from .seeding import derive_seed, seed_everything, seed_worker
+from .seeding import derive_seed, preserved_rng, seed_everything, seed_worker
 from .weights import CheckpointError, load_weights
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "make_grad_scaler",
     "param_groups",
     "parse_overrides",
+    "preserved_rng",
     "progress_bar",
     "reduce_metrics",
     "resume",

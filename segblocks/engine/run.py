@@ -42,6 +42,7 @@ from segblocks.engine.logs import MetricLogger, progress_bar
 from segblocks.engine.options import TrainOptions
 from segblocks.engine.precision import make_grad_scaler
 from segblocks.engine.resume import resume
+from segblocks.engine.seeding import preserved_rng
 
 __all__ = ["TrainingRun", "training_step_fn"]
 
@@ -267,6 +268,24 @@ class TrainingRun:
             bool(o.eval_every_min) and self.wall_seconds - self._last_eval >= (o.eval_every_min or 0) * 60
         )
         return due_steps or due_time
+
+    def evaluate(self, evaluation: Callable[[], Mapping[str, float]]) -> Mapping[str, float]:
+        """Run an evaluation in the middle of training, leaving the training's random streams alone, and log it.
+
+        ``evaluation`` runs inside :func:`~segblocks.engine.seeding.preserved_rng`, so a run
+        evaluated every N steps (or every N minutes, whose steps depend on the machine's speed)
+        trains exactly as the same run evaluated only at the end.
+
+        Args:
+            evaluation: returns the flat ``{name: value}`` numbers to log under ``val/``.
+
+        Returns:
+            Those numbers.
+        """
+        with preserved_rng(self.dist.device):
+            values = evaluation()
+        self.log_eval(values)
+        return values
 
     def log_eval(self, values: Mapping[str, float], *, wall_seconds: float | None = None) -> None:
         """Record an evaluation's flat ``{name: value}`` under ``val/`` and restart the evaluation timer.

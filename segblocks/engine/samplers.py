@@ -193,6 +193,11 @@ def build_eval_loader(
 ) -> DataLoader[Any]:
     """An evaluation loader over this rank's shard (every item read once across all ranks).
 
+    It has its own random generator: a ``DataLoader`` without one draws its workers' base seed from
+    torch's global generator each time it is iterated, so an evaluation in the middle of training
+    would shift every later random draw of the training step (point sampling, dropout), and a run
+    evaluated every N steps would train differently from the same run evaluated only at the end.
+
     Args:
         dataset: A map-style dataset.
         batch_size: Per-rank batch size.
@@ -220,4 +225,5 @@ def build_eval_loader(
         collate_fn=collate_fn,
         pin_memory=pin_memory,
         worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(derive_seed(0, dist.rank)),
     )

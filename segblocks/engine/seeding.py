@@ -7,11 +7,13 @@ rank, so that rank 1 of a run seeded 0 never replays rank 0 of a run seeded 1.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "seed_everything", "seed_worker"]
+__all__ = ["derive_seed", "preserved_rng", "seed_everything", "seed_worker"]
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -71,3 +73,26 @@ def seed_worker(worker_id: int) -> None:
     worker_seed = torch.initial_seed() % 2**32
     random.seed(worker_seed)
     np.random.seed(derive_seed(worker_seed, worker_id))  # noqa: NPY002
+
+
+@contextmanager
+def preserved_rng(device: torch.device | str | None = None) -> Iterator[None]:
+    """Restore torch's, NumPy's and Python's global random generators when the block ends.
+
+    An evaluation in the middle of training may draw random numbers (a ``DataLoader``'s base seed,
+    a sampler, a click simulator); inside this block it leaves the training's later draws as they
+    would have been without it.
+
+    Args:
+        device: the training's device; a CUDA device's generator is restored too.
+    """
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the global stream user code draws from)
+    device = torch.device(device) if device is not None else None
+    cuda = [device.index or 0] if device is not None and device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002

@@ -167,6 +167,31 @@ def test_train_loader_seeds_each_rank_and_worker_reproducibly() -> None:
         engine.build_eval_loader(iter([1]), batch_size=1, dist=engine.DistInfo())  # type: ignore[arg-type]
 
 
+def test_eval_loader_leaves_the_global_generator_alone() -> None:
+    """An evaluation between training steps must not shift the training's later random draws."""
+    evaluation = engine.build_eval_loader(list(range(5)), batch_size=2, dist=engine.DistInfo())
+    state = torch.get_rng_state()
+    assert [len(b) for b in evaluation] == [2, 2, 1]
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_preserved_rng_restores_torch_numpy_and_python_generators() -> None:
+    def draws() -> tuple[float, float, float]:
+        return torch.rand(()).item(), float(np.random.rand()), random.random()  # noqa: NPY002
+
+    engine.seed_everything(5)
+    expected = draws()
+    engine.seed_everything(5)
+    with engine.preserved_rng("cpu"):
+        draws()  # an evaluation drawing from every generator
+    assert draws() == expected
+    engine.seed_everything(5)
+    with pytest.raises(RuntimeError), engine.preserved_rng():  # restored on errors too
+        draws()
+        raise RuntimeError("evaluation failed")
+    assert draws() == expected
+
+
 def test_seeding() -> None:
     assert engine.derive_seed(0, 1) != engine.derive_seed(1, 0)
     assert len({engine.derive_seed(7, rank) for rank in range(64)}) == 64

@@ -91,7 +91,7 @@ def _fit(run_dir: Path, **options: Any) -> tuple[_MaskNet, TrainingRun, dict[str
         scheduler.step()
         run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"])
         if run.eval_due():
-            run.log_eval(_evaluate(model))
+            run.evaluate(lambda: _evaluate(model))
         if run.checkpoint_due():
             run.save_checkpoint()
     wall = run.wall_seconds
@@ -153,6 +153,20 @@ def test_eval_is_due_by_steps_or_minutes(tmp_path: Path) -> None:
     by_time.log_eval({"iou": 0.5})
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["val/iou"] == 0.5
+
+
+def test_evaluate_logs_and_leaves_the_training_draws_alone(tmp_path: Path) -> None:
+    run = TrainingRun.start(
+        _MaskNet(), optimizer=None, scheduler=None, options=TrainOptions(steps=2, batch_size=1),
+        run_dir=tmp_path, dist=setup_distributed(device="cpu"),
+    )  # fmt: skip
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    values = run.evaluate(lambda: {"noise": float(torch.rand(5).sum())})  # an evaluation that draws
+    assert torch.equal(torch.rand(3), expected)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["val/noise"] == values["noise"]
 
 
 @pytest.mark.parametrize(

@@ -53,3 +53,14 @@ def test_first_steps_give_the_recorded_losses(recipe: str, tmp_path: Path) -> No
         assert sorted(g) == sorted(e), f"step {step}: loss terms {sorted(g)} != {sorted(e)}"
         for name, value in e.items():
             assert g[name] == pytest.approx(value, rel=1e-5, abs=1e-7), f"step {step} {name}"
+
+
+def test_evaluations_during_training_do_not_change_the_training(tmp_path: Path) -> None:
+    """The same run, evaluated after every step, trains exactly as when it is evaluated at the end only
+    (an evaluation once drew from torch's global generator and shifted the point sampling after it)."""
+    args = list(ARGS["possam"])
+    every = args.index("--eval-every")
+    args[every + 1] = "1"
+    assert _train_losses(MAINS["possam"], args, tmp_path) == _train_losses(
+        MAINS["possam"], ARGS["possam"], tmp_path / "end_only"
+    )

@@ -248,7 +248,7 @@ def main(argv: list[str]) -> int:
             grad_norm=grad_norm,
         )
         if run.eval_due():
-            run.log_eval(run_eval())
+            run.evaluate(run_eval)
         if run.checkpoint_due():
             run.save_checkpoint()
 

@@ -258,7 +258,7 @@ def main(argv: list[str]) -> int:
         scheduler.step()
         run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
         if run.eval_due():
-            run.log_eval(_flatten(run_eval()))
+            run.evaluate(lambda: _flatten(run_eval()))
         if run.checkpoint_due():
             run.save_checkpoint()
 
