@@ -339,10 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"])
         history.append({"step": run.step, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}})
         if run.eval_due():  # a learning-curve point
-            point = evaluate_zero_shot(
-                backbone, val_world, num_images=args.curve_images, crop_size=args.crop_size
-            ).as_dict()
-            run.log_eval(point)
+            point = run.evaluate(
+                lambda: evaluate_zero_shot(
+                    backbone, val_world, num_images=args.curve_images, crop_size=args.crop_size
+                ).as_dict()
+            )
             curve.append({"step": run.step, "thing_crops_seen": things_seen, **point})
             with (out / "curve.jsonl").open("a") as f:  # written as it grows, to follow a long run
                 f.write(json.dumps(curve[-1]) + "\n")

@@ -277,7 +277,7 @@ def main(argv: list[str]) -> int:
         scheduler.step()
         run.end_step(loss, losses, lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
         if run.eval_due() and run.step < args.steps:  # the final evaluation follows the last step
-            run.log_eval(evaluate_shapes_sam(sam, val_samples[: args.eval_images]).as_dict())
+            run.evaluate(lambda: evaluate_shapes_sam(sam, val_samples[: args.eval_images]).as_dict())
     if run.step < args.steps:
         logger.warning(
             "time budget reached at step %d of %d; the schedule did not finish", run.step, args.steps
