@@ -89,7 +89,9 @@ def preserved_rng(device: torch.device | str | None = None) -> Iterator[None]:
     python_state = random.getstate()
     numpy_state = np.random.get_state()  # noqa: NPY002 (the global stream user code draws from)
     device = torch.device(device) if device is not None else None
-    cuda = [device.index or 0] if device is not None and device.type == "cuda" else []
+    cuda = []
+    if device is not None and device.type == "cuda":  # "cuda" alone is the current device
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
     try:
         with torch.random.fork_rng(devices=cuda):
             yield
