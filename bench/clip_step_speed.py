@@ -62,8 +62,6 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="batches timed per mode (after one warm-up)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    pdist = torch.pdist  # the name-uniformity term's pdist has no bf16 kernel on CPU: run it in fp32
-    torch.pdist = lambda x, p=2.0: pdist(x.float(), p)  # type: ignore[assignment]
     config = ShapesWorldConfig(image_size=(128, 128))
     world = ShapesWorld(config, split="train")
     rng = np.random.default_rng(0)

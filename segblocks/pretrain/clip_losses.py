@@ -114,10 +114,14 @@ def multi_positive_loss(logits: Tensor, positive: Tensor, negative: Tensor) -> T
     return (one_side(logits, positive, negative) + one_side(logits.T, positive.T, negative.T)) / 2
 
 
+def _views(batch: ClipBatch, num_crops: int) -> int:
+    """How many crops of each thing ``num_crops`` crops hold (every view of every thing, then the stuff)."""
+    return (num_crops - len(batch.stuff_phrases)) // max(len(batch.thing_phrases), 1)
+
+
 def _crop_phrases(batch: ClipBatch, num_crops: int) -> list[Phrase]:
     """The phrase of each of ``num_crops`` crops (every view of every thing, then the stuff crops)."""
-    views = (num_crops - len(batch.stuff_phrases)) // max(len(batch.thing_phrases), 1)
-    return batch.thing_phrases * views + batch.stuff_phrases
+    return batch.thing_phrases * _views(batch, num_crops) + batch.stuff_phrases
 
 
 def _phrase_losses(
@@ -198,9 +202,10 @@ def clip_losses(
     Returns:
         ``{"caption": ..., "crop_class": ..., "region_class": ..., "name_uniformity": ...}`` scalar
         fp32 losses, and ``"crop_label"`` with a ``label_head`` (and ``"region_label"`` with
-        ``region_labels``; ``"region_crop"`` with ``region_crop``). ``name_uniformity`` (Wang & Isola's uniformity of the 18 class-name
-        embeddings, a text-only term) is logged always and weighted by the recipe's
-        ``--uniformity-weight``; ``"crop_phrase"`` and ``"region_phrase"`` with ``phrase_matching``.
+        ``region_labels``; ``"region_crop"`` with ``region_crop``). ``name_uniformity`` (Wang &
+        Isola's uniformity of the 18 class-name embeddings, a text-only term) is logged always and
+        weighted by the recipe's ``--uniformity-weight``; ``"crop_phrase"`` and ``"region_phrase"``
+        with ``phrase_matching``.
 
     Raises:
         ValueError: on an unseen id that is not a category id, an unknown ``class_targets``, or
@@ -245,7 +250,8 @@ def clip_losses(
     # Wang & Isola's uniformity of the class-name embeddings: a text-only term (no image, no label)
     # that keeps the names apart from the first step, so that the class-name losses can separate
     # the crops instead of merging the names.
-    uniformity = torch.pdist(classes).pow(2).mul(-2).exp().mean().log()
+    # in fp32: pdist has no bf16 kernel on CPU, and the losses must also run under bf16 autocast
+    uniformity = torch.pdist(classes.float()).pow(2).mul(-2).exp().mean().log()
     if class_targets == "labels":
         crop_class = _seen_cross_entropy(scale * crops @ classes.T, batch.crop_labels, unseen)
         region_class = _seen_cross_entropy(
@@ -290,11 +296,11 @@ def _region_crop_loss(batch: ClipBatch, crops: Tensor, regions: Tensor) -> Tenso
         regions: ``[R, D]`` unit-norm embeddings of the real segments, in ``mask_phrases`` order.
     """
     n_things = len(batch.thing_texts)
-    is_thing = torch.tensor([CATEGORIES[int(c)].is_thing for c in batch.mask_labels[batch.mask_labels >= 0]])
+    is_thing = torch.tensor([c.is_thing for c in CATEGORIES])[batch.mask_labels[batch.mask_labels >= 0]]
     things = regions[is_thing]  # the things of the whole images: the first crops' things, in order
     if n_things == 0 or len(things) == 0:
         return regions.sum() * 0.0
-    views = (len(crops) - len(batch.stuff_texts)) // n_things
+    views = _views(batch, len(crops))
     target = F.normalize(crops[: views * n_things].reshape(views, n_things, -1).mean(0), dim=-1)
     return (1 - (things * target[: len(things)].detach()).sum(-1)).mean()
 

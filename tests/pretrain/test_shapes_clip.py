@@ -357,6 +357,19 @@ def test_region_crop_pulls_each_things_segment_towards_its_own_crops() -> None:
     )
 
 
+def test_losses_run_under_bf16_autocast() -> None:
+    """A cheaper step (``bench/clip_step_speed.py``) runs the recipe's losses under bf16 autocast."""
+    torch.manual_seed(0)
+    backbone = OpenCLIPBackbone(shapes_clip.MODEL_NAME, frozen=False).train()
+    batch = make_clip_batch(ShapesWorld(SMALL_WORLD), [0, 1], np.random.default_rng(0), crop_size=32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = clip_losses.clip_losses(
+            backbone, batch, np.random.default_rng(0), unseen_ids=UNSEEN, phrase_matching=True
+        )
+    assert losses["name_uniformity"].dtype == torch.float32
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_class_names_can_take_their_targets_from_the_phrases() -> None:
     """With ``class_targets="phrases"`` every class's crops and segments meet the class names, judged
     by what their own phrases say: labels never reach the loss, phrases do."""
